@@ -1,0 +1,1 @@
+"""Code that runs inside the connectors: container runtimes and the SCF handler."""
