@@ -1,6 +1,6 @@
-"""The GitHub workflows are valid against the schema check-jsonschema ships (offline) and do what the
-README promises: the test workflow runs the README's test command, the preview workflow previews every
-stack and skips with a notice on forks."""
+"""The GitHub workflows are valid against the schema check-jsonschema ships (offline) and do
+what the README promises: the test workflow runs the README's test command, the preview workflow
+previews every stack and skips with a notice on forks."""
 
 import shutil
 import subprocess
@@ -69,9 +69,13 @@ def test_preview_workflow_previews_every_stack_and_skips_forks():
     workflow = _load("preview.yml")
     assert set(workflow[True]) == {"pull_request"}
     preview = workflow["jobs"]["preview"]
-    stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+    stacks = sorted(
+        p.name[len("Pulumi.") : -len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
+    )
     assert sorted(preview["strategy"]["matrix"]["stack"]) == stacks
-    action = next(s for s in preview["steps"] if str(s.get("uses", "")).startswith("pulumi/actions"))
+    action = next(
+        s for s in preview["steps"] if str(s.get("uses", "")).startswith("pulumi/actions")
+    )
     assert action["with"]["command"] == "preview"
     assert action["with"]["comment-on-pr"] is True
     assert "secrets.PULUMI_CONFIG_PASSPHRASE" in preview["env"]["PULUMI_CONFIG_PASSPHRASE"]
