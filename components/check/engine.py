@@ -1,0 +1,330 @@
+"""A recording Pulumi mock engine: runs a program or component with no CLI, cloud or credentials.
+
+Shared by `python -m components.check` and the test suite (`tests/pulumi_mocks.py`). Pulumi's mocks
+are global (the last `set_mocks` wins), so one `MockEngine` is installed per process and `reset()`
+between runs. Resources answer with their inputs plus the few outputs the clouds compute; in preview
+mode those computed outputs are left out, so they stay unknown exactly as in a `pulumi preview`.
+"""
+
+import base64
+import hashlib
+import runpy
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+# How Pulumi marks a secret inside a property map (sdk/python/lib/pulumi/runtime/rpc.py).
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 - a marker, not a secret
+SECRET_MARKER = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - a marker
+
+DEFAULT_APP_ID = "1250000000"
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+UNKNOWN = _Unknown()
+"""What `MockEngine.value` answers for an output that is unknown (preview of a computed value)."""
+
+
+def secret(value: Any) -> dict:
+    """`value` in Pulumi's secret wrapper, as a mock answers it to make an output secret."""
+    return {SECRET_SIG: SECRET_MARKER, "value": value}
+
+
+def is_secret(value: Any) -> bool:
+    """Whether `value` is a secret-wrapped property value."""
+    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_MARKER
+
+
+def unwrap(value: Any) -> Any:
+    """`value` with every secret wrapper removed, at any depth."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def plain_strings(value: Any) -> Iterator[str]:
+    """Every string (keys and values) of `value` that is not inside a secret wrapper."""
+    if is_secret(value):
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from plain_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from plain_strings(v)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One resource the program registered, as the engine saw it."""
+
+    typ: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    provider: str
+    """Provider reference `urn::id` of a custom resource ('' = default provider)."""
+    providers: dict
+    """Package -> provider reference, as given to a component."""
+    protect: bool
+    inputs: dict
+    """Inputs as sent: camelCase keys, numbers as floats, secrets wrapped (see `unwrap`)."""
+    outputs: dict
+    id: str | None
+    dependencies: tuple = ()
+    ignore_changes: tuple = ()
+
+    @property
+    def plain_inputs(self) -> dict:
+        return unwrap(self.inputs)
+
+
+def _fake_digest(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def _kubernetes_outputs(args: mocks.MockResourceArgs, urn_hint: str, preview: bool) -> dict:
+    state: dict = {}
+    metadata = dict(args.inputs.get("metadata") or {})
+    # The provider auto-names objects without a name at check time, so the name is known in preview.
+    metadata.setdefault("name", f"{args.name}-{_fake_digest(urn_hint)[:8]}")
+    state["metadata"] = metadata
+    if preview:
+        return state
+    spec = args.inputs.get("spec") or {}
+    if args.typ == "kubernetes:core/v1:Service" and spec.get("type") == "LoadBalancer":
+        state["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}
+    elif args.typ == "kubernetes:serving.knative.dev/v1:Service":
+        ns = metadata.get("namespace", "default")
+        state["status"] = {"url": f"http://{metadata['name']}.{ns}.example.com"}
+    return state
+
+
+def _computed_outputs(args: mocks.MockResourceArgs, app_id: str, preview: bool) -> tuple[str, dict]:
+    """(id, outputs beyond the inputs) for the resource types this project uses."""
+    typ, inputs, name = args.typ, args.inputs, args.name
+    digest = _fake_digest(typ, name)
+    if typ.startswith("kubernetes:") and not typ.startswith("pulumi:providers"):
+        return f"{name}-id", _kubernetes_outputs(args, f"{typ}::{name}", preview)
+    if typ == "alicloud:oss/bucket:Bucket":
+        return inputs.get("bucket", name), {}
+    if typ == "tencentcloud:Cos/bucket:Bucket":
+        bucket = inputs.get("bucket", name)
+        return bucket, {} if preview else {"cosBucketUrl": f"{bucket}.cos.mock.myqcloud.com"}
+    if typ == "tencentcloud:Scf/function:Function":
+        ident = f"{inputs.get('namespace', 'default')}+{inputs.get('name', name)}"
+        if preview:
+            return ident, {}
+        infos = [
+            {**t, "enable": True, "createTime": "2026-01-01 00:00:00"}
+            for t in unwrap(inputs.get("triggers") or [])
+        ]
+        return ident, {"functionId": f"lam-{digest[:8]}", "triggerInfos": infos}
+    if preview:
+        return f"{name}-id", {}
+    if typ == "random:index/randomBytes:RandomBytes":
+        raw = hashlib.sha256(digest.encode()).digest()[: int(inputs.get("length", 32))]
+        return "mock", {
+            "base64": secret(base64.b64encode(raw).decode()),
+            "hex": secret(raw.hex()),
+        }
+    if typ == "alicloud:ram/accessKey:AccessKey":
+        return "LTAI5t" + digest[:18], {"secret": secret("mock-" + digest[:30]), "status": "Active"}
+    return f"{name}-id", {}
+
+
+class MockEngine(pulumi.runtime.Mocks):
+    """Records every registration and answers invokes; see the module docstring."""
+
+    def __init__(
+        self,
+        project: str,
+        stack: str = "dev",
+        *,
+        preview: bool = False,
+        app_id: str = DEFAULT_APP_ID,
+    ) -> None:
+        self.project = project
+        self.stack = stack
+        self.preview = preview
+        self.app_id = app_id
+        self.resources: list[Registration] = []
+        self.invokes: list[tuple[str, dict]] = []
+        self.registered_outputs: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        self._last_args = threading.local()
+        self._monitor = _RecordingMonitor(self)
+
+    def install(self) -> "MockEngine":
+        pulumi.runtime.set_mocks(
+            self,
+            project=self.project,
+            stack=self.stack,
+            preview=self.preview,
+            monitor=self._monitor,
+        )
+        return self
+
+    # --- pulumi.runtime.Mocks -------------------------------------------------------------------
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        self._last_args.value = args
+        resource_id, computed = _computed_outputs(args, self.app_id, self.preview)
+        return resource_id, {**args.inputs, **computed}
+
+    def call(self, args: mocks.MockCallArgs) -> dict:
+        with self._lock:
+            self.invokes.append((args.token, dict(args.args)))
+        if args.token == "tencentcloud:User/getInfo:getInfo":  # noqa: S105 - an invoke token
+            return {"appId": self.app_id, "uin": "100000000001", "ownerUin": "100000000001"}
+        return {}
+
+    # --- queries --------------------------------------------------------------------------------
+    def of_type(self, token: str) -> list[Registration]:
+        return [r for r in self.resources if r.typ == token]
+
+    def one(self, token: str) -> Registration:
+        found = self.of_type(token)
+        if len(found) != 1:
+            names = [r.name for r in found]
+            raise AssertionError(f"expected exactly one {token}, found {len(found)}: {names}")
+        return found[0]
+
+    def named(self, name: str) -> Registration:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise AssertionError(
+                f"expected exactly one resource named {name!r}, found {len(found)}"
+            )
+        return found[0]
+
+    def children_of(self, urn: str) -> list[Registration]:
+        return [r for r in self.resources if r.parent == urn]
+
+    def descendants_of(self, urn: str) -> list[Registration]:
+        found, frontier = [], [urn]
+        while frontier:
+            kids = self.children_of(frontier.pop())
+            found += kids
+            frontier += [k.urn for k in kids]
+        return found
+
+    def reset(self) -> None:
+        """Forget what was recorded, the stack's exports and the config."""
+        with self._lock:
+            self.resources.clear()
+            self.invokes.clear()
+            self.registered_outputs.clear()
+        root = pulumi.runtime.settings.get_root_resource()
+        if root is not None and hasattr(root, "outputs"):
+            root.outputs.clear()
+        pulumi.runtime.set_all_config({}, [])
+
+    # --- running --------------------------------------------------------------------------------
+    def run(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` as a Pulumi program body and wait until every registration is done."""
+        result: dict[str, Any] = {}
+
+        def body() -> None:
+            result["value"] = fn()
+
+        _sync_await(run_pulumi_func(body))
+        return result.get("value")
+
+    def run_program(
+        self,
+        program: str | Path,
+        config: dict[str, str] | None = None,
+        secret_keys: list[str] | tuple = (),
+    ) -> dict[str, Any]:
+        """Run a program file with `config` (`project:key` -> string); answer its exports."""
+        pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys))
+        self.run(lambda: runpy.run_path(str(program), run_name="__main__"))
+        return self.exports()
+
+    def exports(self) -> dict[str, Any]:
+        root = pulumi.runtime.settings.get_root_resource()
+        outputs = getattr(root, "outputs", {}) or {}
+        return {k: self.value(v) for k, v in outputs.items()}
+
+    def value(self, value: Any) -> Any:
+        """The resolved value of an Output (or plain input); `UNKNOWN` when it is not known."""
+        output = pulumi.Output.from_input(value)
+        if not _sync_await(output.is_known()):
+            return UNKNOWN
+        return _sync_await(output.future())
+
+    def is_secret_output(self, value: Any) -> bool:
+        return bool(_sync_await(pulumi.Output.from_input(value).is_secret()))
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    """Pulumi's mock monitor, keeping what `Mocks.new_resource` is not told (parent, URN, opts)."""
+
+    def __init__(self, engine: MockEngine) -> None:
+        super().__init__(engine)
+        self._engine = engine
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        # new_resource ran on this thread inside super(); registrations run on executor threads.
+        args = self._engine._last_args.value
+        state = self.resources[response.urn].state
+        registration = Registration(
+            typ=request.type,
+            name=request.name,
+            urn=response.urn,
+            parent=request.parent,
+            custom=bool(request.custom),
+            provider=request.provider,
+            providers=dict(request.providers),
+            protect=bool(request.protect),
+            inputs=args.inputs,
+            outputs=state,
+            id=response.id or None,
+            dependencies=tuple(request.dependencies),
+            ignore_changes=tuple(request.ignoreChanges),
+        )
+        with self._engine._lock:
+            self._engine.resources.append(registration)
+        return response
+
+    def RegisterResourceOutputs(self, request):
+        from pulumi.runtime import rpc
+
+        outputs = rpc.deserialize_properties(request.outputs) if request.outputs else {}
+        with self._engine._lock:
+            self._engine.registered_outputs[request.urn] = outputs
+        return super().RegisterResourceOutputs(request)
+
+
+__all__ = [
+    "DEFAULT_APP_ID",
+    "UNKNOWN",
+    "MockEngine",
+    "Registration",
+    "is_secret",
+    "plain_strings",
+    "secret",
+    "unwrap",
+]
