@@ -1,0 +1,83 @@
+"""Shared HTTP receiving core for the container runtimes (OSS target, relay).
+
+A runtime supplies an async `EventHandler(delivery) -> aiohttp response`; the core does the rest:
+
+    from runtime.receiver import (Receiver, Delivery, EnvReader, ServerSettings, load_or_exit,
+        read_server_settings, configure_logging, run, binary_response, batch_response,
+        error_response)
+
+    async def handle(delivery: Delivery) -> web.StreamResponse:
+        for received in delivery.events:          # ReceivedEvent: .event (cloudevents CloudEvent),
+            ...                                   #  .data (exact bytes), .content_type, .id, .type
+        return binary_response(reply_event)       # or batch_response([...]) / error_response(...)
+
+    settings = load_or_exit(read_server_settings, program="relay")    # exit 2 + one line on error
+    configure_logging(settings.log_level)
+    receiver = Receiver(handle, name="relay", max_body_bytes=settings.max_body_bytes,
+                        max_in_flight=settings.max_in_flight)
+    raise SystemExit(run(receiver, port=settings.port,
+                         drain_timeout=settings.drain_timeout_seconds, on_shutdown=[close_pools]))
+
+What the core guarantees before the handler runs:
+- `POST /` accepts binary, structured (`application/cloudevents+json`) and batch
+  (`application/cloudevents-batch+json`) modes, chunked or not;
+- 400 + JSON `{"error": "invalid-event", "message", "index"?}` for a missing/empty id, source, type
+  or specversion, specversion other than 1.0, a non RFC 3339 time, bad JSON or base64;
+- 415 for anything that is not a CloudEvent; 413 when the body exceeds `max_body_bytes` (decided
+  from Content-Length before reading, or while streaming; the rest is never read);
+- 503 + `Retry-After` while draining; 500 if the handler raises (logged by exception type only);
+- `GET /healthz` 200, `GET /readyz` 200 or 503 (draining / `is_ready()` false), `GET /metrics`
+  (Prometheus text from the receiver's own registry: `receiver.registry`, add your own metrics
+  there; see `ReceiverMetrics` for the names).
+"""
+
+from runtime.receiver.app import Delivery, EventHandler, Receiver
+from runtime.receiver.errors import (
+    BodyTooLarge,
+    InvalidEvent,
+    RequestRejected,
+    UnsupportedMediaType,
+)
+from runtime.receiver.events import (
+    BATCH_MEDIA_TYPE,
+    STRUCTURED_MEDIA_TYPE,
+    ReceivedEvent,
+    parse_events,
+)
+from runtime.receiver.logs import configure_logging, log_fields
+from runtime.receiver.responses import batch_response, binary_response, error_response
+from runtime.receiver.server import BackgroundServer, run, serve
+from runtime.receiver.settings import (
+    EnvReader,
+    ServerSettings,
+    SettingError,
+    load_or_exit,
+    read_server_settings,
+)
+
+__all__ = [
+    "BATCH_MEDIA_TYPE",
+    "STRUCTURED_MEDIA_TYPE",
+    "BackgroundServer",
+    "BodyTooLarge",
+    "Delivery",
+    "EnvReader",
+    "EventHandler",
+    "InvalidEvent",
+    "ReceivedEvent",
+    "Receiver",
+    "RequestRejected",
+    "ServerSettings",
+    "SettingError",
+    "UnsupportedMediaType",
+    "batch_response",
+    "binary_response",
+    "configure_logging",
+    "error_response",
+    "load_or_exit",
+    "log_fields",
+    "parse_events",
+    "read_server_settings",
+    "run",
+    "serve",
+]

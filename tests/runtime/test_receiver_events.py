@@ -1,0 +1,246 @@
+"""Table tests of the pure request parser (runtime.receiver.events)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from runtime.receiver.errors import InvalidEvent, UnsupportedMediaType
+from runtime.receiver.events import parse_events
+
+BINARY = {
+    "ce-specversion": "1.0",
+    "ce-type": "any.event.type",
+    "ce-source": "some.origin/intance",
+    "ce-id": "536808d3-88be-4077-9d7a-a3f162705f79",
+}
+STRUCTURED = {"specversion": "1.0", "type": "t", "source": "s", "id": "e-1"}
+
+
+def binary(body: bytes = b"{}", content_type: str | None = "application/json", **overrides):
+    headers = dict(BINARY)
+    for name, value in overrides.items():
+        key = "ce-" + name
+        if value is None:
+            headers.pop(key, None)
+        else:
+            headers[key] = value
+    items = list(headers.items())
+    if content_type is not None:
+        items.append(("Content-Type", content_type))
+    return items, body
+
+
+def structured(**fields):
+    event = {**STRUCTURED, **fields}
+    event = {k: v for k, v in event.items() if v is not None}
+    return [("Content-Type", "application/cloudevents+json")], json.dumps(event).encode()
+
+
+def test_binary_keeps_the_raw_body_and_the_content_type():
+    body = b'{"message":"Hello from TriggerMesh!"}'
+    mode, [event] = parse_events(*binary(body))
+    assert mode == "binary"
+    assert event.data is body
+    assert event.id == "536808d3-88be-4077-9d7a-a3f162705f79"
+    assert event.type == "any.event.type"
+    assert event.content_type == "application/json"
+    assert event.event.get_source() == "some.origin/intance"
+
+
+def test_binary_data_is_bytes_even_when_it_is_text_or_invalid_utf8():
+    for body in (b"plain text", b"\xff\xfe\x00binary", b""):
+        _, [event] = parse_events(*binary(body, content_type="application/octet-stream"))
+        assert event.data == body
+
+
+def test_binary_without_content_type_has_none():
+    _, [event] = parse_events(*binary(b"x", content_type=None))
+    assert event.content_type is None
+
+
+def test_binary_header_values_are_percent_decoded_and_extensions_kept():
+    _, [event] = parse_events(*binary(subject="a%20b%25c", partition="p1"))
+    assert event.event.get_subject() == "a b%c"
+    assert event.event.get_extension("partition") == "p1"
+
+
+def test_binary_time_is_parsed():
+    _, [event] = parse_events(*binary(time="2026-11-22T01:02:03.5+08:00"))
+    assert event.event.get_time().utcoffset().total_seconds() == 8 * 3600
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"id": None}, "missing required header ce-id"),
+        ({"id": ""}, "header ce-id must be a non-empty string"),
+        ({"source": None}, "ce-source"),
+        ({"type": None}, "ce-type"),
+        ({"specversion": None}, "ce-specversion"),
+        ({"specversion": "0.3"}, "specversion"),
+        ({"specversion": "0.1"}, "specversion"),
+        ({"time": "yesterday"}, "ce-time"),
+        ({"time": "2026-11-22"}, "ce-time"),
+        ({"time": "2026-11-22T01:02Z"}, "ce-time"),
+        ({"time": "2026-11-22T01:02:03+08"}, "ce-time"),
+        ({"time": "2026-13-22T01:02:03Z"}, "ce-time"),
+        ({"time": "2026-11-22T01:02:03"}, "ce-time"),
+        ({"Bad_Ext": "x"}, "bad_ext"),
+        ({"datacontenttype": "text/plain"}, "Content-Type"),
+    ],
+)
+def test_binary_rejections(overrides, message):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events(*binary(**overrides))
+    assert message.lower() in caught.value.message.lower()
+    assert caught.value.status == 400
+
+
+def test_binary_empty_id_after_decoding_is_rejected():
+    # "%20"-only ids decode to a space: non-empty, accepted by the spec. An empty value is not.
+    headers, body = binary()
+    headers = [(n, v) for n, v in headers if n != "ce-id"] + [("ce-id", "")]
+    with pytest.raises(InvalidEvent):
+        parse_events(headers, body)
+
+
+def test_repeated_ce_header_is_rejected_not_guessed():
+    headers, body = binary()
+    with pytest.raises(InvalidEvent, match="more than once"):
+        parse_events([*headers, ("Ce-Id", "other")], body)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Content-Type", "application/json")],
+        [],
+        [("Content-Type", "text/plain")],
+        [("Content-Type", "application/cloudevents+avro")],
+        [("Content-Type", "application/cloudevents+protobuf"), ("ce-id", "1")],
+    ],
+)
+def test_not_a_cloudevent_is_415(headers):
+    with pytest.raises(UnsupportedMediaType) as caught:
+        parse_events(headers, b'{"id": "1"}')
+    assert caught.value.status == 415
+
+
+def test_structured_json_data_is_serialised_compactly():
+    mode, [event] = parse_events(*structured(data={"b": [1, 2], "ü": "x"}))
+    assert mode == "structured"
+    assert json.loads(event.data) == {"b": [1, 2], "ü": "x"}
+    assert event.data == '{"b":[1,2],"ü":"x"}'.encode()
+    # The JSON event format implies application/json for a JSON `data` without datacontenttype.
+    assert event.content_type == "application/json"
+
+
+def test_structured_text_data_with_text_content_type_is_the_string_itself():
+    _, [event] = parse_events(*structured(data="hello", datacontenttype="text/plain"))
+    assert event.data == b"hello"
+    assert event.content_type == "text/plain"
+
+
+def test_structured_string_data_with_json_content_type_stays_json():
+    _, [event] = parse_events(*structured(data="hello", datacontenttype="application/json"))
+    assert event.data == b'"hello"'
+
+
+def test_structured_data_base64_is_decoded_to_the_exact_bytes():
+    raw = bytes(range(256))
+    encoded = base64.b64encode(raw).decode()
+    _, [event] = parse_events(*structured(data_base64=encoded, datacontenttype="image/png"))
+    assert event.data == raw
+    assert event.content_type == "image/png"
+
+
+def test_structured_without_data_has_empty_data_and_no_content_type():
+    _, [event] = parse_events(*structured())
+    assert event.data == b""
+    assert event.content_type is None
+
+
+def test_content_type_parameters_and_case_are_accepted():
+    headers = [("content-type", "Application/CloudEvents+JSON; charset=utf-8")]
+    mode, [event] = parse_events(headers, json.dumps(STRUCTURED).encode())
+    assert mode == "structured"
+    assert event.id == "e-1"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"id": None}, "missing required attribute id"),
+        ({"id": ""}, "attribute id must be a non-empty string"),
+        ({"id": 5}, "attribute id must be a non-empty string"),
+        ({"source": None}, "attribute source"),
+        ({"type": None}, "attribute type"),
+        ({"specversion": None}, "attribute specversion"),
+        ({"specversion": "0.3"}, "specversion"),
+        ({"time": "2026-11-22 01:02:03"}, "time"),
+        ({"time": 12345}, "time"),
+        ({"data": 1, "data_base64": "AA=="}, "mutually exclusive"),
+        ({"data_base64": "not base64!"}, "base64"),
+        ({"data_base64": 7}, "base64"),
+        ({"datacontenttype": ""}, "datacontenttype"),
+        ({"Ext": "x"}, "ext"),
+    ],
+)
+def test_structured_rejections(fields, message):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events(*structured(**fields))
+    assert message.lower() in caught.value.message.lower()
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b"[]", b'"x"'])
+def test_structured_body_must_be_a_json_object(body):
+    with pytest.raises(InvalidEvent):
+        parse_events([("Content-Type", "application/cloudevents+json")], body)
+
+
+def batch(*events):
+    return [("Content-Type", "application/cloudevents-batch+json")], json.dumps(events).encode()
+
+
+def test_batch_yields_every_event_in_order():
+    mode, events = parse_events(
+        *batch({**STRUCTURED, "id": "a", "data": {"n": 1}}, {**STRUCTURED, "id": "b"})
+    )
+    assert mode == "batch"
+    assert [e.id for e in events] == ["a", "b"]
+    assert events[0].data == b'{"n":1}'
+    assert all(e.mode == "batch" for e in events)
+
+
+def test_empty_batch_is_valid():
+    assert parse_events(*batch()) == ("batch", [])
+
+
+def test_batch_error_names_the_failing_index():
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events(*batch({**STRUCTURED, "id": "a"}, {**STRUCTURED, "id": ""}))
+    assert caught.value.index == 1
+    assert caught.value.message.startswith("event 1:")
+    assert caught.value.to_json()["index"] == 1
+
+
+@pytest.mark.parametrize("body", [b"{}", b'{"id": "x"}', b"[1]", b"nope"])
+def test_batch_body_must_be_an_array_of_objects(body):
+    with pytest.raises(InvalidEvent):
+        parse_events([("Content-Type", "application/cloudevents-batch+json")], body)
+
+
+def test_error_messages_never_echo_data():
+    secret = "s3cr3t-payload"
+    cases = [
+        structured(data=secret, id=""),
+        structured(data_base64=secret + "!"),
+        binary(secret.encode(), id=None),
+    ]
+    for headers, body in cases:
+        with pytest.raises(InvalidEvent) as caught:
+            parse_events(headers, body)
+        assert secret not in json.dumps(caught.value.to_json())
