@@ -128,6 +128,17 @@ def test_fail_next_answers_then_recovers(sink):
     assert [r.status for r in sink.requests] == [500, 500, 200]
 
 
+def test_fail_next_can_send_retry_after(sink):
+    message = to_binary_event(_event())
+    sink.fail_next(1, status=503, retry_after=7)
+    parts = urlsplit(sink.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    conn.request("POST", "/", body=message.body, headers=message.headers)
+    response = conn.getresponse()
+    assert (response.status, response.getheader("Retry-After")) == (503, "7")
+    conn.close()
+
+
 def test_respond_with_applies_until_reset(sink):
     message = to_binary_event(_event())
     sink.respond_with(429)

@@ -187,14 +187,16 @@ class CloudEventsSink:
             self._requests: list[RecordedRequest] = []
             self._fail_remaining = 0
             self._fail_status = 503
+            self._fail_retry_after: int | None = None
             self._forced_status: int | None = None
             self._latency = 0.0
             self._fail_when: list[tuple[Callable[[RecordedRequest], bool], int]] = []
 
-    def fail_next(self, n: int, status: int = 503) -> None:
-        """Answer the next n requests with `status` without recording their events."""
+    def fail_next(self, n: int, status: int = 503, retry_after: int | None = None) -> None:
+        """Answer the next n requests with `status` (and `Retry-After`) recording no event."""
         with self._lock:
             self._fail_remaining, self._fail_status = n, status
+            self._fail_retry_after = retry_after
 
     def respond_with(self, status: int | None) -> None:
         """Answer every later request with `status` (None: normal). Non-2xx records nothing."""
@@ -234,24 +236,26 @@ class CloudEventsSink:
             return list(self._events)
 
     # -- request handling (called from server threads) ---------------------------------------------
-    def _status_for(self, request: RecordedRequest) -> int | None:
-        """The forced failure status for this request, or None to process it normally."""
+    def _status_for(self, request: RecordedRequest) -> tuple[int | None, int | None]:
+        """(forced status or None to process normally, Retry-After seconds or None)."""
         with self._lock:
             if self._fail_remaining > 0:
                 self._fail_remaining -= 1
-                return self._fail_status
+                return self._fail_status, self._fail_retry_after
             for predicate, status in self._fail_when:
                 if predicate(request):
-                    return status
-            return self._forced_status
+                    return status, None
+            return self._forced_status, None
 
-    def _handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
+    def _handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, int | None]:
         with self._lock:
             latency = self._latency
         if latency:
             time.sleep(latency)
         probe = RecordedRequest(method, path, headers, body, 0, time.time())
-        status = self._status_for(probe)
+        status, retry_after = self._status_for(probe)
         received: list[ReceivedEvent] = []
         if status is None or 200 <= status < 300:
             try:
@@ -268,7 +272,7 @@ class CloudEventsSink:
             if 200 <= status < 300:
                 self._events.extend(received)
             self._lock.notify_all()
-        return status
+        return status, retry_after
 
     def _control(self, method: str, path: str) -> tuple[int, dict]:
         if path == CONTROL_PREFIX + "stats" and method == "GET":
@@ -300,9 +304,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _answer(self, status: int, payload: dict | None = None) -> None:
+    def _answer(
+        self, status: int, payload: dict | None = None, retry_after: int | None = None
+    ) -> None:
         body = json.dumps(payload).encode() if payload is not None else b""
         self.send_response(status)
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
         if payload is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -315,7 +323,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(*self.sink._control(self.command, self.path))
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        self._answer(self.sink._handle(self.command, self.path, headers, body))
+        status, retry_after = self.sink._handle(self.command, self.path, headers, body)
+        self._answer(status, retry_after=retry_after)
 
     do_POST = do_PUT = do_GET = _dispatch
 
