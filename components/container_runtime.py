@@ -1,0 +1,164 @@
+"""ContainerRuntime: one connector runtime on Kubernetes, as a Deployment or a Knative Service."""
+
+from typing import TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from components import container_spec as spec
+
+TYPE_TOKEN = "cloudevents-connectors:index:ContainerRuntime"
+
+
+class SecretKeyRef(TypedDict):
+    """A key of a Kubernetes Secret in the runtime's namespace."""
+
+    secret_name: pulumi.Input[str]
+    """Name of the Secret."""
+    key: str
+    """Key inside the Secret."""
+
+
+class RuntimeOptions(TypedDict, total=False):
+    """How a connector's runtime runs; every field is optional."""
+
+    image: pulumi.Input[str]
+    """Container image. Each connector has its own default (see docs/configuration.md)."""
+    image_pull_policy: str
+    """Always, IfNotPresent (default) or Never."""
+    namespace: str
+    """Namespace of every object (default `default`)."""
+    min_replicas: int
+    """Lowest replica count (default 1); the HorizontalPodAutoscaler, or Knative, scales from here."""
+    max_replicas: int
+    """Highest replica count (default: min_replicas)."""
+    target_cpu_utilization: int
+    """Average CPU utilisation, in percent of the request, the autoscaler aims for (default 70)."""
+    cpu_request: str
+    """CPU request (default 100m)."""
+    cpu_limit: str
+    """CPU limit (default 500m)."""
+    memory_request: str
+    """Memory request (default 128Mi)."""
+    memory_limit: str
+    """Memory limit (default 256Mi)."""
+    drain_timeout_seconds: int
+    """How long the runtime drains in-flight events on SIGTERM (default 20); the pod's grace period
+    is this plus 10 seconds."""
+    log_level: str
+    """DEBUG, INFO (default), WARNING or ERROR."""
+    mode: str
+    """`deployment` (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget; default) or
+    `knative` (a Knative Serving Service; the Knative CRDs must exist in the cluster)."""
+    run_as_user: int
+    """Numeric user (and group) the container runs as (default 10001; never root)."""
+
+
+class ContainerRuntimeArgs(RuntimeOptions):
+    """Arguments of ContainerRuntime: RuntimeOptions plus what the connector decides."""
+
+    command: NotRequired[list[str]]
+    """Command of the container, e.g. `["python", "-m", "runtime.relay"]` (default: the image's)."""
+    env: NotRequired[dict[str, str]]
+    """Plain environment variables. Never secrets: those go in secret_env."""
+    secret_env: NotRequired[dict[str, SecretKeyRef]]
+    """Environment variables read from Secret keys (secretKeyRef), so no secret is a literal."""
+    app_name: NotRequired[str]
+    """Name of every Kubernetes object and `app.kubernetes.io/instance` (default: resource name)."""
+    component: NotRequired[str]
+    """`app.kubernetes.io/name` and `/component` label, e.g. `relay` (default: app_name)."""
+    service_type: NotRequired[str]
+    """ClusterIP (default) or LoadBalancer (reachable from outside the cluster). With Knative,
+    ClusterIP adds the cluster-local visibility label and LoadBalancer leaves the service public."""
+    create_namespace: NotRequired[bool]
+    """Create the namespace instead of using an existing one (default False)."""
+
+
+class ContainerRuntime(pulumi.ComponentResource):
+    """A connector runtime: non-root, read-only, probed, drained, autoscaled."""
+
+    namespace: pulumi.Output[str]
+    """Namespace the runtime runs in."""
+    service_name: pulumi.Output[str]
+    """Name of the Service (Kubernetes or Knative) in front of the runtime."""
+    url: pulumi.Output[str]
+    """In-cluster URL, `http://<service>.<namespace>.svc.cluster.local`."""
+    public_url: pulumi.Output[str]
+    """URL from outside the cluster: the LoadBalancer's address; '' for ClusterIP and Knative."""
+
+    def __init__(
+        self,
+        name: str,
+        args: ContainerRuntimeArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        app_name = args.get("app_name", name)
+        settings = spec.runtime_settings(app_name, args.get("component", app_name), args)
+        create_namespace = args.get("create_namespace", False)
+        if not isinstance(create_namespace, bool):
+            raise ValueError(f"create_namespace: {create_namespace!r} must be true or false")
+        super().__init__(TYPE_TOKEN, name, None, opts)
+
+        child = pulumi.ResourceOptions(parent=self)
+        if create_namespace:
+            ns = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata={"name": settings.namespace, "labels": spec.labels(settings)},
+                opts=child,
+            )
+            child = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+
+        if settings.mode == "knative":
+            k8s.apiextensions.CustomResource(
+                f"{name}-knative-service",
+                api_version="serving.knative.dev/v1",
+                kind="Service",
+                metadata=spec.knative_metadata(settings),
+                spec=spec.knative_service_spec(settings),
+                opts=child,
+            )
+            # Knative's external URL depends on the cluster's domain setup, unknown here.
+            public_url = pulumi.Output.from_input("")
+        else:
+            meta = spec.metadata(settings)
+            k8s.apps.v1.Deployment(
+                f"{name}-deployment", metadata=meta, spec=spec.deployment_spec(settings), opts=child
+            )
+            service = k8s.core.v1.Service(
+                f"{name}-service", metadata=meta, spec=spec.service_spec(settings), opts=child
+            )
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa", metadata=meta, spec=spec.hpa_spec(settings), opts=child
+            )
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb", metadata=meta, spec=spec.pdb_spec(settings), opts=child
+            )
+            public_url = (
+                service.status.apply(_load_balancer_url)
+                if settings.service_type == "LoadBalancer"
+                else pulumi.Output.from_input("")
+            )
+
+        self.namespace = pulumi.Output.from_input(settings.namespace)
+        self.service_name = pulumi.Output.from_input(settings.app_name)
+        self.url = pulumi.Output.from_input(spec.cluster_url(settings))
+        self.public_url = public_url
+        # Last: tells the engine the component is complete and records its outputs in the state.
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "service_name": self.service_name,
+                "url": self.url,
+                "public_url": self.public_url,
+            }
+        )
+
+
+def _load_balancer_url(status) -> str:
+    ingress = (status and status.load_balancer and status.load_balancer.ingress) or []
+    for entry in ingress:
+        host = entry.hostname or entry.ip
+        if host:
+            return f"http://{host}"
+    return ""

@@ -1,0 +1,355 @@
+"""Pure builders for the Kubernetes objects of a ContainerRuntime: settings in, manifests out.
+
+Every function returns plain dicts in manifest form (camelCase), so the same output is what the
+component passes to pulumi_kubernetes and what the tests validate with kubernetes-validate.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_DRAIN_TIMEOUT_SECONDS = 20
+# The pod must outlive the runtime's drain, or the kubelet kills in-flight deliveries.
+GRACE_MARGIN_SECONDS = 10
+CONTAINER_PORT = 8080
+SERVICE_PORT = 80
+DEFAULT_RUN_AS_USER = 10001
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+MODES = ("deployment", "knative")
+SERVICE_TYPES = ("ClusterIP", "LoadBalancer")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
+_MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_IMAGE = re.compile(r"^[^\s@]+(@sha256:[0-9a-f]{64})?$")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """An environment variable read from a key of a Kubernetes Secret."""
+
+    env: str
+    secret_name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Validated, plain settings of one ContainerRuntime (see ContainerRuntimeArgs for meanings)."""
+
+    app_name: str
+    component: str
+    image: Any  # str, or an Output of one
+    image_pull_policy: str
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    secret_env: tuple[SecretRef, ...]
+    namespace: str
+    min_replicas: int
+    max_replicas: int
+    target_cpu_utilization: int
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    drain_timeout_seconds: int
+    log_level: str
+    mode: str
+    service_type: str
+    run_as_user: int
+    version: str
+
+    @property
+    def termination_grace_period_seconds(self) -> int:
+        return self.drain_timeout_seconds + GRACE_MARGIN_SECONDS
+
+
+def _fail(field: str, message: str) -> ValueError:
+    return ValueError(f"{field}: {message}")
+
+
+def dns_label(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not _DNS_1035_LABEL.match(value):
+        raise _fail(
+            field,
+            f"{value!r} is not a DNS-1035 label (lowercase letters, digits and '-', starting "
+            "with a letter, at most 63 characters)",
+        )
+    return value
+
+
+def _int(field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(field, f"{value!r} must be an integer from {low} to {high}")
+    return value
+
+
+def _choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _fail(field, f"{value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def _match(field: str, value: Any, pattern: re.Pattern, what: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise _fail(field, f"{value!r} is not {what}")
+    return value
+
+
+def runtime_settings(
+    app_name: str, component: str, args: Mapping[str, Any], *, version: str = "0.1.0"
+) -> RuntimeSettings:
+    """Validates ContainerRuntimeArgs into RuntimeSettings; a ValueError names the bad field."""
+    known = set(RUNTIME_FIELDS) | set(CONNECTOR_FIELDS)
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise _fail(unknown[0], "unknown argument")
+    image = args.get("image")
+    if not image:
+        raise _fail("image", "is required")
+    if isinstance(image, str):
+        _match("image", image, _IMAGE, "a container image reference")
+    env = dict(args.get("env") or {})
+    for env_name, env_value in env.items():
+        _match("env", env_name, _ENV_NAME, "an environment variable name")
+        if not isinstance(env_value, str):
+            raise _fail(f"env.{env_name}", "must be a plain string (secrets go in secret_env)")
+    secret_env = []
+    for env_name, ref in dict(args.get("secret_env") or {}).items():
+        _match("secret_env", env_name, _ENV_NAME, "an environment variable name")
+        if env_name in env:
+            raise _fail(f"secret_env.{env_name}", "is also set in env")
+        secret_name = ref.get("secret_name") if isinstance(ref, Mapping) else None
+        key = ref.get("key") if isinstance(ref, Mapping) else None
+        if secret_name is None or (isinstance(secret_name, str) and not secret_name):
+            raise _fail(f"secret_env.{env_name}.secret_name", "must name a Secret")
+        _match(f"secret_env.{env_name}.key", key, _SECRET_KEY, "a Secret key")
+        secret_env.append(SecretRef(env_name, secret_name, key))
+    min_replicas = _int("min_replicas", args.get("min_replicas", 1), 1, 100)
+    max_replicas = _int("max_replicas", args.get("max_replicas", min_replicas), 1, 100)
+    if max_replicas < min_replicas:
+        raise _fail("max_replicas", f"{max_replicas} is below min_replicas {min_replicas}")
+    command = tuple(args.get("command") or ())
+    if not all(isinstance(c, str) and c for c in command):
+        raise _fail("command", "must be a list of non-empty strings")
+    return RuntimeSettings(
+        app_name=dns_label("app_name", app_name),
+        component=dns_label("component", component),
+        image=image,
+        image_pull_policy=_choice(
+            "image_pull_policy", args.get("image_pull_policy", "IfNotPresent"), PULL_POLICIES
+        ),
+        command=command,
+        env=tuple(sorted(env.items())),
+        secret_env=tuple(secret_env),
+        namespace=dns_label("namespace", args.get("namespace", "default")),
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        target_cpu_utilization=_int(
+            "target_cpu_utilization", args.get("target_cpu_utilization", 70), 10, 100
+        ),
+        cpu_request=_match("cpu_request", args.get("cpu_request", "100m"), _CPU, "a CPU quantity"),
+        cpu_limit=_match("cpu_limit", args.get("cpu_limit", "500m"), _CPU, "a CPU quantity"),
+        memory_request=_match(
+            "memory_request", args.get("memory_request", "128Mi"), _MEMORY, "a memory quantity"
+        ),
+        memory_limit=_match(
+            "memory_limit", args.get("memory_limit", "256Mi"), _MEMORY, "a memory quantity"
+        ),
+        drain_timeout_seconds=_int(
+            "drain_timeout_seconds",
+            args.get("drain_timeout_seconds", DEFAULT_DRAIN_TIMEOUT_SECONDS),
+            1,
+            600,
+        ),
+        log_level=_choice("log_level", args.get("log_level", "INFO"), LOG_LEVELS),
+        mode=_choice("mode", args.get("mode", "deployment"), MODES),
+        service_type=_choice("service_type", args.get("service_type", "ClusterIP"), SERVICE_TYPES),
+        run_as_user=_int("run_as_user", args.get("run_as_user", DEFAULT_RUN_AS_USER), 1, 2**31 - 1),
+        version=version,
+    )
+
+
+# The runtime options a connector passes through to its ContainerRuntime (see RuntimeOptions).
+RUNTIME_FIELDS = (
+    "image",
+    "image_pull_policy",
+    "namespace",
+    "min_replicas",
+    "max_replicas",
+    "target_cpu_utilization",
+    "cpu_request",
+    "cpu_limit",
+    "memory_request",
+    "memory_limit",
+    "drain_timeout_seconds",
+    "log_level",
+    "mode",
+    "run_as_user",
+)
+
+
+# What the connector (not the user) decides; see ContainerRuntimeArgs.
+CONNECTOR_FIELDS = (
+    "command",
+    "env",
+    "secret_env",
+    "app_name",
+    "component",
+    "service_type",
+    "create_namespace",
+)
+
+
+def labels(s: RuntimeSettings) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": s.component,
+        "app.kubernetes.io/instance": s.app_name,
+        "app.kubernetes.io/version": s.version,
+        "app.kubernetes.io/component": s.component,
+        "app.kubernetes.io/part-of": "cloudevents-connectors",
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+def selector_labels(s: RuntimeSettings) -> dict[str, str]:
+    return {"app.kubernetes.io/name": s.component, "app.kubernetes.io/instance": s.app_name}
+
+
+def metadata(s: RuntimeSettings) -> dict[str, Any]:
+    return {"name": s.app_name, "namespace": s.namespace, "labels": labels(s)}
+
+
+def container(s: RuntimeSettings) -> dict[str, Any]:
+    env: list[dict[str, Any]] = [
+        {"name": "PORT", "value": str(CONTAINER_PORT)},
+        {"name": "DRAIN_TIMEOUT_SECONDS", "value": str(s.drain_timeout_seconds)},
+        {"name": "LOG_LEVEL", "value": s.log_level},
+    ]
+    env += [{"name": k, "value": v} for k, v in s.env]
+    env += [
+        {"name": r.env, "valueFrom": {"secretKeyRef": {"name": r.secret_name, "key": r.key}}}
+        for r in s.secret_env
+    ]
+    knative = s.mode == "knative"
+
+    def probe(path: str, period: int) -> dict[str, Any]:
+        # Knative routes probes to the serving port itself and rejects any other port.
+        http_get: dict[str, Any] = {"path": path} if knative else {"path": path, "port": "http"}
+        return {"httpGet": http_get, "periodSeconds": period, "timeoutSeconds": 2}
+
+    spec: dict[str, Any] = {
+        "name": s.component,
+        "image": s.image,
+        "imagePullPolicy": s.image_pull_policy,
+        "ports": [{"name": "http1" if knative else "http", "containerPort": CONTAINER_PORT}],
+        "env": env,
+        "resources": {
+            "requests": {"cpu": s.cpu_request, "memory": s.memory_request},
+            "limits": {"cpu": s.cpu_limit, "memory": s.memory_limit},
+        },
+        "livenessProbe": probe("/healthz", 10),
+        "readinessProbe": probe("/readyz", 5),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": s.run_as_user,
+            "runAsGroup": s.run_as_user,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        # The root filesystem is read-only; Python and the SDKs still want a writable /tmp.
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir
+    }
+    if s.command:
+        spec["command"] = list(s.command)
+    return spec
+
+
+def pod_spec(s: RuntimeSettings) -> dict[str, Any]:
+    return {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": s.termination_grace_period_seconds,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "fsGroup": s.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container(s)],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+    }
+
+
+def deployment_spec(s: RuntimeSettings) -> dict[str, Any]:
+    # No `replicas`: the HorizontalPodAutoscaler owns the count, and Pulumi would reset it.
+    return {
+        "selector": {"matchLabels": selector_labels(s)},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
+        "template": {"metadata": {"labels": labels(s)}, "spec": pod_spec(s)},
+    }
+
+
+def service_spec(s: RuntimeSettings) -> dict[str, Any]:
+    return {
+        "type": s.service_type,
+        "selector": selector_labels(s),
+        "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+    }
+
+
+def hpa_spec(s: RuntimeSettings) -> dict[str, Any]:
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": s.app_name},
+        "minReplicas": s.min_replicas,
+        "maxReplicas": s.max_replicas,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": s.target_cpu_utilization,
+                    },
+                },
+            }
+        ],
+    }
+
+
+def pdb_spec(s: RuntimeSettings) -> dict[str, Any]:
+    # maxUnavailable (not minAvailable) so a single-replica runtime never blocks a node drain.
+    return {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(s)}}
+
+
+def knative_service_spec(s: RuntimeSettings) -> dict[str, Any]:
+    pod = pod_spec(s)
+    pod.pop("enableServiceLinks")
+    annotations = {
+        "autoscaling.knative.dev/min-scale": str(s.min_replicas),
+        "autoscaling.knative.dev/max-scale": str(s.max_replicas),
+        "autoscaling.knative.dev/metric": "concurrency",
+    }
+    template_metadata = {"labels": labels(s), "annotations": annotations}
+    return {"template": {"metadata": template_metadata, "spec": pod}}
+
+
+def knative_metadata(s: RuntimeSettings) -> dict[str, Any]:
+    meta = metadata(s)
+    if s.service_type == "ClusterIP":
+        meta["labels"] = {**meta["labels"], "networking.knative.dev/visibility": "cluster-local"}
+    return meta
+
+
+def cluster_url(s: RuntimeSettings) -> str:
+    """Where other pods reach the runtime (a Knative service answers on port 80 as well)."""
+    return f"http://{s.app_name}.{s.namespace}.svc.cluster.local"
