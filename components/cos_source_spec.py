@@ -1,0 +1,357 @@
+"""Pure rules of TencentCosSource: argument validation, bucket names, COS triggers, function env."""
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from components.container_spec import RUNTIME_FIELDS
+
+DEFAULT_RELAY_IMAGE = "ghcr.io/cloudevents-connectors/relay:0.1.0"
+DEFAULT_EVENTS = ("cos:ObjectCreated:*",)
+FUNCTION_RUNTIME = "Python3.10"
+FUNCTION_HANDLER = "index.main_handler"
+SIGNING_ENTRY = "signing-secret"
+
+# SCF CreateTrigger event names for COS (Tencent SCF docs 583/9707).
+COS_EVENTS = (
+    "cos:ObjectCreated:*",
+    "cos:ObjectCreated:Put",
+    "cos:ObjectCreated:Post",
+    "cos:ObjectCreated:Copy",
+    "cos:ObjectCreated:CompleteMultipartUpload",
+    "cos:ObjectCreated:Origin",
+    "cos:ObjectCreated:Replication",
+    "cos:ObjectRemove:*",
+    "cos:ObjectRemove:Delete",
+    "cos:ObjectRemove:DeleteMarkerCreated",
+    "cos:ObjectRestore:Post",
+    "cos:ObjectRestore:Completed",
+)
+VANUS_APIS = ("gateway", "namespaces")
+# SCF memory sizes: 64 MB, then steps of 128 MB up to 3072 MB.
+MEMORY_SIZES = (64, *range(128, 3073, 128))
+
+# COS: BucketName of lowercase letters, digits and '-', not starting or ending with '-'; the whole
+# domain `<name>-<appid>.cos.<region>.myqcloud.com` at most 60 characters (COS docs 436/13312).
+_COS_SHORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_APP_ID = re.compile(r"^[0-9]{10}$")
+_COS_DOMAIN_MAX = 60
+_REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+_FUNCTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$")
+_FUNCTION_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,28}[A-Za-z0-9]$")
+_EVENTBUS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+OPTIONS = (
+    "region",
+    "bucket_name",
+    "app_id",
+    "create_bucket",
+    "protect",
+    "versioning",
+    "function_name",
+    "function_namespace",
+    "memory_mb",
+    "timeout_seconds",
+    "debug",
+    "events",
+    "prefix",
+    "suffix",
+    "sink_url",
+    "gateway",
+    "relay",
+    "delivery_timeout_seconds",
+    "delivery_retry_budget_seconds",
+    "package_dir",
+)
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    target: str
+    eventbus: str
+    api: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    sink_url: str
+    public_url: str | None
+    supplied_secret: bool
+
+
+@dataclass(frozen=True)
+class CosSourceSettings:
+    region: str
+    bucket_short_name: str
+    app_id: str | None
+    create_bucket: bool
+    protect: bool
+    versioning: bool
+    function_name: str
+    function_namespace: str
+    memory_mb: int
+    timeout_seconds: int
+    debug: bool
+    events: tuple[str, ...]
+    prefix: str
+    suffix: str
+    sink_url: str | None
+    gateway: GatewaySettings | None
+    relay: RelaySettings | None
+    delivery_timeout_seconds: int | None
+    delivery_retry_budget_seconds: int | None
+
+
+def _fail(field: str, message: str) -> ValueError:
+    return ValueError(f"{field}: {message}")
+
+
+def _bool(args: Mapping[str, Any], field: str, default: bool) -> bool:
+    value = args.get(field, default)
+    if not isinstance(value, bool):
+        raise _fail(field, f"{value!r} must be true or false")
+    return value
+
+
+def _int(field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(field, f"{value!r} must be an integer from {low} to {high}")
+    return value
+
+
+def http_url(field: str, value: Any) -> str:
+    """An http(s) URL with a host and no user:password."""
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        port_ok = parts is not None and (parts.port or True)
+    except ValueError:
+        parts, port_ok = None, False
+    if not parts or not port_ok or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _fail(field, f"{value!r} is not an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise _fail(field, "must not carry credentials")
+    return value
+
+
+def bucket_full_name(short_name: str, app_id: str) -> str:
+    """The COS bucket id `<name>-<appid>`."""
+    return f"{short_name}-{app_id}"
+
+
+def validate_bucket_name(short_name: Any, region: str, field: str = "bucket_name") -> str:
+    """Checks a COS BucketName (without the APPID) as Tencent does; answers it unchanged."""
+    if not isinstance(short_name, str) or not _COS_SHORT_NAME.match(short_name):
+        raise _fail(
+            field,
+            f"{short_name!r} is not a COS bucket name: lowercase letters, digits and '-', not "
+            "starting or ending with '-', without the -APPID suffix",
+        )
+    domain = f"{bucket_full_name(short_name, '0' * 10)}.cos.{region}.myqcloud.com"
+    if len(domain) > _COS_DOMAIN_MAX:
+        room = len(short_name) - (len(domain) - _COS_DOMAIN_MAX)
+        raise _fail(
+            field,
+            f"{short_name!r} is too long: <name>-<appid>.cos.{region}.myqcloud.com must fit in "
+            f"{_COS_DOMAIN_MAX} characters, leaving {room} for the name in this region",
+        )
+    return short_name
+
+
+def validate_app_id(app_id: Any, field: str = "app_id") -> str:
+    if not isinstance(app_id, str) or not _APP_ID.match(app_id):
+        raise _fail(field, f"{app_id!r} is not a Tencent Cloud APPID (10 digits)")
+    return app_id
+
+
+def validate_events(events: Any, prefix: str, suffix: str) -> tuple[str, ...]:
+    if isinstance(events, str) or not isinstance(events, (list, tuple)) or not events:
+        raise _fail("events", "must be a non-empty list of COS event names")
+    for event in events:
+        if event not in COS_EVENTS:
+            raise _fail("events", f"unknown COS event {event!r}; known: {', '.join(COS_EVENTS)}")
+    if len(set(events)) != len(events):
+        raise _fail("events", "lists an event twice")
+    for event in events:
+        group = event.rsplit(":", 1)[0]
+        wildcard = f"{group}:*"
+        if event != wildcard and wildcard in events:
+            # One upload invokes at most one trigger, and COS refuses a second ObjectCreated
+            # binding once `ObjectCreated:*` is bound without a filter.
+            raise _fail("events", f"{event} overlaps {wildcard} on the same bucket and filter")
+    return tuple(events)
+
+
+def trigger_desc(event: str, prefix: str = "", suffix: str = "") -> str:
+    """The compact JSON `TriggerDesc` of one COS trigger, as SCF's CreateTrigger takes it."""
+    desc = {"event": event, "filter": {"Prefix": prefix, "Suffix": suffix}}
+    return json.dumps(desc, separators=(",", ":"))
+
+
+def triggers(bucket: str, region: str, events: tuple[str, ...], prefix: str, suffix: str) -> list:
+    """`scf.Function.triggers` entries: the trigger name is the bucket id; the provider adds
+    `.cos.<region>.myqcloud.com` itself."""
+    return [
+        {
+            "name": bucket,
+            "type": "cos",
+            "trigger_desc": trigger_desc(event, prefix, suffix),
+            "cos_region": region,
+        }
+        for event in events
+    ]
+
+
+def _filter_value(args: Mapping[str, Any], field: str) -> str:
+    value = args.get(field, "")
+    if not isinstance(value, str) or len(value) > 1024:
+        raise _fail(field, "must be a string of at most 1024 characters")
+    if field == "suffix" and value and not value.startswith("."):
+        raise _fail("suffix", f"{value!r} must start with '.' (e.g. .jpg)")
+    if field == "prefix" and value.startswith("/"):
+        raise _fail("prefix", f"{value!r} must not start with '/' (keys have no leading slash)")
+    return value
+
+
+def _gateway(value: Any) -> GatewaySettings:
+    if not isinstance(value, Mapping):
+        raise _fail("gateway", "must be a mapping with target and eventbus")
+    unknown = sorted(set(value) - {"target", "eventbus", "api", "namespace"})
+    if unknown:
+        raise _fail(f"gateway.{unknown[0]}", "unknown option")
+    target = value.get("target")
+    if not isinstance(target, str) or not target.strip():
+        raise _fail("gateway.target", "is required: the Vanus gateway as host:port or URL")
+    http_url("gateway.target", target if "://" in target else f"http://{target}")
+    eventbus = value.get("eventbus")
+    if not isinstance(eventbus, str) or not _EVENTBUS.match(eventbus):
+        raise _fail("gateway.eventbus", f"{eventbus!r} is not an eventbus name")
+    api = value.get("api", "gateway")
+    if api not in VANUS_APIS:
+        raise _fail("gateway.api", f"{api!r} must be one of {', '.join(VANUS_APIS)}")
+    namespace = value.get("namespace", "default")
+    if not isinstance(namespace, str) or not _EVENTBUS.match(namespace):
+        raise _fail("gateway.namespace", f"{namespace!r} is not a Vanus namespace")
+    if "namespace" in value and api != "namespaces":
+        raise _fail("gateway.namespace", "applies only with api: namespaces")
+    return GatewaySettings(target, eventbus, api, namespace)
+
+
+def _relay(value: Any) -> RelaySettings:
+    if not isinstance(value, Mapping):
+        raise _fail("relay", "must be a mapping with sink_url")
+    unknown = sorted(set(value) - {"sink_url", "public_url", "signing_secret", "runtime"})
+    if unknown:
+        raise _fail(f"relay.{unknown[0]}", "unknown option")
+    sink = http_url("relay.sink_url", value.get("sink_url"))
+    public = value.get("public_url")
+    if public is not None:
+        http_url("relay.public_url", public)
+    if "signing_secret" in value and isinstance(value["signing_secret"], str):
+        raise _fail("relay.signing_secret", "pass it as a secret (pulumi.Output.secret)")
+    runtime = value.get("runtime") or {}
+    if not isinstance(runtime, Mapping):
+        raise _fail("relay.runtime", "must be a mapping of runtime options")
+    unknown = sorted(set(runtime) - set(RUNTIME_FIELDS))
+    if unknown:
+        raise _fail(f"relay.runtime.{unknown[0]}", "unknown runtime option")
+    if runtime.get("mode") == "knative" and public is None:
+        raise _fail("relay.public_url", "is required with runtime mode knative")
+    return RelaySettings(sink, public, "signing_secret" in value)
+
+
+def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings:
+    """Validates TencentCosSourceArgs; a ValueError names the bad or conflicting field."""
+    unknown = sorted(set(args) - set(OPTIONS))
+    if unknown:
+        raise _fail(unknown[0], "unknown argument")
+    region = args.get("region")
+    if not isinstance(region, str) or not _REGION.match(region):
+        raise _fail("region", f"{region!r} is not a Tencent Cloud region (e.g. ap-guangzhou)")
+    short_name = validate_bucket_name(args.get("bucket_name"), region)
+    app_id = validate_app_id(args["app_id"]) if "app_id" in args else None
+    create_bucket = _bool(args, "create_bucket", True)
+    if not create_bucket:
+        for field in ("protect", "versioning"):
+            if field in args:
+                raise _fail(field, "applies only to a bucket this component creates")
+    function_name = args.get("function_name", name)
+    if not isinstance(function_name, str) or not _FUNCTION_NAME.match(function_name):
+        raise _fail(
+            "function_name",
+            f"{function_name!r} is not an SCF function name (2-60 letters, digits, '-' or '_', "
+            "starting with a letter, not ending with '-' or '_')",
+        )
+    namespace = args.get("function_namespace", "default")
+    if not isinstance(namespace, str) or not _FUNCTION_NAMESPACE.match(namespace):
+        raise _fail("function_namespace", f"{namespace!r} is not an SCF namespace name")
+    memory = args.get("memory_mb", 128)
+    if memory not in MEMORY_SIZES or isinstance(memory, bool):
+        raise _fail("memory_mb", f"{memory!r} must be 64 or a multiple of 128 up to 3072")
+    timeout = _int("timeout_seconds", args.get("timeout_seconds", 30), 1, 900)
+    prefix, suffix = _filter_value(args, "prefix"), _filter_value(args, "suffix")
+    events = validate_events(list(args.get("events", DEFAULT_EVENTS)), prefix, suffix)
+
+    destinations = [d for d in ("sink_url", "gateway", "relay") if args.get(d) is not None]
+    if len(destinations) != 1:
+        found = ", ".join(destinations) or "none"
+        raise _fail("sink_url", f"give exactly one of sink_url, gateway or relay (found {found})")
+    sink = http_url("sink_url", args["sink_url"]) if "sink_url" in destinations else None
+    gateway = _gateway(args["gateway"]) if "gateway" in destinations else None
+    relay = _relay(args["relay"]) if "relay" in destinations else None
+
+    delivery_timeout = args.get("delivery_timeout_seconds")
+    if delivery_timeout is not None:
+        _int("delivery_timeout_seconds", delivery_timeout, 1, 900)
+    budget = args.get("delivery_retry_budget_seconds")
+    if budget is not None:
+        _int("delivery_retry_budget_seconds", budget, 1, 900)
+        if budget >= timeout:
+            # Retrying past the function's own timeout would kill the invocation mid-delivery.
+            raise _fail(
+                "delivery_retry_budget_seconds",
+                f"{budget} must be below timeout_seconds {timeout}",
+            )
+    return CosSourceSettings(
+        region=region,
+        bucket_short_name=short_name,
+        app_id=app_id,
+        create_bucket=create_bucket,
+        protect=_bool(args, "protect", False),
+        versioning=_bool(args, "versioning", False),
+        function_name=function_name,
+        function_namespace=namespace,
+        memory_mb=memory,
+        timeout_seconds=timeout,
+        debug=_bool(args, "debug", False),
+        events=events,
+        prefix=prefix,
+        suffix=suffix,
+        sink_url=sink,
+        gateway=gateway,
+        relay=relay,
+        delivery_timeout_seconds=delivery_timeout,
+        delivery_retry_budget_seconds=budget,
+    )
+
+
+def function_env(s: CosSourceSettings) -> dict[str, str]:
+    """Plain environment of the SCF function (the relay's URL and signing secret are added by the
+    component, as Outputs)."""
+    env = {"FUNCTION_NAME": s.function_name, "DEBUG_MODE": "true" if s.debug else "false"}
+    if s.sink_url:
+        env["K_SINK"] = s.sink_url
+    if s.gateway:
+        env["EVENT_GATEWAY"] = s.gateway.target
+        env["VANUS_EVENTBUS"] = s.gateway.eventbus
+        env["VANUS_API"] = s.gateway.api
+        if s.gateway.api == "namespaces":
+            env["VANUS_NAMESPACE"] = s.gateway.namespace
+    if s.delivery_timeout_seconds is not None:
+        env["DELIVERY_TIMEOUT_SECONDS"] = str(s.delivery_timeout_seconds)
+    if s.delivery_retry_budget_seconds is not None:
+        env["DELIVERY_RETRY_BUDGET_SECONDS"] = str(s.delivery_retry_budget_seconds)
+    return env

@@ -1,0 +1,234 @@
+"""TencentCosSource: COS bucket notifications turned into CloudEvents by an SCF function."""
+
+import tempfile
+from pathlib import Path
+from typing import TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+import tencentcloud_iac_pulumi as tencentcloud
+from typing_extensions import NotRequired
+
+from components import cos_source_spec as spec
+from components.container_runtime import ContainerRuntime, RuntimeOptions
+
+RESOURCE_TYPE = "cloudevents-connectors:index:TencentCosSource"
+
+
+class GatewayArgs(TypedDict):
+    """A Vanus gateway destination (the seed's `target` and `eventbus`)."""
+
+    target: str
+    """Gateway address, `host:port` or an http(s) URL."""
+    eventbus: str
+    """Eventbus name."""
+    api: NotRequired[str]
+    """`gateway` (`/gateway/<eventbus>`, default) or `namespaces` (Vanus >= 0.7 path)."""
+    namespace: NotRequired[str]
+    """Vanus namespace with api `namespaces` (default `default`)."""
+
+
+class RelayArgs(TypedDict):
+    """Relay destination: SCF posts signed events to a public relay forwarding them in-cluster."""
+
+    sink_url: str
+    """In-cluster eventbus URL the relay forwards to (its K_SINK)."""
+    public_url: NotRequired[str]
+    """Public URL of the relay when exposed by your own ingress (then the Service is ClusterIP);
+    default: a LoadBalancer Service's address."""
+    signing_secret: NotRequired[pulumi.Input[str]]
+    """Standard Webhooks secret `whsec_<base64>`, as a Pulumi secret (default: generated)."""
+    runtime: NotRequired[RuntimeOptions]
+    """How the relay runs on Kubernetes."""
+
+
+class TencentCosSourceArgs(TypedDict):
+    """Arguments of TencentCosSource. Invalid or conflicting ones raise ValueError first."""
+
+    region: str
+    """Tencent Cloud region of the bucket and the function, e.g. `ap-guangzhou`."""
+    bucket_name: str
+    """BucketName without the APPID; the bucket is `<bucket_name>-<appid>`."""
+    app_id: NotRequired[str]
+    """Account APPID (10 digits); default: looked up from the provider's credentials."""
+    create_bucket: NotRequired[bool]
+    """Create the bucket, private and AES256-encrypted (default true); false: use an existing."""
+    protect: NotRequired[bool]
+    """Protect the created bucket from `pulumi destroy` and replacement (default false)."""
+    versioning: NotRequired[bool]
+    """Turn on versioning of a created bucket (default false)."""
+    function_name: NotRequired[str]
+    """SCF function name (default: the resource name)."""
+    function_namespace: NotRequired[str]
+    """Existing SCF namespace of the function (default `default`)."""
+    memory_mb: NotRequired[int]
+    """Function memory in MB: 64 or a multiple of 128 (default 128)."""
+    timeout_seconds: NotRequired[int]
+    """Function timeout, 1-900 seconds (default 30)."""
+    debug: NotRequired[bool]
+    """DEBUG_MODE of the function: logs each delivered event (default false)."""
+    events: NotRequired[list[str]]
+    """COS events, one trigger each (default `["cos:ObjectCreated:*"]`)."""
+    prefix: NotRequired[str]
+    """Only objects whose key starts with this (default: all)."""
+    suffix: NotRequired[str]
+    """Only objects whose key ends with this; must start with `.` (default: all)."""
+    sink_url: NotRequired[str]
+    """Destination: a CloudEvents URL reachable from SCF (K_SINK)."""
+    gateway: NotRequired[GatewayArgs]
+    """Destination: a Vanus gateway and eventbus."""
+    relay: NotRequired[RelayArgs]
+    """Destination: a relay in Kubernetes forwarding to an in-cluster eventbus."""
+    delivery_timeout_seconds: NotRequired[int]
+    """Per-request delivery timeout of the function (runtime default 5)."""
+    delivery_retry_budget_seconds: NotRequired[int]
+    """How long the function retries a delivery; must be below timeout_seconds."""
+    package_dir: NotRequired[str]
+    """Where the function's zip is written (default: a folder in the system temp dir)."""
+
+
+class TencentCosSource(pulumi.ComponentResource):
+    """Turns COS object notifications into CloudEvents delivered to a sink."""
+
+    bucket_name: pulumi.Output[str]
+    """The bucket id `<name>-<appid>`."""
+    function_name: pulumi.Output[str]
+    """SCF function name."""
+    function_namespace: pulumi.Output[str]
+    """SCF namespace of the function."""
+    trigger_descriptions: pulumi.Output[list[str]]
+    """TriggerDesc JSON of each COS trigger."""
+    relay_url: pulumi.Output[str]
+    """Public URL of the relay ('' without a relay)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: TencentCosSourceArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        settings = spec.cos_source_settings(name, args)
+        package_dir = Path(args.get("package_dir") or _default_package_dir())
+        super().__init__(RESOURCE_TYPE, name, None, opts)
+
+        app_id = settings.app_id or _lookup_app_id(self)
+        bucket_id = spec.bucket_full_name(settings.bucket_short_name, app_id)
+        depends_on: list[pulumi.Resource] = []
+        if settings.create_bucket:
+            bucket = tencentcloud.cos.Bucket(
+                f"{name}-bucket",
+                bucket=bucket_id,
+                acl="private",
+                encryption_algorithm="AES256",
+                versioning_enable=settings.versioning,
+                opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
+            )
+            depends_on.append(bucket)
+
+        env: dict[str, pulumi.Input[str]] = dict(spec.function_env(settings))
+        relay_url: pulumi.Output[str] = pulumi.Output.from_input("")
+        if settings.relay:
+            relay_url, signing_secret = _relay(name, args["relay"], settings.relay, self)
+            env["K_SINK"] = relay_url
+            env["SINK_SIGNING_SECRET"] = signing_secret
+
+        descriptions = spec.triggers(
+            bucket_id, settings.region, settings.events, settings.prefix, settings.suffix
+        )
+        package = _function_package(package_dir)
+        function = tencentcloud.scf.Function(
+            f"{name}-function",
+            name=settings.function_name,
+            namespace=settings.function_namespace,
+            description="Turns COS notifications into CloudEvents (cloudevents-connectors)",
+            runtime=spec.FUNCTION_RUNTIME,
+            handler=spec.FUNCTION_HANDLER,
+            # A path: the provider uploads the file, Pulumi diffs the name, which carries the hash.
+            zip_file=str(package),
+            mem_size=settings.memory_mb,
+            timeout=settings.timeout_seconds,
+            environment=env,
+            triggers=descriptions,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+
+        self.bucket_name = pulumi.Output.from_input(bucket_id)
+        self.function_name = function.name
+        self.function_namespace = pulumi.Output.from_input(settings.function_namespace)
+        self.trigger_descriptions = pulumi.Output.from_input(
+            [t["trigger_desc"] for t in descriptions]
+        )
+        self.relay_url = relay_url
+        # Last: marks the component complete and records its outputs in the state.
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "function_name": self.function_name,
+                "function_namespace": self.function_namespace,
+                "trigger_descriptions": self.trigger_descriptions,
+                "relay_url": self.relay_url,
+            }
+        )
+
+
+def _default_package_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "cloudevents-connectors"
+
+
+def _function_package(out_dir: Path) -> Path:
+    # Built at program run time (never inside apply), so preview and up see the same file name.
+    from components.packaging import build_function_package
+
+    return build_function_package(out_dir)
+
+
+def _lookup_app_id(parent: pulumi.Resource) -> str:
+    info = tencentcloud.user.get_info(opts=pulumi.InvokeOptions(parent=parent))
+    return spec.validate_app_id(info.app_id, "app_id (looked up)")
+
+
+def _relay(
+    name: str, args: RelayArgs, s: spec.RelaySettings, parent: pulumi.Resource
+) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """The relay's Secret and runtime; answers (public URL, signing secret)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    if s.supplied_secret:
+        signing_secret = pulumi.Output.secret(args["signing_secret"])
+    else:
+        key = random.RandomBytes(f"{name}-relay-signing-key", length=32, opts=child)
+        signing_secret = pulumi.Output.secret(pulumi.Output.concat("whsec_", key.base64))
+    options = dict(args.get("runtime") or {})
+    namespace = options.get("namespace", "default")
+    secret = k8s.core.v1.Secret(
+        f"{name}-relay-signing-secret",
+        metadata={"name": f"{name}-relay-signing", "namespace": namespace},
+        type="Opaque",
+        string_data={spec.SIGNING_ENTRY: signing_secret},
+        opts=child,
+    )
+    runtime = ContainerRuntime(
+        f"{name}-relay",
+        {
+            **options,  # type: ignore[typeddict-item]
+            "image": options.get("image", spec.DEFAULT_RELAY_IMAGE),
+            "app_name": f"{name}-relay",
+            "component": "relay",
+            "command": ["python", "-m", "runtime.relay"],
+            "service_type": "ClusterIP" if s.public_url else "LoadBalancer",
+            "env": {"K_SINK": s.sink_url},
+            "secret_env": {
+                "RELAY_SIGNING_SECRET": {
+                    "secret_name": secret.metadata.name,
+                    "key": spec.SIGNING_ENTRY,
+                }
+            },
+        },
+        opts=child,
+    )
+    public_url = (
+        pulumi.Output.from_input(s.public_url)
+        if s.public_url
+        else runtime.public_url.apply(lambda url: f"{url}/" if url else url)
+    )
+    return public_url, signing_secret
