@@ -25,17 +25,20 @@ What the core guarantees before the handler runs:
   or specversion, specversion other than 1.0, a non RFC 3339 time, bad JSON or base64;
 - 415 for anything that is not a CloudEvent; 413 when the body exceeds `max_body_bytes` (decided
   from Content-Length before reading, or while streaming; the rest is never read);
+- an optional `authenticate(request, raw_body)` hook runs after the size limit and before parsing
+  (raise `Unauthorized` for 401);
 - 503 + `Retry-After` while draining; 500 if the handler raises (logged by exception type only);
 - `GET /healthz` 200, `GET /readyz` 200 or 503 (draining / `is_ready()` false), `GET /metrics`
   (Prometheus text from the receiver's own registry: `receiver.registry`, add your own metrics
   there; see `ReceiverMetrics` for the names).
 """
 
-from runtime.receiver.app import Delivery, EventHandler, Receiver
+from runtime.receiver.app import Authenticator, Delivery, EventHandler, Receiver
 from runtime.receiver.errors import (
     BodyTooLarge,
     InvalidEvent,
     RequestRejected,
+    Unauthorized,
     UnsupportedMediaType,
 )
 from runtime.receiver.events import (
@@ -58,6 +61,7 @@ from runtime.receiver.settings import (
 __all__ = [
     "BATCH_MEDIA_TYPE",
     "STRUCTURED_MEDIA_TYPE",
+    "Authenticator",
     "BackgroundServer",
     "BodyTooLarge",
     "Delivery",
@@ -69,6 +73,7 @@ __all__ = [
     "RequestRejected",
     "ServerSettings",
     "SettingError",
+    "Unauthorized",
     "UnsupportedMediaType",
     "batch_response",
     "binary_response",

@@ -34,6 +34,9 @@ class Delivery:
 
 
 EventHandler = Callable[[Delivery], Awaitable[web.StreamResponse]]
+# Checks a request before its body is parsed (the raw body is what signatures cover); raises a
+# RequestRejected (e.g. Unauthorized) to refuse it.
+Authenticator = Callable[[web.Request, bytes], None]
 
 RECEIVER_KEY: web.AppKey[Receiver] = web.AppKey("receiver")
 
@@ -55,6 +58,7 @@ class Receiver:
         registry: CollectorRegistry | None = None,
         logger: logging.Logger | None = None,
         is_ready: Callable[[], bool] | None = None,
+        authenticate: Authenticator | None = None,
     ) -> None:
         self.name = name
         self.max_body_bytes = max_body_bytes
@@ -64,6 +68,7 @@ class Receiver:
         self.draining = False
         self._handler = handler
         self._is_ready = is_ready
+        self._authenticate = authenticate
         self._slots = asyncio.Semaphore(max_in_flight)
         self.app = web.Application()
         self.app[RECEIVER_KEY] = self
@@ -100,6 +105,9 @@ class Receiver:
     async def _read_and_handle(self, request: web.Request) -> web.StreamResponse:
         try:
             body = await read_body(request, self.max_body_bytes)
+            # Size limit, then authentication, then parsing: nothing unauthenticated is parsed.
+            if self._authenticate is not None:
+                self._authenticate(request, body)
             mode, events = parse_events(request.headers.items(), body)
         except RequestRejected as error:
             self.metrics.rejected.labels(error.code).inc()

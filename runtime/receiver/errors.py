@@ -25,6 +25,13 @@ class RequestRejected(Exception):
         return body
 
 
+class Unauthorized(RequestRejected):
+    """The request is not authenticated (e.g. a missing or bad webhook signature)."""
+
+    status = 401
+    code = "unauthorized"
+
+
 class InvalidEvent(RequestRejected):
     """Not a valid CloudEvents 1.0 event (missing or bad attribute, bad JSON, bad base64)."""
 

@@ -53,6 +53,8 @@ class ReceivedEvent:
     content_type: str | None
     """`datacontenttype`, or `application/json` for a structured JSON `data` without one (the JSON
     event format implies it); None when the sender gave none."""
+    attributes: dict[str, Any]
+    """The context attributes as sent (the SDK adds a `time` to events without one; not here)."""
 
     @property
     def id(self) -> str:
@@ -61,10 +63,6 @@ class ReceivedEvent:
     @property
     def type(self) -> str:
         return self.event.get_type()
-
-    @property
-    def attributes(self) -> dict[str, Any]:
-        return self.event.get_attributes()
 
 
 class _RawDataFormat(JSONFormat):
@@ -158,7 +156,13 @@ def parse_binary(headers: Iterable[tuple[str, str]], body: bytes) -> ReceivedEve
         event = from_binary(HTTPMessage(headers=sdk_headers, body=body), _RAW_DATA, CloudEvent)
     except (BaseCloudEventException, ValueError, TypeError) as error:
         raise InvalidEvent(_sdk_message(error)) from None
-    return ReceivedEvent(event=event, data=body, mode="binary", content_type=content_type or None)
+    return ReceivedEvent(
+        event=event,
+        data=body,
+        mode="binary",
+        content_type=content_type or None,
+        attributes=_as_sent(event, "time" in attributes),
+    )
 
 
 def parse_structured(
@@ -204,7 +208,20 @@ def _parse_structured(document: object, where: str, mode: Mode) -> ReceivedEvent
         event = CloudEvent(attributes, data)
     except (BaseCloudEventException, ValueError, TypeError) as error:
         raise InvalidEvent(where + _sdk_message(error)) from None
-    return ReceivedEvent(event=event, data=data, mode=mode, content_type=content_type)
+    return ReceivedEvent(
+        event=event,
+        data=data,
+        mode=mode,
+        content_type=content_type,
+        attributes=_as_sent(event, "time" in document),
+    )
+
+
+def _as_sent(event: CloudEvent, time_sent: bool) -> dict[str, Any]:
+    attributes = dict(event.get_attributes())
+    if not time_sent:
+        attributes.pop("time", None)
+    return attributes
 
 
 def _load_json(body: bytes) -> object:

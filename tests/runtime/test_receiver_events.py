@@ -244,3 +244,14 @@ def test_error_messages_never_echo_data():
         with pytest.raises(InvalidEvent) as caught:
             parse_events(headers, body)
         assert secret not in json.dumps(caught.value.to_json())
+
+
+def test_attributes_are_as_sent_without_an_invented_time():
+    # cloudevents 2.x adds `time` to events that have none; the receiver reports what was sent.
+    _, [event] = parse_events(*binary())
+    assert "time" not in event.attributes
+    assert event.attributes["datacontenttype"] == "application/json"
+    _, [event] = parse_events(*structured(data={"a": 1}))
+    assert "time" not in event.attributes
+    _, [event] = parse_events(*binary(time="2026-11-22T01:02:03Z"))
+    assert event.attributes["time"].year == 2026

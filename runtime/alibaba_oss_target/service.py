@@ -1,0 +1,153 @@
+"""The target's event handler: plan every write, upload, answer with response events.
+
+Statuses: 200 when every event is stored; 400 when an id cannot be a key (nothing written);
+503 + Retry-After when an upload still failed transiently after retries (the broker redelivers;
+storing is idempotent); 502 when OSS refused for a client reason (credentials, bucket).
+A batch answers with a batch of per-event responses, so the sender sees which ones failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from runtime.alibaba_oss_target.core import (
+    ObjectWrite,
+    error_event,
+    plan_write,
+    success_event,
+)
+from runtime.alibaba_oss_target.errors import Failure
+from runtime.alibaba_oss_target.metrics import TargetMetrics
+from runtime.alibaba_oss_target.uploader import NotStored, Stored, Uploader
+from runtime.receiver import Delivery, InvalidEvent, batch_response, binary_response, log_fields
+from runtime.receiver.events import ReceivedEvent
+from runtime.receiver.responses import rejection_response
+
+RETRY_AFTER_SECONDS = "1"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    reply: object  # CloudEvent
+
+
+class OssTarget:
+    def __init__(
+        self,
+        uploader: Uploader,
+        metrics: TargetMetrics,
+        *,
+        bucket: str,
+        prefix: str,
+        store: str,
+        source: str,
+        logger: logging.Logger,
+    ) -> None:
+        self._uploader = uploader
+        self._metrics = metrics
+        self._bucket = bucket
+        self._prefix = prefix
+        self._store = store
+        self._source = source
+        self._logger = logger
+
+    async def __call__(self, delivery: Delivery) -> web.StreamResponse:
+        writes: list[ObjectWrite] = []
+        for index, event in enumerate(delivery.events):
+            try:
+                writes.append(plan_write(event, prefix=self._prefix, store=self._store))
+            except InvalidEvent as error:
+                if delivery.mode == "batch":
+                    error.index = index
+                    error.message = f"event {index}: {error.message}"
+                return self._reject(error)
+        pairs = zip(delivery.events, writes, strict=True)
+        outcomes = await asyncio.gather(*(self._store_one(event, write) for event, write in pairs))
+        status = _overall_status([outcome.status for outcome in outcomes])
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+        if delivery.mode == "batch":
+            return batch_response([o.reply for o in outcomes], status=status, headers=headers)
+        return binary_response(outcomes[0].reply, status=status, headers=headers)
+
+    def _reject(self, error: InvalidEvent) -> web.Response:
+        """Nothing is written when any event of the request cannot become an object."""
+        self._metrics.failed.labels(error.code).inc()
+        log_fields(
+            self._logger,
+            logging.WARNING,
+            "event rejected",
+            status=400,
+            error=error.code,
+            reason=error.message,
+            index=error.index,
+        )
+        return rejection_response(error)
+
+    async def _store_one(self, event: ReceivedEvent, write: ObjectWrite) -> Outcome:
+        result = await self._uploader.store(write)
+        if isinstance(result, Stored):
+            self._metrics.stored.inc()
+            self._metrics.bytes_stored.inc(write.size)
+            self._metrics.upload_seconds.labels("stored").observe(result.seconds)
+            self._log(event, write, 200, result.seconds, result.attempts, etag=result.etag)
+            reply = success_event(
+                event, source=self._source, bucket=self._bucket, write=write, etag=result.etag
+            )
+            return Outcome(200, reply)
+        assert isinstance(result, NotStored)
+        failure: Failure = result.failure
+        status = 503 if failure.retryable else 502
+        self._metrics.failed.labels(failure.reason).inc()
+        self._metrics.upload_seconds.labels("failed").observe(result.seconds)
+        self._log(
+            event,
+            write,
+            status,
+            result.seconds,
+            result.attempts,
+            reason=failure.reason,
+            code=failure.code,
+            oss_status=failure.status,
+            request_id=failure.request_id,
+        )
+        reply = error_event(
+            event, source=self._source, bucket=self._bucket, key=write.key, failure=failure
+        )
+        return Outcome(status, reply)
+
+    def _log(
+        self,
+        event: ReceivedEvent,
+        write: ObjectWrite,
+        status: int,
+        seconds: float,
+        attempts: int,
+        **extra: object,
+    ) -> None:
+        log_fields(
+            self._logger,
+            logging.INFO if status == 200 else logging.WARNING,
+            "event stored" if status == 200 else "event not stored",
+            id=event.id,
+            type=event.type,
+            key=write.key,
+            status=status,
+            size=write.size,
+            attempts=attempts,
+            latency_ms=round(seconds * 1000, 3),
+            **{name: value for name, value in extra.items() if value not in (None, "")},
+        )
+
+
+def _overall_status(statuses: list[int]) -> int:
+    """200 if all stored; else 503 if anything may succeed on redelivery; else 502."""
+    if all(status == 200 for status in statuses):
+        return 200
+    if any(status == 503 for status in statuses):
+        return 503
+    return 502
