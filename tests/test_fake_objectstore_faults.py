@@ -247,6 +247,27 @@ def test_concurrent_puts_are_all_stored(store):
     assert store.stats.stored == 200
 
 
+@pytest.mark.slow
+def test_64_concurrent_clients_with_random_faults_keep_counts_consistent(store):
+    bucket = oss_bucket(store, "v4")
+    store.fail_randomly(0.2, seed=11)
+    store.drop_randomly(0.1, seed=12)
+
+    def put(i):
+        try:
+            bucket.put_object(f"m/{i}", b"y" * 2048)
+            return f"m/{i}"
+        except (oss2.exceptions.ServerError, oss2.exceptions.RequestError):
+            return None
+
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        succeeded = {key for key in pool.map(put, range(256)) if key}
+    stats = store.stats
+    assert set(store.keys(OSS_BUCKET)) == succeeded
+    assert stats.requests == 256 == stats.stored + stats.injected + stats.drops
+    assert stats.injected > 0 and stats.drops > 0
+
+
 def test_keep_alive_serves_several_requests_on_one_connection(store):
     conn = http.client.HTTPConnection("127.0.0.1", store.port, timeout=5)
     for _ in range(3):

@@ -367,8 +367,10 @@ def _vendor(authorization: str, host: str) -> str:
 
 def _is_virtual_host(host: str) -> bool:
     """True for `<bucket>.cos.<region>.myqcloud.com`-style hosts, false for 127.0.0.1:port."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
+    try:
+        name = urlsplit("//" + host).hostname or ""
+    except ValueError:
+        return False
     if not name or name == "localhost":
         return False
     try:

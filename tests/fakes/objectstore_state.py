@@ -6,6 +6,7 @@ connection on its own thread.
 
 from __future__ import annotations
 
+import importlib
 import random
 import threading
 from collections import Counter
@@ -15,8 +16,9 @@ from typing import Literal
 import crcmod
 
 # CRC-64/ECMA-182 as OSS and COS report it (reflected, init 0, xorout all ones). crcmod uses its C
-# extension when present (~60 ms for 16 MiB here); its pure-Python fallback would take seconds.
+# extension when present (~60 ms for 16 MiB here); its pure-Python fallback takes ~0.2 s per MiB.
 crc64_ecma = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
+CRC_USES_C_EXTENSION: bool = importlib.import_module("crcmod.crcmod")._usingExtension
 
 
 @dataclass(frozen=True)
