@@ -87,7 +87,7 @@ def test_defaults():
     assert settings.function_name is None
     assert settings.debug is False
     assert settings.signing_key is None
-    assert (settings.timeout, settings.concurrency, settings.retry_budget) == (5.0, 16, 60.0)
+    assert (settings.timeout, settings.concurrency, settings.retry_budget) == (10.0, 16, 60.0)
     assert (settings.backoff_initial, settings.backoff_max) == (0.2, 5.0)
 
 

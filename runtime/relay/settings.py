@@ -1,0 +1,82 @@
+"""The relay's settings, read and validated from the environment in one place.
+
+Environment variables (defaults in brackets):
+  K_SINK (required: http(s) URL of the sink), RELAY_SIGNING_SECRET (required: Standard Webhooks
+  `whsec_<base64>`, at least 16 bytes of key), DELIVERY_TIMEOUT_SECONDS [3] per attempt,
+  DELIVERY_RETRY_BUDGET_SECONDS [5], DELIVERY_BACKOFF_SECONDS [0.2],
+  DELIVERY_BACKOFF_MAX_SECONDS [2], DELIVERY_CONCURRENCY [64] (connections to the sink),
+  RETRY_AFTER_SECONDS [5] (told to the sender when the sink is down), plus the receiver's
+  PORT [8080], MAX_BODY_BYTES [16 MiB], DRAIN_TIMEOUT_SECONDS [20], MAX_IN_FLIGHT [64],
+  LOG_LEVEL [INFO].
+
+The retry budget is kept below the SCF function's per-attempt timeout (10 s by default) so the
+function hears the relay's answer instead of timing out and resending.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from runtime.receiver.settings import (
+    EnvReader,
+    ServerSettings,
+    SettingError,
+    read_server_settings,
+)
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    sink_url: str
+    signing_secret: str = field(repr=False)
+    timeout_seconds: float = 3.0
+    retry_budget_seconds: float = 5.0
+    backoff_seconds: float = 0.2
+    backoff_max_seconds: float = 2.0
+    concurrency: int = 64
+    retry_after_seconds: int = 5
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+
+def read_settings(env: EnvReader) -> RelaySettings:
+    return RelaySettings(
+        sink_url=_sink_url(env.required("K_SINK")),
+        signing_secret=_signing_secret(env.required("RELAY_SIGNING_SECRET")),
+        timeout_seconds=env.number("DELIVERY_TIMEOUT_SECONDS", 3.0, minimum=0.001, maximum=600),
+        retry_budget_seconds=env.number(
+            "DELIVERY_RETRY_BUDGET_SECONDS", 5.0, minimum=0.001, maximum=3600
+        ),
+        backoff_seconds=env.number("DELIVERY_BACKOFF_SECONDS", 0.2, minimum=0.001, maximum=60),
+        backoff_max_seconds=env.number(
+            "DELIVERY_BACKOFF_MAX_SECONDS", 2.0, minimum=0.001, maximum=600
+        ),
+        concurrency=env.integer("DELIVERY_CONCURRENCY", 64, minimum=1, maximum=1024),
+        retry_after_seconds=env.integer("RETRY_AFTER_SECONDS", 5, minimum=1, maximum=3600),
+        server=read_server_settings(env),
+    )
+
+
+def _sink_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise SettingError("K_SINK", "is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingError("K_SINK", "must be an http:// or https:// URL with a host")
+    return value
+
+
+def _signing_secret(value: str) -> str:
+    """Checked strictly here: the library itself silently skips characters that are not base64."""
+    encoded = value.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingError("RELAY_SIGNING_SECRET", "must be whsec_<base64>") from None
+    if len(key) < 16:
+        raise SettingError("RELAY_SIGNING_SECRET", "must hold at least 16 bytes of key")
+    return value

@@ -1,0 +1,138 @@
+"""`python -m runtime.relay` as a process, and its image files (Dockerfile, requirements)."""
+
+import base64
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+RELAY = REPO / "runtime" / "relay"
+SECRET = "whsec_" + base64.b64encode(b"relay-secret-key-0123456789abcd!").decode()
+
+
+def relay_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("K_SINK", "RELAY_SIGNING_SECRET")}
+    return {**env, "PYTHONPATH": str(REPO), **extra}
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [
+        ({"RELAY_SIGNING_SECRET": SECRET}, "K_SINK"),
+        (
+            {"K_SINK": "http://127.0.0.1:9/", "RELAY_SIGNING_SECRET": "whsec_!!"},
+            "RELAY_SIGNING_SECRET",
+        ),
+        ({"K_SINK": "http://127.0.0.1:9/", "RELAY_SIGNING_SECRET": SECRET, "PORT": "x"}, "PORT"),
+    ],
+)
+def test_invalid_settings_exit_2_with_one_line(extra, name):
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.relay"],
+        env=relay_env(**extra),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith(f"relay: invalid setting {name}")
+    assert "!!" not in line and SECRET not in line
+
+
+def test_serves_health_and_drains_on_sigterm():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime.relay"],
+        env=relay_env(K_SINK="http://127.0.0.1:9/", RELAY_SIGNING_SECRET=SECRET, PORT="0"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = None
+        for line in process.stdout:
+            record = json.loads(line)
+            if record["msg"] == "listening":
+                port = record["port"]
+                break
+        assert port, "the relay never logged that it was listening"
+        for path in ("healthz", "readyz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=10) as answer:
+                assert answer.status == 200
+        process.send_signal(signal.SIGTERM)
+        rest, errors = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors
+    messages = [json.loads(line)["msg"] for line in rest.splitlines()]
+    assert "draining" in messages and messages[-1] == "stopped"
+    assert SECRET not in rest + errors
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = REPO / ".venv" / "bin" / "hadolint"
+    executable = str(hadolint) if hadolint.exists() else "hadolint"
+    out = subprocess.run(
+        [executable, "--no-color", str(RELAY / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
+
+
+def test_dockerfile_copies_only_the_relay_and_its_core():
+    text = (RELAY / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
+    sources = [line.split()[1] for line in text.splitlines() if line.startswith("COPY ")]
+    assert sources == [
+        "runtime/relay/requirements.txt",
+        "runtime/__init__.py",
+        "runtime/receiver/",
+        "runtime/relay/",
+    ]
+    assert re.search(r"^USER \d+$", text, re.M), "must run as a non-root user"
+    assert "EXPOSE 8080" in text
+    assert 'ENTRYPOINT ["python", "-m", "runtime.relay"]' in text
+
+
+def test_requirements_are_pinned_and_match_the_runtime_union():
+    def pins(path: pathlib.Path) -> dict[str, str]:
+        found = {}
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                name, _, version = line.partition("==")
+                assert version, f"{path.name}: {line!r} is not pinned with =="
+                found[name.lower()] = version
+        return found
+
+    relay = pins(RELAY / "requirements.txt")
+    assert {"aiohttp", "cloudevents", "prometheus-client", "standardwebhooks"} <= set(relay)
+    union = pins(REPO / "runtime" / "requirements.txt")
+    for name, version in relay.items():
+        if name in union:
+            assert union[name] == version, f"{name} differs from runtime/requirements.txt"
+
+
+def test_relay_imports_nothing_outside_its_image():
+    """The image holds runtime/__init__.py, runtime/receiver and runtime/relay only."""
+    code = (
+        "import sys, runtime.relay.__main__ as m\n"
+        "own = sorted({n.split('.')[1] for n in sys.modules if n.startswith('runtime.')})\n"
+        "print(own)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "['receiver', 'relay']"
