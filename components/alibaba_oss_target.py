@@ -9,9 +9,10 @@ from typing_extensions import NotRequired
 
 from components import oss_target_spec as spec
 from components.container_runtime import ContainerRuntime, RuntimeOptions
-from components.container_spec import RUNTIME_FIELDS
+from components.container_spec import validate_runtime_options
 
-TYPE_TOKEN = "cloudevents-connectors:index:AlibabaOssTarget"
+RESOURCE_TYPE = "cloudevents-connectors:index:AlibabaOssTarget"
+_COMPONENT = "alibaba-oss-target"
 _KEY_ID, _KEY_SECRET = "access-key-id", "access-key-secret"
 
 
@@ -71,9 +72,10 @@ class AlibabaOssTarget(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         settings = spec.oss_target_settings(name, args)
-        runtime_options = dict(args.get("runtime") or {})
-        _check_runtime_options(runtime_options)
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        runtime_options = validate_runtime_options(
+            "runtime", args.get("runtime") or {}, name, _COMPONENT, spec.DEFAULT_IMAGE
+        )
+        super().__init__(RESOURCE_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         bucket_deps: list[pulumi.Resource] = []
@@ -110,9 +112,8 @@ class AlibabaOssTarget(pulumi.ComponentResource):
             f"{name}-runtime",
             {
                 **runtime_options,  # type: ignore[typeddict-item]
-                "image": runtime_options.get("image", spec.DEFAULT_IMAGE),
                 "app_name": name,
-                "component": "alibaba-oss-target",
+                "component": _COMPONENT,
                 "command": ["python", "-m", "runtime.alibaba_oss_target"],
                 "env": spec.runtime_env(settings),
                 "secret_env": {
@@ -143,12 +144,6 @@ class AlibabaOssTarget(pulumi.ComponentResource):
                 "secret_name": self.secret_name,
             }
         )
-
-
-def _check_runtime_options(options: dict) -> None:
-    unknown = sorted(set(options) - set(RUNTIME_FIELDS))
-    if unknown:
-        raise ValueError(f"runtime.{unknown[0]}: unknown runtime option")
 
 
 def _bucket(name: str, s: spec.OssTargetSettings, parent: pulumi.Resource) -> alicloud.oss.Bucket:

@@ -205,6 +205,24 @@ CONNECTOR_FIELDS = (
 )
 
 
+def validate_runtime_options(
+    field: str, options: Any, app_name: str, component: str, default_image: str
+) -> dict[str, Any]:
+    """Checks a connector's RuntimeOptions up front, so a bad one fails before any resource exists.
+    Answers the options with the connector's default image filled in."""
+    if not isinstance(options, Mapping):
+        raise _fail(field, "must be a mapping of runtime options")
+    unknown = sorted(set(options) - set(RUNTIME_FIELDS))
+    if unknown:
+        raise _fail(f"{field}.{unknown[0]}", "unknown runtime option")
+    checked = {**options, "image": options.get("image", default_image)}
+    try:
+        runtime_settings(app_name, component, checked)
+    except ValueError as error:
+        raise ValueError(f"{field}.{error}") from None
+    return checked
+
+
 def labels(s: RuntimeSettings) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": s.component,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from components.container_spec import RUNTIME_FIELDS
+from components.container_spec import validate_runtime_options
 
 DEFAULT_RELAY_IMAGE = "ghcr.io/cloudevents-connectors/relay:0.1.0"
 DEFAULT_EVENTS = ("cos:ObjectCreated:*",)
@@ -81,6 +81,8 @@ class RelaySettings:
     sink_url: str
     public_url: str | None
     supplied_secret: bool
+    runtime: dict[str, Any]
+    """Runtime options, validated, default image filled in."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ def _gateway(value: Any) -> GatewaySettings:
     return GatewaySettings(target, eventbus, api, namespace)
 
 
-def _relay(value: Any) -> RelaySettings:
+def _relay(name: str, value: Any) -> RelaySettings:
     if not isinstance(value, Mapping):
         raise _fail("relay", "must be a mapping with sink_url")
     unknown = sorted(set(value) - {"sink_url", "public_url", "signing_secret", "runtime"})
@@ -252,15 +254,12 @@ def _relay(value: Any) -> RelaySettings:
         http_url("relay.public_url", public)
     if "signing_secret" in value and isinstance(value["signing_secret"], str):
         raise _fail("relay.signing_secret", "pass it as a secret (pulumi.Output.secret)")
-    runtime = value.get("runtime") or {}
-    if not isinstance(runtime, Mapping):
-        raise _fail("relay.runtime", "must be a mapping of runtime options")
-    unknown = sorted(set(runtime) - set(RUNTIME_FIELDS))
-    if unknown:
-        raise _fail(f"relay.runtime.{unknown[0]}", "unknown runtime option")
+    runtime = validate_runtime_options(
+        "relay.runtime", value.get("runtime") or {}, f"{name}-relay", "relay", DEFAULT_RELAY_IMAGE
+    )
     if runtime.get("mode") == "knative" and public is None:
         raise _fail("relay.public_url", "is required with runtime mode knative")
-    return RelaySettings(sink, public, "signing_secret" in value)
+    return RelaySettings(sink, public, "signing_secret" in value, runtime)
 
 
 def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings:
@@ -301,7 +300,7 @@ def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings
         raise _fail("sink_url", f"give exactly one of sink_url, gateway or relay (found {found})")
     sink = http_url("sink_url", args["sink_url"]) if "sink_url" in destinations else None
     gateway = _gateway(args["gateway"]) if "gateway" in destinations else None
-    relay = _relay(args["relay"]) if "relay" in destinations else None
+    relay = _relay(name, args["relay"]) if "relay" in destinations else None
 
     delivery_timeout = args.get("delivery_timeout_seconds")
     if delivery_timeout is not None:

@@ -198,7 +198,7 @@ def _relay(
     else:
         key = random.RandomBytes(f"{name}-relay-signing-key", length=32, opts=child)
         signing_secret = pulumi.Output.secret(pulumi.Output.concat("whsec_", key.base64))
-    options = dict(args.get("runtime") or {})
+    options = s.runtime
     namespace = options.get("namespace", "default")
     secret = k8s.core.v1.Secret(
         f"{name}-relay-signing-secret",
@@ -211,7 +211,6 @@ def _relay(
         f"{name}-relay",
         {
             **options,  # type: ignore[typeddict-item]
-            "image": options.get("image", spec.DEFAULT_RELAY_IMAGE),
             "app_name": f"{name}-relay",
             "component": "relay",
             "command": ["python", "-m", "runtime.relay"],

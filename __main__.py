@@ -1,0 +1,97 @@
+"""The Pulumi program: stack config -> explicit providers -> components -> exports. Wiring only.
+
+A connector whose block (`ossTarget`, `cosSource`) is absent or empty is not deployed. Cloud
+credentials come from the providers' environment variables (ALICLOUD_ACCESS_KEY/ALICLOUD_SECRET_KEY,
+TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY, KUBECONFIG); see docs/configuration.md.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_alicloud as alicloud
+import pulumi_kubernetes as k8s
+import tencentcloud_iac_pulumi as tencentcloud
+
+from components import AlibabaOssTarget, TencentCosSource
+from components.stack_config import (
+    COS_SOURCE_NAME,
+    OSS_TARGET_NAME,
+    StackConfig,
+    read_stack_config,
+)
+
+# The function zip must outlive the run that writes it (the provider uploads it during `up`).
+BUILD_DIR = Path(__file__).resolve().parent / ".build"
+
+
+def deploy(config: StackConfig, prefix: str = "") -> dict[str, Any]:
+    """Declares the configured connectors; answers the stack outputs. `prefix` keeps names apart
+    when one program declares several pairs (the benchmark does)."""
+    outputs: dict[str, Any] = {}
+    needs_cluster = config.oss_target is not None or (
+        config.cos_source is not None and "relay" in config.cos_source
+    )
+    cluster: list[pulumi.ProviderResource] = []
+    depends_on: list[pulumi.Resource] = []
+    if needs_cluster:
+        kube = config.kubernetes
+        provider = k8s.Provider(
+            f"{prefix}kubernetes",
+            context=kube.context,
+            kubeconfig=kube.kubeconfig,
+            namespace=kube.namespace,
+        )
+        cluster = [provider]
+        if kube.create_namespace:
+            depends_on.append(
+                k8s.core.v1.Namespace(
+                    f"{prefix}namespace",
+                    metadata={
+                        "name": kube.namespace,
+                        "labels": {"app.kubernetes.io/part-of": "cloudevents-connectors"},
+                    },
+                    opts=pulumi.ResourceOptions(provider=provider),
+                )
+            )
+
+    if config.oss_target is not None:
+        region = config.oss_target["region"]
+        alibaba = alicloud.Provider(f"{prefix}alicloud", region=region)
+        target = AlibabaOssTarget(
+            f"{prefix}{OSS_TARGET_NAME}",
+            config.oss_target,  # type: ignore[arg-type]
+            opts=pulumi.ResourceOptions(providers=[alibaba, *cluster], depends_on=depends_on),
+        )
+        outputs.update(
+            ossTargetBucket=target.bucket_name,
+            ossTargetEndpoint=target.endpoint,
+            ossTargetUrl=target.url,
+            ossTargetSecretName=target.secret_name,
+        )
+
+    if config.cos_source is not None:
+        tencent = tencentcloud.Provider(f"{prefix}tencentcloud", region=config.cos_source["region"])
+        source = TencentCosSource(
+            f"{prefix}{COS_SOURCE_NAME}",
+            {**config.cos_source, "package_dir": str(BUILD_DIR)},  # type: ignore[typeddict-item]
+            opts=pulumi.ResourceOptions(providers=[tencent, *cluster], depends_on=depends_on),
+        )
+        outputs.update(
+            cosSourceBucket=source.bucket_name,
+            cosSourceFunction=source.function_name,
+            cosSourceFunctionNamespace=source.function_namespace,
+            cosSourceTriggers=source.trigger_descriptions,
+            cosSourceRelayUrl=source.relay_url,
+        )
+    return outputs
+
+
+def main() -> None:
+    for name, value in deploy(read_stack_config(pulumi.Config())).items():
+        pulumi.export(name, value)
+
+
+# Pulumi runs this file as __main__; the benchmark loads it under another name to call deploy().
+if __name__ == "__main__":
+    main()
