@@ -8,7 +8,7 @@ from typing_extensions import NotRequired
 
 from components import container_spec as spec
 
-TYPE_TOKEN = "cloudevents-connectors:index:ContainerRuntime"
+RESOURCE_TYPE = "cloudevents-connectors:index:ContainerRuntime"
 
 
 class SecretKeyRef(TypedDict):
@@ -30,7 +30,7 @@ class RuntimeOptions(TypedDict, total=False):
     namespace: str
     """Namespace of every object (default `default`)."""
     min_replicas: int
-    """Lowest replica count (default 1); the HorizontalPodAutoscaler, or Knative, scales from here."""
+    """Lowest replica count (default 1); the autoscaler (HPA or Knative) scales from here."""
     max_replicas: int
     """Highest replica count (default: min_replicas)."""
     target_cpu_utilization: int
@@ -98,7 +98,7 @@ class ContainerRuntime(pulumi.ComponentResource):
         create_namespace = args.get("create_namespace", False)
         if not isinstance(create_namespace, bool):
             raise ValueError(f"create_namespace: {create_namespace!r} must be true or false")
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        super().__init__(RESOURCE_TYPE, name, None, opts)
 
         child = pulumi.ResourceOptions(parent=self)
         if create_namespace:
