@@ -133,6 +133,23 @@ def test_oss_v4_region_is_part_of_the_key():
         verify_oss(with_header(req, "authorization", moved))
 
 
+def test_oss_v4_additional_headers_are_signed():
+    req = oss2.http.Request(
+        "GET",
+        "http://127.0.0.1/",
+        headers={"Host": "127.0.0.1:1", "Range": "bytes=0-1"},
+        region="cn-hangzhou",
+        product="oss",
+    )
+    oss2.AuthV4(AK, SK)._sign_request(req, BUCKET, KEY, in_additional_headers=["host", "range"])
+    lowered = {k.lower(): v for k, v in req.headers.items() if v is not None}
+    signed = SignedRequest("GET", BUCKET, KEY, lowered)
+    assert "AdditionalHeaders=host;range" in lowered["authorization"]
+    verify_oss(signed)
+    with pytest.raises(AuthError, match="SignatureDoesNotMatch"):
+        verify_oss(with_header(signed, "range", "bytes=0-9"))
+
+
 def test_oss_v4_declared_payload_hash_is_checked_against_the_body():
     req = oss2_signed(oss2.AuthV4(AK, SK))
     declared = "0" * 64
