@@ -183,6 +183,14 @@ def test_oss2_sts_credentials_need_their_token(store, version):
     with pytest.raises(oss2.exceptions.ServerError) as bad:
         oss2.Bucket(wrong, store.endpoint, OSS_BUCKET, **region).put_object("sts3", b"x")
     assert (bad.value.status, bad.value.code) == (403, "InvalidSecurityToken")
+
+    # A long-term key that sends a token is looked up among STS keys, and is not found there.
+    long_term_with_token = oss2.StsAuth(AK, SK, STS_TOKEN, version)
+    with pytest.raises(oss2.exceptions.ServerError) as stray:
+        oss2.Bucket(long_term_with_token, store.endpoint, OSS_BUCKET, **region).put_object(
+            "s4", b""
+        )
+    assert (stray.value.status, stray.value.code) == (403, "InvalidAccessKeyId")
     assert store.keys(OSS_BUCKET) == ["sts"]
 
 

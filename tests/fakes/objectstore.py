@@ -53,9 +53,10 @@ class ObjectStoreEmulator:
         if unknown:
             raise ValueError(f"security_tokens for keys without a secret: {sorted(unknown)}")
         self.clock = clock
-        self._objects = ObjectTable()
-        self._faults = FaultPlan()
-        self._stats = StatsCounter()
+        # Shared with the HTTP handler threads; tests use the methods below instead.
+        self.table = ObjectTable()
+        self.fault_plan = FaultPlan()
+        self.counters = StatsCounter()
         for bucket in buckets:
             self.create_bucket(bucket)
         self._address = (host, port)
@@ -107,58 +108,58 @@ class ObjectStoreEmulator:
     def create_bucket(self, bucket: str) -> None:
         if not bucket or "/" in bucket:
             raise ValueError(f"invalid bucket name {bucket!r}")
-        self._objects.create_bucket(bucket)
+        self.table.create_bucket(bucket)
 
     def buckets(self) -> list[str]:
-        return self._objects.buckets()
+        return self.table.buckets()
 
     def get(self, bucket: str, key: str) -> StoredObject | None:
-        return self._objects.get(bucket, key)
+        return self.table.get(bucket, key)
 
     def keys(self, bucket: str) -> list[str]:
-        return self._objects.keys(bucket)
+        return self.table.keys(bucket)
 
     def reset(self) -> None:
         """Forget every object (buckets stay), every fault, and every counter."""
-        for bucket in self._objects.buckets():
-            for key in self._objects.keys(bucket):
-                self._objects.delete(bucket, key)
+        for bucket in self.table.buckets():
+            for key in self.table.keys(bucket):
+                self.table.delete(bucket, key)
         self.clear_faults()
-        self._stats.reset()
+        self.counters.reset()
 
     # ------------------------------------------------------------------ faults
 
     def fail_next(self, n: int = 1, status: int = 503, code: str = "SlowDown") -> None:
         """Answer the next `n` object requests with `status`/`code` without acting on them."""
-        self._faults.queue(Fault("fail", int(status), code), int(n))
+        self.fault_plan.queue(Fault("fail", int(status), code), int(n))
 
     def fail_randomly(
         self, probability: float, status: int = 503, code: str = "SlowDown", seed: int | None = None
     ) -> None:
-        self._faults.fail_randomly(float(probability), int(status), code, seed)
+        self.fault_plan.fail_randomly(float(probability), int(status), code, seed)
 
     def drop_next(self, n: int = 1) -> None:
         """Close the connection of the next `n` object requests (after reading them) unanswered."""
-        self._faults.queue(Fault("drop"), int(n))
+        self.fault_plan.queue(Fault("drop"), int(n))
 
     def drop_randomly(self, probability: float, seed: int | None = None) -> None:
-        self._faults.drop_randomly(float(probability), seed)
+        self.fault_plan.drop_randomly(float(probability), seed)
 
     def set_latency(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("latency must be >= 0")
-        self._faults.latency = float(seconds)
+        self.fault_plan.latency = float(seconds)
 
     def corrupt_crc_next(self, n: int = 1) -> None:
         """Store the next `n` PUTs but answer a wrong CRC-64 (proves the client checks it)."""
-        self._faults.corrupt_crc(int(n))
+        self.fault_plan.corrupt_crc(int(n))
 
     def clear_faults(self) -> None:
-        self._faults.clear()
+        self.fault_plan.clear()
 
     @property
     def stats(self) -> Stats:
-        return self._stats.snapshot()
+        return self.counters.snapshot()
 
 
 if __name__ == "__main__":

@@ -133,18 +133,18 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             status, out_headers, out_body = handle_admin(emulator, self.command, url, body)
             self._send(status, out_headers, out_body)
             return
-        emulator._stats.request(self.command)
+        emulator.counters.request(self.command)
         exchange = Exchange(self.command, url, headers, body, emulator)
-        if emulator._faults.latency:
-            time.sleep(emulator._faults.latency)
-        fault = emulator._faults.next_fault()
+        if emulator.fault_plan.latency:
+            time.sleep(emulator.fault_plan.latency)
+        fault = emulator.fault_plan.next_fault()
         if fault is not None and fault.kind == "drop":
-            emulator._stats.count("drops")
+            emulator.counters.count("drops")
             # No answer at all: the server closes the socket once this handler returns.
             self.close_connection = True
             return
         if fault is not None:
-            emulator._stats.count("injected")
+            emulator.counters.count("injected")
             message = DEFAULT_MESSAGES.get(fault.code, "Injected fault.")
             self._send(*exchange.error(fault.status, fault.code, message))
             return
@@ -230,7 +230,7 @@ class Exchange:
 
     def _run(self) -> tuple[int, dict[str, str], bytes]:
         store = self.emulator
-        if not self.bucket or not store._objects.has_bucket(self.bucket):
+        if not self.bucket or not store.table.has_bucket(self.bucket):
             raise ServiceError(
                 404, "NoSuchBucket", DEFAULT_MESSAGES["NoSuchBucket"], BucketName=self.bucket
             )
@@ -251,8 +251,9 @@ class Exchange:
         token_header = "x-cos-security-token" if self.vendor == "cos" else "x-oss-security-token"
         sent_token = self.headers.get(token_header)
         required_token = store.security_tokens.get(auth.access_key_id)
-        if secret is None or (required_token is not None and sent_token is None):
-            # An STS key without its token is unknown to the service, exactly like a made-up key.
+        if secret is None or (required_token is None) != (sent_token is None):
+            # The service looks a key up among STS keys exactly when a token is sent, so an STS key
+            # without its token (or a long-term key with one) is as unknown as a made-up key.
             raise AuthError(
                 403,
                 "InvalidAccessKeyId",
@@ -295,9 +296,9 @@ class Exchange:
             last_modified=time.time(),
             vendor=self.vendor,
         )
-        store._objects.put(self.bucket, self.key, stored)
-        store._stats.count("stored")
-        if store._faults.take_crc_corruption():
+        store.table.put(self.bucket, self.key, stored)
+        store.counters.count("stored")
+        if store.fault_plan.take_crc_corruption():
             crc = (crc + 1) & 0xFFFFFFFFFFFFFFFF
         headers = self._common_headers()
         headers.update({"ETag": f'"{etag}"', f"x-{self.vendor}-hash-crc64ecma": str(crc)})
@@ -307,10 +308,10 @@ class Exchange:
 
     def _get(self) -> tuple[int, dict[str, str], bytes]:
         store = self.emulator
-        obj = store._objects.get(self.bucket, self.key)
+        obj = store.table.get(self.bucket, self.key)
         if obj is None:
             raise ServiceError(404, "NoSuchKey", DEFAULT_MESSAGES["NoSuchKey"], Key=self.key)
-        store._stats.count("fetched")
+        store.counters.count("fetched")
         headers = self._common_headers()
         headers.update(obj.headers)
         headers["Content-Type"] = headers.pop("content-type", None) or "application/octet-stream"
@@ -332,8 +333,8 @@ class Exchange:
 
     def _delete(self) -> tuple[int, dict[str, str], bytes]:
         # Both services answer 204 whether or not the key existed.
-        if self.emulator._objects.delete(self.bucket, self.key):
-            self.emulator._stats.count("deleted")
+        if self.emulator.table.delete(self.bucket, self.key):
+            self.emulator.counters.count("deleted")
         return 204, self._common_headers(), b""
 
     def _common_headers(self) -> dict[str, str]:
@@ -342,7 +343,7 @@ class Exchange:
         return {"x-cos-request-id": self.request_id, "Server": "tencent-cos"}
 
     def error(self, status, code, message, details=None) -> tuple[int, dict[str, str], bytes]:
-        self.emulator._stats.error(code)
+        self.emulator.counters.error(code)
         is_head = self.method == "HEAD"
         if self.vendor == "oss":
             response = oss_error(
