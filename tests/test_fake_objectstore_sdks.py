@@ -264,6 +264,23 @@ def test_cos_put_get_head_delete_round_trip(store, key):
     assert store.get(COS_BUCKET, key) is None
 
 
+def test_cos_object_headers_and_response_content_type_round_trip(store):
+    client = cos_client(store)
+    client.put_object(
+        Bucket=COS_BUCKET,
+        Key="h",
+        Body=b"x",
+        ContentType="application/json",
+        CacheControl="no-cache",
+        ContentDisposition='attachment; filename="a b.json"',
+    )
+    got = client.get_object(Bucket=COS_BUCKET, Key="h", ResponseContentType="text/plain")
+    assert got["Content-Type"] == "text/plain"
+    assert got["Cache-Control"] == "no-cache"
+    assert got["Content-Disposition"] == 'attachment; filename="a b.json"'
+    assert store.get(COS_BUCKET, "h").content_type == "application/json"
+
+
 def test_cos_md5_enabled_put_verifies(store):
     cos_client(store).put_object(Bucket=COS_BUCKET, Key="md5", Body=b"abc", EnableMD5=True)
     assert store.get(COS_BUCKET, "md5").body == b"abc"

@@ -313,8 +313,10 @@ class Exchange:
             raise ServiceError(404, "NoSuchKey", DEFAULT_MESSAGES["NoSuchKey"], Key=self.key)
         store.counters.count("fetched")
         headers = self._common_headers()
-        headers.update(obj.headers)
-        headers["Content-Type"] = headers.pop("content-type", None) or "application/octet-stream"
+        for name, value in obj.headers.items():
+            # Standard headers go out as Cache-Control etc.; x-oss-/x-cos- ones stay lower-case.
+            headers[_canonical_case(name) if name in _OBJECT_HEADERS else name] = value
+        headers.setdefault("Content-Type", "application/octet-stream")
         for name, value in self.query:
             if name == "response-content-type":
                 headers["Content-Type"] = value
@@ -379,6 +381,10 @@ def _is_virtual_host(host: str) -> bool:
     except ValueError:
         return "." in name
     return False
+
+
+def _canonical_case(name: str) -> str:
+    return "-".join(part.capitalize() for part in name.split("-"))
 
 
 def _lower_headers(items) -> dict[str, str]:
