@@ -1,0 +1,117 @@
+"""ContainerRuntime under the mocks: the objects it declares, their names, parents and contents."""
+
+import pytest
+
+from components import ContainerRuntime
+from tests.components.helpers import kubernetes_manifest, names_by_type, urn_parent_type
+from tests.pulumi_mocks import plain_strings
+
+ARGS = {
+    "image": "ghcr.io/acme/relay:1.0",
+    "namespace": "ce",
+    "component": "relay",
+    "command": ["python", "-m", "runtime.relay"],
+    "env": {"K_SINK": "http://broker.ce.svc.cluster.local/"},
+    "secret_env": {"RELAY_SIGNING_SECRET": {"secret_name": "relay-signing", "key": "k"}},
+}
+
+
+def test_deployment_mode_declares_exactly_these_objects(pulumi_mocks):
+    runtime = pulumi_mocks.run(lambda: ContainerRuntime("relay", ARGS))
+    component = pulumi_mocks.one("cloudevents-connectors:index:ContainerRuntime")
+    assert names_by_type(pulumi_mocks, component.urn) == {
+        ("kubernetes:apps/v1:Deployment", "relay-deployment"),
+        ("kubernetes:core/v1:Service", "relay-service"),
+        ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "relay-hpa"),
+        ("kubernetes:policy/v1:PodDisruptionBudget", "relay-pdb"),
+    }
+    for child in pulumi_mocks.descendants_of(component.urn):
+        assert child.parent == component.urn, child.urn
+        assert urn_parent_type(child.urn) == component.typ, child.urn
+        assert child.inputs["metadata"]["name"] == "relay"
+        assert child.inputs["metadata"]["namespace"] == "ce"
+    assert pulumi_mocks.value(runtime.url) == "http://relay.ce.svc.cluster.local"
+    assert pulumi_mocks.value(runtime.public_url) == ""
+    assert pulumi_mocks.value(runtime.service_name) == "relay"
+
+
+def test_knative_mode_declares_one_knative_service(pulumi_mocks):
+    pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, "mode": "knative"}))
+    component = pulumi_mocks.one("cloudevents-connectors:index:ContainerRuntime")
+    assert names_by_type(pulumi_mocks, component.urn) == {
+        ("kubernetes:serving.knative.dev/v1:Service", "relay-knative-service"),
+    }
+    knative = pulumi_mocks.one("kubernetes:serving.knative.dev/v1:Service")
+    assert knative.inputs["apiVersion"] == "serving.knative.dev/v1"
+    container = knative.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "runtime.relay"]
+    assert container["image"] == "ghcr.io/acme/relay:1.0"
+
+
+def test_created_namespace_comes_first(pulumi_mocks):
+    pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, "create_namespace": True}))
+    namespace = pulumi_mocks.one("kubernetes:core/v1:Namespace")
+    assert namespace.inputs["metadata"]["name"] == "ce"
+    deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    assert namespace.urn in deployment.dependencies
+
+
+def test_load_balancer_exposes_a_public_url(pulumi_mocks):
+    runtime = pulumi_mocks.run(
+        lambda: ContainerRuntime("relay", {**ARGS, "service_type": "LoadBalancer"})
+    )
+    service = pulumi_mocks.one("kubernetes:core/v1:Service")
+    assert service.inputs["spec"]["type"] == "LoadBalancer"
+    assert pulumi_mocks.value(runtime.public_url) == "http://203.0.113.10"
+
+
+def test_pod_is_non_root_read_only_probed_and_drained(pulumi_mocks):
+    pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, "drain_timeout_seconds": 25}))
+    manifest = kubernetes_manifest(pulumi_mocks.one("kubernetes:apps/v1:Deployment"))
+    pod = manifest["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > 25
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    labels = manifest["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "relay"
+    assert labels["app.kubernetes.io/managed-by"] == "pulumi"
+
+
+def test_secret_env_never_becomes_a_literal(pulumi_mocks):
+    pulumi_mocks.run(lambda: ContainerRuntime("relay", ARGS))
+    deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    env = deployment.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+    signing = next(e for e in env if e["name"] == "RELAY_SIGNING_SECRET")
+    assert "value" not in signing
+    assert signing["valueFrom"]["secretKeyRef"] == {"name": "relay-signing", "key": "k"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"image": ""}, "image"),
+        ({"min_replicas": 0}, "min_replicas"),
+        ({"mode": "vm"}, "mode"),
+        ({"create_namespace": "yes"}, "create_namespace"),
+        ({"app_name": "Not_DNS"}, "app_name"),
+        ({"env": {"SECRET": 42}}, "env.SECRET"),
+    ],
+)
+def test_invalid_arguments_raise_before_anything_is_registered(pulumi_mocks, overrides, field):
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, **overrides}))
+    assert pulumi_mocks.resources == []
+
+
+def test_no_plain_secret_anywhere(pulumi_mocks):
+    pulumi_mocks.run(lambda: ContainerRuntime("relay", ARGS))
+    for r in pulumi_mocks.resources:
+        assert not any("whsec_" in s for s in plain_strings(r.inputs)), r.urn

@@ -1,0 +1,163 @@
+"""Pure builders of ContainerRuntime: validation table first, then the manifests they build."""
+
+import pytest
+
+from components import container_spec as spec
+
+BASE = {"image": "ghcr.io/acme/relay:1.0"}
+
+
+def settings(**overrides):
+    return spec.runtime_settings("relay", "relay", {**BASE, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"image": ""}, "image"),
+        ({"image": "has space:1"}, "image"),
+        ({"image_pull_policy": "Sometimes"}, "image_pull_policy"),
+        ({"namespace": "Bad_NS"}, "namespace"),
+        ({"min_replicas": 0}, "min_replicas"),
+        ({"min_replicas": True}, "min_replicas"),
+        ({"min_replicas": 3, "max_replicas": 2}, "max_replicas"),
+        ({"target_cpu_utilization": 5}, "target_cpu_utilization"),
+        ({"cpu_request": "lots"}, "cpu_request"),
+        ({"memory_limit": "1GB"}, "memory_limit"),
+        ({"drain_timeout_seconds": 0}, "drain_timeout_seconds"),
+        ({"log_level": "TRACE"}, "log_level"),
+        ({"mode": "lambda"}, "mode"),
+        ({"service_type": "NodePort"}, "service_type"),
+        ({"run_as_user": 0}, "run_as_user"),
+        ({"env": {"1BAD": "x"}}, "env"),
+        ({"env": {"TOKEN": object()}}, "env.TOKEN"),
+        ({"secret_env": {"K": {"secret_name": "s", "key": "bad key"}}}, "secret_env.K.key"),
+        ({"secret_env": {"K": {"key": "k"}}}, "secret_env.K.secret_name"),
+        (
+            {"env": {"K": "v"}, "secret_env": {"K": {"secret_name": "s", "key": "k"}}},
+            "secret_env.K",
+        ),
+        ({"command": ["python", ""]}, "command"),
+        ({"replicas": 2}, "replicas"),
+    ],
+)
+def test_invalid_settings_name_the_field(overrides, field):
+    with pytest.raises(ValueError, match=rf"^{field}: "):
+        settings(**overrides)
+
+
+def test_app_name_must_be_a_dns_label():
+    with pytest.raises(ValueError, match="^app_name: "):
+        spec.runtime_settings("Relay_1", "relay", BASE)
+
+
+def test_defaults():
+    s = settings()
+    assert (s.min_replicas, s.max_replicas, s.target_cpu_utilization) == (1, 1, 70)
+    assert (s.namespace, s.mode, s.service_type, s.image_pull_policy) == (
+        "default",
+        "deployment",
+        "ClusterIP",
+        "IfNotPresent",
+    )
+    assert s.drain_timeout_seconds == spec.DEFAULT_DRAIN_TIMEOUT_SECONDS == 20
+
+
+@pytest.mark.parametrize("drain", [1, 20, 45, 600])
+def test_grace_period_outlives_the_drain(drain):
+    s = settings(drain_timeout_seconds=drain)
+    pod = spec.pod_spec(s)
+    assert pod["terminationGracePeriodSeconds"] > drain
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["DRAIN_TIMEOUT_SECONDS"] == str(drain)
+
+
+def test_container_is_locked_down_and_probed():
+    container = spec.container(settings(run_as_user=4242))
+    assert container["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 4242,
+        "runAsGroup": 4242,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+
+
+def test_secret_env_is_only_a_reference():
+    s = settings(
+        env={"K_SINK": "http://broker"},
+        secret_env={"RELAY_SIGNING_SECRET": {"secret_name": "relay-signing", "key": "k"}},
+    )
+    env = {e["name"]: e for e in spec.container(s)["env"]}
+    assert env["K_SINK"] == {"name": "K_SINK", "value": "http://broker"}
+    assert env["RELAY_SIGNING_SECRET"] == {
+        "name": "RELAY_SIGNING_SECRET",
+        "valueFrom": {"secretKeyRef": {"name": "relay-signing", "key": "k"}},
+    }
+
+
+def test_labels_and_selectors():
+    s = settings()
+    labels = spec.labels(s)
+    assert {k for k in labels if k.startswith("app.kubernetes.io/")} == {
+        f"app.kubernetes.io/{k}"
+        for k in ("name", "instance", "version", "component", "part-of", "managed-by")
+    }
+    selector = spec.selector_labels(s)
+    assert selector.items() <= labels.items()
+    assert spec.deployment_spec(s)["selector"]["matchLabels"] == selector
+    assert spec.service_spec(s)["selector"] == selector
+    assert spec.pdb_spec(s)["selector"]["matchLabels"] == selector
+
+
+def test_hpa_owns_the_replica_count():
+    s = settings(min_replicas=2, max_replicas=5, target_cpu_utilization=60)
+    assert "replicas" not in spec.deployment_spec(s)
+    hpa = spec.hpa_spec(s)
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
+    assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+    assert hpa["scaleTargetRef"]["name"] == "relay"
+
+
+def test_knative_service_carries_the_same_container_and_scale_bounds():
+    s = settings(mode="knative", min_replicas=2, max_replicas=4)
+    knative = spec.knative_service_spec(s)
+    template = knative["template"]
+    assert template["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] == "2"
+    assert template["metadata"]["annotations"]["autoscaling.knative.dev/max-scale"] == "4"
+    container = template["spec"]["containers"][0]
+    assert container["securityContext"] == spec.container(settings())["securityContext"]
+    assert "port" not in container["livenessProbe"]["httpGet"]
+    assert spec.knative_metadata(s)["labels"]["networking.knative.dev/visibility"] == (
+        "cluster-local"
+    )
+    public = settings(mode="knative", service_type="LoadBalancer")
+    assert "networking.knative.dev/visibility" not in spec.knative_metadata(public)["labels"]
+
+
+def test_cluster_url():
+    assert spec.cluster_url(settings(namespace="ce")) == "http://relay.ce.svc.cluster.local"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("x", r"^runtime: must be a mapping"),
+        ({"command": ["sh"]}, r"^runtime\.command: unknown runtime option"),
+        ({"min_replicas": 0}, r"^runtime\.min_replicas: "),
+    ],
+)
+def test_validate_runtime_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        spec.validate_runtime_options("runtime", options, "relay", "relay", "img:1")
+
+
+def test_validate_runtime_options_fills_the_default_image():
+    checked = spec.validate_runtime_options("runtime", {}, "relay", "relay", "img:1")
+    assert checked == {"image": "img:1"}

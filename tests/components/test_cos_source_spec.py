@@ -1,0 +1,220 @@
+"""Pure rules of TencentCosSource: bucket names, trigger JSON per event and filter, arguments."""
+
+import json
+
+import pytest
+
+from components import cos_source_spec as spec
+
+BASE = {"region": "ap-guangzhou", "bucket_name": "uploads", "sink_url": "https://sink.example/"}
+
+
+@pytest.mark.parametrize(
+    ("name", "region", "valid"),
+    [
+        ("uploads", "ap-guangzhou", True),
+        ("1-newproject", "ap-beijing", True),
+        ("examplebucket-1", "ap-beijing", True),
+        # The documented limit: 123456789012345678901-1250000000.cos.ap-beijing.myqcloud.com = 60.
+        ("123456789012345678901", "ap-beijing", True),
+        ("1234567890123456789012", "ap-beijing", False),
+        ("Uploads", "ap-guangzhou", False),
+        ("up_loads", "ap-guangzhou", False),
+        ("-uploads", "ap-guangzhou", False),
+        ("uploads-", "ap-guangzhou", False),
+        ("up.loads", "ap-guangzhou", False),
+        ("", "ap-guangzhou", False),
+    ],
+)
+def test_bucket_names_as_tencent_checks_them(name, region, valid):
+    if valid:
+        assert spec.validate_bucket_name(name, region) == name
+    else:
+        with pytest.raises(ValueError, match="^bucket_name: "):
+            spec.validate_bucket_name(name, region)
+
+
+def test_too_long_name_says_how_much_room_there_is():
+    with pytest.raises(ValueError, match="leaving 21 for the name"):
+        spec.validate_bucket_name("1234567890123456789012", "ap-beijing")
+
+
+@pytest.mark.parametrize(
+    ("app_id", "valid"), [("1250000000", True), ("125000000", False), ("12500000001", False)]
+)
+def test_app_ids(app_id, valid):
+    if valid:
+        assert spec.validate_app_id(app_id) == app_id
+    else:
+        with pytest.raises(ValueError, match="^app_id: "):
+            spec.validate_app_id(app_id)
+
+
+@pytest.mark.parametrize("event", spec.COS_EVENTS)
+@pytest.mark.parametrize(("prefix", "suffix"), [("", ""), ("in/", ""), ("", ".jpg"), ("a/", ".gz")])
+def test_trigger_desc_per_event_and_filter(event, prefix, suffix):
+    desc = spec.trigger_desc(event, prefix, suffix)
+    assert json.loads(desc) == {"event": event, "filter": {"Prefix": prefix, "Suffix": suffix}}
+    assert " " not in desc  # compact, as CreateTrigger takes it
+
+
+def test_trigger_desc_exact_text():
+    assert spec.trigger_desc("cos:ObjectCreated:*", "in/") == (
+        '{"event":"cos:ObjectCreated:*","filter":{"Prefix":"in/","Suffix":""}}'
+    )
+
+
+def test_triggers_are_named_by_bucket_id_with_their_region():
+    triggers = spec.triggers(
+        "uploads-1250000000", "ap-guangzhou", ("cos:ObjectCreated:*", "cos:ObjectRemove:*"), "", ""
+    )
+    assert [t["name"] for t in triggers] == ["uploads-1250000000"] * 2
+    assert {t["type"] for t in triggers} == {"cos"}
+    assert {t["cos_region"] for t in triggers} == {"ap-guangzhou"}
+    assert [json.loads(t["trigger_desc"])["event"] for t in triggers] == [
+        "cos:ObjectCreated:*",
+        "cos:ObjectRemove:*",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ([], "non-empty"),
+        ("cos:ObjectCreated:*", "non-empty list"),
+        (["cos:ObjectCreated:Upload"], "unknown COS event"),
+        (["cos:ObjectCreated:Put", "cos:ObjectCreated:Put"], "twice"),
+        (["cos:ObjectCreated:*", "cos:ObjectCreated:Put"], "overlaps cos:ObjectCreated:\\*"),
+        (["cos:ObjectRemove:Delete", "cos:ObjectRemove:*"], "overlaps cos:ObjectRemove:\\*"),
+    ],
+)
+def test_invalid_events(events, message):
+    with pytest.raises(ValueError, match=f"^events: .*{message}"):
+        spec.validate_events(events, "", "")
+
+
+def test_distinct_groups_and_specific_events_combine():
+    events = ["cos:ObjectCreated:Put", "cos:ObjectCreated:Post", "cos:ObjectRemove:*"]
+    assert spec.validate_events(events, "", "") == tuple(events)
+
+
+class _Secret:
+    """Stands for a pulumi secret Output."""
+
+
+RELAY = {"sink_url": "http://broker.ns.svc.cluster.local/"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"region": "Guangzhou"}, "region"),
+        ({"bucket_name": "Bad"}, "bucket_name"),
+        ({"app_id": "12"}, "app_id"),
+        ({"create_bucket": False, "protect": True}, "protect"),
+        ({"create_bucket": False, "versioning": True}, "versioning"),
+        ({"function_name": "1starts-with-digit"}, "function_name"),
+        ({"function_name": "ends-with-"}, "function_name"),
+        ({"function_namespace": "bad ns"}, "function_namespace"),
+        ({"memory_mb": 100}, "memory_mb"),
+        ({"memory_mb": 4096}, "memory_mb"),
+        ({"timeout_seconds": 0}, "timeout_seconds"),
+        ({"timeout_seconds": 901}, "timeout_seconds"),
+        ({"debug": "yes"}, "debug"),
+        ({"suffix": "jpg"}, "suffix"),
+        ({"prefix": "/in"}, "prefix"),
+        ({"events": ["cos:Nope"]}, "events"),
+        ({"sink_url": None}, "sink_url"),
+        ({"gateway": {"target": "1.2.3.4:8080", "eventbus": "eb"}}, "sink_url"),
+        ({"sink_url": "ftp://x"}, "sink_url"),
+        ({"sink_url": "https://user:pw@sink/"}, "sink_url"),
+        ({"sink_url": None, "gateway": {"eventbus": "eb"}}, "gateway.target"),
+        ({"sink_url": None, "gateway": {"target": "h:1", "eventbus": ""}}, "gateway.eventbus"),
+        (
+            {"sink_url": None, "gateway": {"target": "h:1", "eventbus": "e", "api": "v2"}},
+            "gateway.api",
+        ),
+        (
+            {"sink_url": None, "gateway": {"target": "h:1", "eventbus": "e", "namespace": "n"}},
+            "gateway.namespace",
+        ),
+        ({"sink_url": None, "gateway": {"target": "h:1", "eventbus": "e", "x": 1}}, "gateway.x"),
+        ({"sink_url": None, "relay": {}}, "relay.sink_url"),
+        ({"sink_url": None, "relay": {**RELAY, "public_url": "nope"}}, "relay.public_url"),
+        (
+            {"sink_url": None, "relay": {**RELAY, "signing_secret": "whsec_plain"}},
+            "relay.signing_secret",
+        ),
+        (
+            {"sink_url": None, "relay": {**RELAY, "runtime": {"mode": "knative"}}},
+            "relay.public_url",
+        ),
+        (
+            {"sink_url": None, "relay": {**RELAY, "runtime": {"replicas": 2}}},
+            "relay.runtime.replicas",
+        ),
+        (
+            {"sink_url": None, "relay": {**RELAY, "runtime": {"min_replicas": 0}}},
+            "relay.runtime.min_replicas",
+        ),
+        ({"delivery_timeout_seconds": 0}, "delivery_timeout_seconds"),
+        ({"delivery_retry_budget_seconds": 30}, "delivery_retry_budget_seconds"),
+        ({"bucket": "x"}, "bucket"),
+    ],
+)
+def test_invalid_arguments_name_the_field(overrides, field):
+    args = {k: v for k, v in {**BASE, **overrides}.items() if v is not None}
+    with pytest.raises(ValueError, match=rf"^{field}: "):
+        spec.cos_source_settings("cos-source", args)
+
+
+def test_defaults_fix_the_upstream_function_limits():
+    s = spec.cos_source_settings("cos-source", BASE)
+    assert s.events == ("cos:ObjectCreated:*",)
+    assert (s.function_name, s.function_namespace) == ("cos-source", "default")
+    # Upstream ran with SCF's 3 s default timeout and 64 MB.
+    assert (s.timeout_seconds, s.memory_mb) == (30, 128)
+    assert s.relay is None and s.gateway is None
+
+
+@pytest.mark.parametrize(
+    ("destination", "env"),
+    [
+        ({"sink_url": "https://sink.example/"}, {"K_SINK": "https://sink.example/"}),
+        (
+            {"gateway": {"target": "10.0.0.5:8081", "eventbus": "cos"}},
+            {"EVENT_GATEWAY": "10.0.0.5:8081", "VANUS_EVENTBUS": "cos", "VANUS_API": "gateway"},
+        ),
+        (
+            {"gateway": {"target": "http://gw:8081", "eventbus": "cos", "api": "namespaces"}},
+            {
+                "EVENT_GATEWAY": "http://gw:8081",
+                "VANUS_EVENTBUS": "cos",
+                "VANUS_API": "namespaces",
+                "VANUS_NAMESPACE": "default",
+            },
+        ),
+        ({"relay": RELAY}, {}),
+    ],
+)
+def test_function_env_per_destination(destination, env):
+    args = {"region": "ap-guangzhou", "bucket_name": "uploads", **destination, "debug": True}
+    s = spec.cos_source_settings("src", args)
+    assert spec.function_env(s) == {"FUNCTION_NAME": "src", "DEBUG_MODE": "true", **env}
+
+
+def test_function_env_delivery_knobs():
+    s = spec.cos_source_settings(
+        "src", {**BASE, "delivery_timeout_seconds": 5, "delivery_retry_budget_seconds": 20}
+    )
+    env = spec.function_env(s)
+    assert (env["DELIVERY_TIMEOUT_SECONDS"], env["DELIVERY_RETRY_BUDGET_SECONDS"]) == ("5", "20")
+    assert env["DEBUG_MODE"] == "false"
+
+
+def test_relay_settings_fill_the_default_image():
+    s = spec.cos_source_settings(
+        "src", {**{k: v for k, v in BASE.items() if k != "sink_url"}, "relay": RELAY}
+    )
+    assert s.relay.runtime == {"image": spec.DEFAULT_RELAY_IMAGE}
+    assert not s.relay.supplied_secret
