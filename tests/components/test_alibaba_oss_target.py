@@ -11,7 +11,7 @@ from tests.pulumi_mocks import is_secret, plain_strings
 
 ARGS = {"region": "cn-hangzhou", "bucket_name": "acme-events", "runtime": {"namespace": "ce"}}
 KEY_ID = "LTAI5tSUPPLIEDKEY000"
-KEY_SECRET = "supplied-secret-value-123"  # noqa: S105 - a test value
+KEY_SECRET = "supplied-secret-value-123"
 
 
 def _target(**overrides):

@@ -47,7 +47,7 @@ def test_invalid_settings_name_the_field(overrides, field):
 
 
 def test_app_name_must_be_a_dns_label():
-    with pytest.raises(ValueError, match="^app_name: "):
+    with pytest.raises(ValueError, match=r"^app_name: "):
         spec.runtime_settings("Relay_1", "relay", BASE)
 
 

@@ -30,7 +30,7 @@ def test_bucket_names_as_tencent_checks_them(name, region, valid):
     if valid:
         assert spec.validate_bucket_name(name, region) == name
     else:
-        with pytest.raises(ValueError, match="^bucket_name: "):
+        with pytest.raises(ValueError, match=r"^bucket_name: "):
             spec.validate_bucket_name(name, region)
 
 
@@ -46,7 +46,7 @@ def test_app_ids(app_id, valid):
     if valid:
         assert spec.validate_app_id(app_id) == app_id
     else:
-        with pytest.raises(ValueError, match="^app_id: "):
+        with pytest.raises(ValueError, match=r"^app_id: "):
             spec.validate_app_id(app_id)
 
 

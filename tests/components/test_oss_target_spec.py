@@ -32,7 +32,7 @@ def test_bucket_names(name, valid):
     if valid:
         assert spec.validate_bucket_name(name) == name
     else:
-        with pytest.raises(ValueError, match="^bucket_name: "):
+        with pytest.raises(ValueError, match=r"^bucket_name: "):
             spec.validate_bucket_name(name)
 
 
