@@ -188,7 +188,7 @@ def test_chunked_body_is_read(sink):
 
 def test_cli_runs_in_its_own_process():
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.sink", "--port", "0", "--latency", "0.01"],
+        [sys.executable, "-m", "tests.fakes.sink", "--port", "0", "--latency", "0.05"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -202,7 +202,14 @@ def test_cli_runs_in_its_own_process():
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
         conn.request("GET", "/_sink/stats")
         assert json.loads(conn.getresponse().read()) == {"events": 1, "requests": 1}
+        conn.request("POST", "/_sink/clear", body=b"")
+        assert conn.getresponse().read() == b"{}"
+        conn.request("GET", "/_sink/stats")
+        assert json.loads(conn.getresponse().read()) == {"events": 0, "requests": 0}
         conn.close()
+        started = time.monotonic()
+        assert _post(url, message.headers, message.body) == 200
+        assert time.monotonic() - started >= 0.05  # --latency survives a clear
     finally:
         process.terminate()
         out, _ = process.communicate(timeout=10)

@@ -192,6 +192,12 @@ class CloudEventsSink:
             self._latency = 0.0
             self._fail_when: list[tuple[Callable[[RecordedRequest], bool], int]] = []
 
+    def clear(self) -> None:
+        """Forget the events and requests seen; keep latency and failure settings."""
+        with self._lock:
+            self._events = []
+            self._requests = []
+
     def fail_next(self, n: int, status: int = 503, retry_after: int | None = None) -> None:
         """Answer the next n requests with `status` (and `Retry-After`) recording no event."""
         with self._lock:
@@ -278,8 +284,8 @@ class CloudEventsSink:
         if path == CONTROL_PREFIX + "stats" and method == "GET":
             with self._lock:
                 return 200, {"events": len(self._events), "requests": len(self._requests)}
-        if path == CONTROL_PREFIX + "reset" and method == "POST":
-            self.reset()
+        if path == CONTROL_PREFIX + "clear" and method == "POST":
+            self.clear()
             return 200, {}
         return 404, {"error": "unknown control path"}
 
