@@ -256,8 +256,8 @@ def container(s: RuntimeSettings) -> dict[str, Any]:
     knative = s.mode == "knative"
 
     def probe(path: str, period: int) -> dict[str, Any]:
-        # Knative routes probes to the serving port itself and rejects any other port.
-        http_get: dict[str, Any] = {"path": path} if knative else {"path": path, "port": "http"}
+        # Knative accepts no probe port but the serving one, so name it by number there.
+        http_get = {"path": path, "port": CONTAINER_PORT if knative else "http"}
         return {"httpGet": http_get, "periodSeconds": period, "timeoutSeconds": 2}
 
     spec: dict[str, Any] = {

@@ -133,7 +133,7 @@ def test_knative_service_carries_the_same_container_and_scale_bounds():
     assert template["metadata"]["annotations"]["autoscaling.knative.dev/max-scale"] == "4"
     container = template["spec"]["containers"][0]
     assert container["securityContext"] == spec.container(settings())["securityContext"]
-    assert "port" not in container["livenessProbe"]["httpGet"]
+    assert container["livenessProbe"]["httpGet"]["port"] == spec.CONTAINER_PORT
     assert spec.knative_metadata(s)["labels"]["networking.knative.dev/visibility"] == (
         "cluster-local"
     )
