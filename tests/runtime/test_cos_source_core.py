@@ -3,6 +3,7 @@
 import copy
 import json
 import pathlib
+import subprocess
 import uuid
 from datetime import datetime, timezone
 
@@ -100,25 +101,6 @@ def test_identical_records_in_one_batch_are_one_event():
     found, duplicates = events({"Records": [record, copy.deepcopy(record)]})
     assert len(found) == 1
     assert duplicates == 1
-
-
-@pytest.mark.parametrize(
-    ("event_time", "expected"),
-    [
-        (1545205770, "2018-12-19T07:49:30Z"),
-        (1545205770.25, "2018-12-19T07:49:30.25Z"),
-        ("1545205770", "2018-12-19T07:49:30Z"),
-        ("2018-12-19T07:49:30Z", "2018-12-19T07:49:30Z"),
-        ("2018-12-19T07:49:30.5Z", "2018-12-19T07:49:30.5Z"),
-        ("2018-12-19T15:49:30+08:00", "2018-12-19T07:49:30Z"),
-        ("2018-12-19T07:49:30.1234567Z", "2018-12-19T07:49:30.123456Z"),
-        ("2018-12-19 07:49:30", "2018-12-19T07:49:30Z"),  # naive: COS writes UTC
-        (None, "2026-01-02T03:04:05Z"),  # absent: now
-        ("", "2026-01-02T03:04:05Z"),
-    ],
-)
-def test_time_from_event_time(event_time, expected):
-    assert cos_event.event_time(event_time, NOW) == expected
 
 
 @pytest.mark.parametrize("event_time", ["yesterday", True, [1], 1e20, "2018-13-45T00:00:00Z"])
@@ -233,3 +215,52 @@ def test_scrubbing_only_touches_header_maps():
 def test_malformed_notifications_are_rejected(notification, message):
     with pytest.raises(NotACosNotification, match=message):
         events(notification)
+
+
+TIME_CASES = [
+    (1545205770, "2018-12-19T07:49:30Z"),
+    (1545205770.25, "2018-12-19T07:49:30.25Z"),
+    ("1545205770", "2018-12-19T07:49:30Z"),
+    ("2018-12-19T07:49:30Z", "2018-12-19T07:49:30Z"),
+    ("2018-12-19T07:49:30.5Z", "2018-12-19T07:49:30.5Z"),
+    ("2018-12-19T15:49:30+08:00", "2018-12-19T07:49:30Z"),
+    ("2018-12-19T07:49:30.1234567Z", "2018-12-19T07:49:30.123456Z"),
+    ("2018-12-19 07:49:30", "2018-12-19T07:49:30Z"),  # naive: COS writes UTC
+    (None, "2026-01-02T03:04:05Z"),  # absent: now
+    ("", "2026-01-02T03:04:05Z"),
+]
+
+
+@pytest.mark.parametrize(("event_time", "expected"), TIME_CASES)
+def test_time_from_event_time(event_time, expected):
+    assert cos_event.event_time(event_time, NOW) == expected
+
+
+def test_time_table_and_ids_on_python_310():
+    """SCF runs Python 3.10, whose datetime.fromisoformat is much stricter than 3.11's."""
+    from tests.runtime.test_packaging import python_310
+
+    interpreter = python_310()
+    if interpreter is None:
+        pytest.skip("no Python 3.10 interpreter on this machine (set PYTHON310 to run this)")
+    code = (
+        "import json, sys; from datetime import datetime, timezone\n"
+        "sys.path.insert(0, sys.argv[1]); import cos_event\n"
+        "now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)\n"
+        "cases, notification = json.load(sys.stdin)\n"
+        "times = [cos_event.event_time(value, now) for value, _ in cases]\n"
+        "events, _ = cos_event.events_from_notification(notification, 'cos-source-fn', now)\n"
+        "print(json.dumps([times, [e.attributes for e in events]]))"
+    )
+    notification = load("cos_notification_put.json")
+    out = subprocess.run(
+        [interpreter, "-I", "-c", code, str(pathlib.Path(cos_event.__file__).parent)],
+        input=json.dumps([TIME_CASES, notification]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    times, attributes = json.loads(out.stdout)
+    assert times == [expected for _, expected in TIME_CASES]
+    assert attributes == [e.attributes for e in events(notification)[0]]
