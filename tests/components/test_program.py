@@ -1,0 +1,153 @@
+"""The program (`__main__.py`) run under the mocks, once per stack file and for edge configs."""
+
+import json
+
+import pytest
+
+from components.check.stack_file import engine_config, load_project, read_stack
+from tests.pulumi_mocks import REPO_ROOT, plain_strings, project_name
+
+PROGRAM = REPO_ROOT / "__main__.py"
+STACKS = sorted(
+    p.name[len("Pulumi.") : -len(".yaml")] for p in (REPO_ROOT / "stacks").glob("Pulumi.*.yaml")
+)
+OSS_OUTPUTS = {"ossTargetBucket", "ossTargetEndpoint", "ossTargetUrl", "ossTargetSecretName"}
+COS_OUTPUTS = {
+    "cosSourceBucket",
+    "cosSourceFunction",
+    "cosSourceFunctionNamespace",
+    "cosSourceTriggers",
+    "cosSourceRelayUrl",
+}
+
+
+def _config(values: dict) -> dict[str, str]:
+    return {
+        f"{project_name()}:{k}": json.dumps(v) if isinstance(v, dict) else v
+        for k, v in values.items()
+    }
+
+
+def _assert_explicit_providers(engine) -> None:
+    providers = {
+        r.typ.rsplit(":", 1)[-1]: r
+        for r in engine.resources
+        if r.typ.startswith("pulumi:providers:")
+    }
+    for r in engine.resources:
+        package = r.typ.split(":", 1)[0]
+        if r.custom and package in ("alicloud", "tencentcloud", "kubernetes"):
+            assert r.provider.startswith(providers[package].urn + "::"), r.urn
+
+
+def test_there_are_dev_and_prod_stacks():
+    assert {"dev", "prod"} <= set(STACKS)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_program_runs_for_each_stack_file(pulumi_mocks, stack):
+    project = load_project(REPO_ROOT)
+    config, secret_keys = engine_config(project, read_stack(project, stack))
+    exports = pulumi_mocks.run_program(PROGRAM, config, secret_keys)
+
+    assert set(exports) == OSS_OUTPUTS | COS_OUTPUTS
+    assert pulumi_mocks.one("cloudevents-connectors:index:AlibabaOssTarget")
+    assert pulumi_mocks.one("cloudevents-connectors:index:TencentCosSource")
+    _assert_explicit_providers(pulumi_mocks)
+    stack_values = read_stack(project, stack).values
+    alicloud = pulumi_mocks.one("pulumi:providers:alicloud")
+    assert alicloud.inputs["region"] == stack_values["ossTarget"]["region"]
+    tencent = pulumi_mocks.one("pulumi:providers:tencentcloud")
+    assert tencent.inputs["region"] == stack_values["cosSource"]["region"]
+    assert exports["ossTargetUrl"].endswith(".svc.cluster.local")
+    assert all(t.startswith('{"event":"cos:') for t in exports["cosSourceTriggers"])
+
+
+def test_prod_is_protected_and_autoscaled(pulumi_mocks):
+    project = load_project(REPO_ROOT)
+    config, secret_keys = engine_config(project, read_stack(project, "prod"))
+    exports = pulumi_mocks.run_program(PROGRAM, config, secret_keys)
+    assert pulumi_mocks.one("alicloud:oss/bucket:Bucket").protect
+    assert pulumi_mocks.one("tencentcloud:Cos/bucket:Bucket").protect
+    for hpa in pulumi_mocks.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler"):
+        assert hpa.inputs["spec"]["minReplicas"] >= 2, hpa.urn
+        assert hpa.inputs["spec"]["maxReplicas"] > hpa.inputs["spec"]["minReplicas"], hpa.urn
+    assert len(pulumi_mocks.of_type("kubernetes:policy/v1:PodDisruptionBudget")) == 2
+    assert exports["cosSourceRelayUrl"] == "https://cos-relay.example.com/"
+    assert pulumi_mocks.of_type("kubernetes:core/v1:Namespace") == []  # createNamespace: false
+
+
+def test_dev_is_not_protected_and_creates_its_namespace(pulumi_mocks):
+    project = load_project(REPO_ROOT)
+    config, secret_keys = engine_config(project, read_stack(project, "dev"))
+    pulumi_mocks.run_program(PROGRAM, config, secret_keys)
+    assert not pulumi_mocks.one("alicloud:oss/bucket:Bucket").protect
+    namespace = pulumi_mocks.one("kubernetes:core/v1:Namespace")
+    target = pulumi_mocks.one("cloudevents-connectors:index:AlibabaOssTarget")
+    assert namespace.urn in target.dependencies
+
+
+def test_empty_config_deploys_nothing(pulumi_mocks):
+    assert pulumi_mocks.run_program(PROGRAM, {}) == {}
+    assert pulumi_mocks.resources == []
+
+
+def test_a_sink_only_source_needs_no_cluster(pulumi_mocks, tmp_path):
+    cos = {
+        "region": "ap-guangzhou",
+        "bucketName": "uploads",
+        "appId": "1250000000",
+        "sinkUrl": "https://sink.example/",
+    }
+    exports = pulumi_mocks.run_program(PROGRAM, _config({"cosSource": cos}))
+    assert set(exports) == COS_OUTPUTS
+    assert not [
+        r
+        for r in pulumi_mocks.resources
+        if r.typ.startswith(("kubernetes:", "pulumi:providers:kubernetes"))
+    ]
+    assert not [
+        r
+        for r in pulumi_mocks.resources
+        if r.typ.startswith(("alicloud:", "pulumi:providers:alicloud"))
+    ]
+
+
+def test_supplied_secrets_stay_secret(pulumi_mocks):
+    secret = "supplied-access-key-secret-0123"
+    signing = "whsec_" + "B" * 43 + "="
+    config = _config(
+        {
+            "ossTarget": {
+                "region": "cn-hangzhou",
+                "bucketName": "acme-x",
+                "accessKeyId": "LTAI5tAAAAAAAAAAAAAA",
+            },
+            "cosSource": {
+                "region": "ap-guangzhou",
+                "bucketName": "uploads",
+                "relay": {"sinkUrl": "http://broker.ce.svc.cluster.local/"},
+            },
+            "ossTargetAccessKeySecret": secret,
+            "cosSourceRelaySigningSecret": signing,
+        }
+    )
+    keys = [
+        f"{project_name()}:ossTargetAccessKeySecret",
+        f"{project_name()}:cosSourceRelaySigningSecret",
+    ]
+    pulumi_mocks.run_program(PROGRAM, config, keys)
+    assert not [r for r in pulumi_mocks.resources if r.typ.startswith("alicloud:ram/")]
+    assert pulumi_mocks.of_type("random:index/randomBytes:RandomBytes") == []
+    function = pulumi_mocks.one("tencentcloud:Scf/function:Function")
+    assert function.plain_inputs["environment"]["SINK_SIGNING_SECRET"] == signing
+    for r in pulumi_mocks.resources:
+        strings = set(plain_strings(r.inputs))
+        assert secret not in strings and signing not in strings, r.urn
+
+
+def test_invalid_config_fails_before_anything_is_declared(pulumi_mocks):
+    config = _config({"ossTarget": {"region": "cn-hangzhou", "bucketName": "Bad_Name"}})
+    with pytest.raises(ValueError, match=r"^ossTarget\.bucketName: "):
+        pulumi_mocks.run_program(PROGRAM, config)
+    assert pulumi_mocks.resources == []
