@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from oss2.exceptions import ClientError, InconsistentError, OssError, RequestError
 
 THROTTLING_CODES = frozenset(
@@ -49,7 +50,9 @@ def classify(error: BaseException) -> Failure:
     if isinstance(error, InconsistentError):
         return Failure(True, "integrity", "InconsistentError", None, error.request_id)
     if isinstance(error, RequestError):
-        timed_out = isinstance(getattr(error, "exception", None), requests.Timeout)
+        timed_out = isinstance(
+            getattr(error, "exception", None), (requests.Timeout, urllib3.exceptions.TimeoutError)
+        )
         return Failure(True, "timeout" if timed_out else "connection", "RequestError")
     if isinstance(error, ClientError):
         return Failure(False, "client-error", "ClientError")

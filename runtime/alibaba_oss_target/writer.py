@@ -4,9 +4,10 @@
 - oss2 builds a new CRC-64 table (pure Python, ~0.7 ms) for every upload; here the table is built
   once (`crcmod.mkCrcFun`, C extension) and the body's CRC is compared with the
   `x-oss-hash-crc64ecma` the server answers, exactly as oss2 does with `enable_crc=True`;
-- requests scans the environment for proxy settings on every request (`trust_env`); the session
-  here is built once, from the proxy settings at start-up.
-It also sizes the connection pool to the concurrency, so connections are reused, not re-opened.
+- requests scans the environment for proxy settings on every request (`trust_env`) and merges
+  session settings, cookies and hooks; `Urllib3Session` (transport.py) hands oss2's signed request
+  to urllib3 directly, with the proxy resolved once at start-up.
+The connection pool is sized to the concurrency, so connections are reused, not re-opened.
 The writer is synchronous and thread-safe: the uploader calls it from a bounded thread pool.
 """
 
@@ -22,6 +23,7 @@ import oss2
 from oss2.exceptions import InconsistentError
 
 from runtime.alibaba_oss_target.settings import TargetSettings
+from runtime.alibaba_oss_target.transport import Urllib3Session
 
 # CRC-64/ECMA-182 as OSS computes it (the parameters of oss2.utils.Crc64).
 crc64_ecma = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
@@ -56,27 +58,24 @@ def make_auth(settings: TargetSettings):
     return oss2.Auth(settings.access_key_id, settings.access_key_secret)
 
 
-def proxies_for(endpoint: str) -> dict[str, str]:
+def proxy_for(endpoint: str) -> str | None:
     """The environment's proxy for `endpoint` (HTTPS_PROXY, NO_PROXY, ...), resolved once."""
-    host = urllib.parse.urlsplit(endpoint).hostname or ""
-    if urllib.request.proxy_bypass(host):
-        return {}
-    found = urllib.request.getproxies()
-    return {scheme: found[scheme] for scheme in ("http", "https") if scheme in found}
+    parts = urllib.parse.urlsplit(endpoint)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 class Oss2Writer:
     def __init__(self, settings: TargetSettings) -> None:
-        session = oss2.Session(pool_size=settings.max_concurrency)
-        # Proxies resolved once instead of re-reading the environment on every request.
-        session.session.trust_env = False
-        session.session.proxies.update(proxies_for(settings.endpoint))
-        self._session = session
+        self._session = Urllib3Session(
+            pool_size=settings.max_concurrency, proxy=proxy_for(settings.endpoint)
+        )
         self._bucket = oss2.Bucket(
             make_auth(settings),
             settings.endpoint,
             settings.bucket,
-            session=session,
+            session=self._session,
             connect_timeout=settings.timeout_seconds,
             enable_crc=False,  # checked below with a CRC table built once
             region=settings.region,
@@ -94,4 +93,4 @@ class Oss2Writer:
         return PutResult(etag=result.etag, request_id=result.request_id)
 
     def close(self) -> None:
-        self._session.session.close()
+        self._session.close()

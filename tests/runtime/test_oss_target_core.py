@@ -6,6 +6,9 @@ import base64
 import json
 import random
 
+import oss2
+import oss2.http
+import oss2.utils
 import pytest
 import requests
 from oss2.exceptions import (
@@ -27,6 +30,8 @@ from runtime.alibaba_oss_target.core import (
 from runtime.alibaba_oss_target.errors import Failure, classify
 from runtime.alibaba_oss_target.keys import InvalidKey, object_key
 from runtime.alibaba_oss_target.retry import RetryPolicy
+from runtime.alibaba_oss_target.settings import TargetSettings
+from runtime.alibaba_oss_target.writer import crc64_ecma, make_auth, proxy_for
 from runtime.receiver.errors import InvalidEvent
 from runtime.receiver.events import parse_events
 
@@ -279,3 +284,66 @@ def test_backoff_is_full_jitter_under_an_exponential_cap():
 def test_backoff_stops_at_the_budget(budget, elapsed, gives_up):
     policy = RetryPolicy(budget=budget, base=0.01, cap=0.01, rng=random.Random(1))
     assert (policy.next_delay(0, elapsed) is None) is gives_up
+
+
+# ---- writer wiring
+
+
+@pytest.mark.parametrize(
+    ("environ", "endpoint", "proxy"),
+    [
+        ({}, "https://oss-cn-hangzhou.aliyuncs.com", None),
+        (
+            {"https_proxy": "http://proxy:3128"},
+            "https://oss-cn-hangzhou.aliyuncs.com",
+            "http://proxy:3128",
+        ),
+        ({"https_proxy": "http://proxy:3128"}, "http://127.0.0.1:9000", None),
+        (
+            {"http_proxy": "http://proxy:3128", "no_proxy": "127.0.0.1"},
+            "http://127.0.0.1:9000",
+            None,
+        ),
+        ({"http_proxy": "http://proxy:3128"}, "http://oss.internal:80", "http://proxy:3128"),
+    ],
+)
+def test_proxy_is_resolved_once_from_the_environment(monkeypatch, environ, endpoint, proxy):
+    for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert proxy_for(endpoint) == proxy
+
+
+@pytest.mark.parametrize(
+    ("settings", "kind", "signs"),
+    [
+        ({}, oss2.Auth, "OSS "),
+        ({"region": "cn-hangzhou"}, oss2.AuthV4, "OSS4-HMAC-SHA256"),
+        ({"security_token": "tok"}, oss2.StsAuth, "OSS "),
+        ({"security_token": "tok", "region": "cn-hangzhou"}, oss2.StsAuth, "OSS4-HMAC-SHA256"),
+    ],
+)
+def test_auth_choice(settings, kind, signs):
+    base = {
+        "endpoint": "https://oss-cn-hangzhou.aliyuncs.com",
+        "bucket": "b-1",
+        "access_key_id": "ak",
+        "access_key_secret": "sk",
+    }
+    auth = make_auth(TargetSettings(**base, **settings))
+    assert isinstance(auth, kind)
+    request = oss2.http.Request(
+        "PUT", "https://b-1.oss-cn-hangzhou.aliyuncs.com/k", region="cn-hangzhou", product="oss"
+    )
+    auth._sign_request(request, "b-1", "k")
+    assert request.headers["authorization"].startswith(signs)
+    if "security_token" in settings:
+        assert request.headers["x-oss-security-token"] == "tok"
+
+
+def test_crc64_matches_oss2s_own_implementation():
+    data = random.Random(3).randbytes(10000)
+    reference = oss2.utils.Crc64()
+    reference.update(data)
+    assert crc64_ecma(data) == reference.crc

@@ -482,3 +482,13 @@ def test_one_json_log_line_per_event_without_data_or_credentials(logs, start_tar
     assert outcomes["denied-1"]["code"] == "AccessDenied"
     assert any(line.get("status") == 400 for line in lines)
     assert sum(1 for line in lines if line.get("id") == "ok-1") == 1
+
+
+def test_slow_oss_times_out_and_is_reported_as_transient(start_target, store):
+    target = start_target(OSS_TIMEOUT_SECONDS="0.2", OSS_RETRY_BUDGET_SECONDS="0.3")
+    store.set_latency(0.6)
+    response = post(target)
+    assert response.status_code == 503
+    assert response.json()["reason"] == "timeout"
+    metrics = requests.get(target.url + "metrics", timeout=5).text
+    assert 'oss_target_events_failed_total{reason="timeout"} 1.0' in metrics

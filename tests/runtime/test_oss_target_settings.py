@@ -1,0 +1,106 @@
+"""The target's settings table: defaults, normalisation, and which variable each error names."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.alibaba_oss_target.settings import read_settings
+from runtime.receiver.settings import EnvReader, ServerSettings, SettingError
+
+REQUIRED = {
+    "OSS_ENDPOINT": "oss-cn-hangzhou.aliyuncs.com",
+    "OSS_BUCKET": "my-bucket",
+    "OSS_ACCESS_KEY_ID": "ak",
+    "OSS_ACCESS_KEY_SECRET": "sk-secret",
+}
+
+
+def read(**env):
+    return read_settings(EnvReader({k: v for k, v in {**REQUIRED, **env}.items() if v is not None}))
+
+
+def test_defaults():
+    settings = read()
+    assert settings.endpoint == "https://oss-cn-hangzhou.aliyuncs.com"  # no scheme means https
+    assert settings.bucket == "my-bucket"
+    assert settings.security_token is None and settings.region is None
+    assert settings.key_prefix == ""
+    assert settings.store == "data"
+    assert settings.response_source == "alibabaoss/my-bucket"
+    assert settings.max_concurrency == 16
+    assert settings.retry_budget_seconds == 10.0
+    assert settings.timeout_seconds == 10.0
+    assert settings.server == ServerSettings()
+
+
+def test_secrets_stay_out_of_repr():
+    text = repr(read(OSS_SECURITY_TOKEN="tok-secret"))
+    assert "sk-secret" not in text and "tok-secret" not in text
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "normalised"),
+    [
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+        ("https://oss-cn-hangzhou.aliyuncs.com/", "https://oss-cn-hangzhou.aliyuncs.com"),
+        (
+            "oss-cn-hangzhou-internal.aliyuncs.com:443",
+            "https://oss-cn-hangzhou-internal.aliyuncs.com:443",
+        ),
+    ],
+)
+def test_endpoint_normalisation(endpoint, normalised):
+    assert read(OSS_ENDPOINT=endpoint).endpoint == normalised
+
+
+def test_optional_values():
+    settings = read(
+        OSS_SECURITY_TOKEN="tok",
+        OSS_REGION="cn-hangzhou",
+        OSS_KEY_PREFIX="events/",
+        STORE="EVENT",
+        RESPONSE_SOURCE="my/source",
+        OSS_MAX_CONCURRENCY="4",
+        OSS_RETRY_BUDGET_SECONDS="2.5",
+        PORT="9090",
+    )
+    assert (settings.security_token, settings.region, settings.key_prefix) == (
+        "tok",
+        "cn-hangzhou",
+        "events/",
+    )
+    assert settings.store == "event"
+    assert settings.response_source == "my/source"
+    assert settings.max_concurrency == 4
+    assert settings.retry_budget_seconds == 2.5
+    assert settings.server.port == 9090
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"OSS_ENDPOINT": None}, "OSS_ENDPOINT"),
+        ({"OSS_ENDPOINT": "ftp://host"}, "OSS_ENDPOINT"),
+        ({"OSS_ENDPOINT": "https://host/path"}, "OSS_ENDPOINT"),
+        ({"OSS_BUCKET": None}, "OSS_BUCKET"),
+        ({"OSS_BUCKET": "My_Bucket"}, "OSS_BUCKET"),
+        ({"OSS_BUCKET": "ab"}, "OSS_BUCKET"),
+        ({"OSS_BUCKET": "bucket-"}, "OSS_BUCKET"),
+        ({"OSS_ACCESS_KEY_ID": None}, "OSS_ACCESS_KEY_ID"),
+        ({"OSS_ACCESS_KEY_SECRET": ""}, "OSS_ACCESS_KEY_SECRET"),
+        ({"OSS_REGION": "CN Hangzhou"}, "OSS_REGION"),
+        ({"OSS_KEY_PREFIX": "/abs/"}, "OSS_KEY_PREFIX"),
+        ({"OSS_KEY_PREFIX": "x" * 1023}, "OSS_KEY_PREFIX"),
+        ({"STORE": "all"}, "STORE"),
+        ({"OSS_MAX_CONCURRENCY": "0"}, "OSS_MAX_CONCURRENCY"),
+        ({"OSS_RETRY_BUDGET_SECONDS": "-1"}, "OSS_RETRY_BUDGET_SECONDS"),
+        ({"OSS_TIMEOUT_SECONDS": "0"}, "OSS_TIMEOUT_SECONDS"),
+        ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
+        ({"DRAIN_TIMEOUT_SECONDS": "x"}, "DRAIN_TIMEOUT_SECONDS"),
+    ],
+)
+def test_invalid_settings_name_the_variable(env, name):
+    with pytest.raises(SettingError) as caught:
+        read(**env)
+    assert caught.value.name == name
+    assert "sk-secret" not in str(caught.value)
