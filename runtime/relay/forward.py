@@ -122,6 +122,9 @@ class Forwarder:
                     self.sink_url,
                     data=received.data,
                     headers=headers,
+                    # aiohttp would label bytes application/octet-stream, which the sink reads as
+                    # the event's datacontenttype; an event without one must stay without one.
+                    skip_auto_headers=() if "Content-Type" in headers else ("Content-Type",),
                     timeout=aiohttp.ClientTimeout(total=min(self._timeout, remaining)),
                 ) as response:
                     await response.read()

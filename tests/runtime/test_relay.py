@@ -127,6 +127,18 @@ def test_structured_and_batch_are_forwarded_one_binary_event_each(sink, relay):
     assert next(e for e in events if e.id == "b-2").data == b"\x00\x01"
 
 
+def test_an_event_without_datacontenttype_gets_none_on_the_way(sink, relay):
+    structured = json.dumps({"id": "n", "source": "s", "type": "t", "specversion": "1.0"}).encode()
+    headers = {"Content-Type": "application/cloudevents+json"}
+    assert post(relay.url, signed(structured, headers), structured)[0] == 202
+    binary = {"ce-id": "b", "ce-source": "s", "ce-type": "t", "ce-specversion": "1.0"}
+    assert post(relay.url, signed(b"", binary), b"")[0] == 202
+    for event in sink.events:
+        assert "content-type" not in event.headers
+        assert "datacontenttype" not in event.attributes
+        assert event.data == b""
+
+
 @pytest.mark.parametrize(
     "headers",
     [
