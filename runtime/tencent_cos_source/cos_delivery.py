@@ -8,6 +8,7 @@ exponential backoff and jitter until the deadline; any other answer is final for
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import http.client
 import random
@@ -20,6 +21,17 @@ from urllib.parse import quote, urlsplit
 USER_AGENT = "cloudevents-connectors-tencent-cos-source"
 # CloudEvents HTTP binding 3.1.3.2: printable ASCII is sent as is, except space, '"' and '%'.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')
+
+
+_tls: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per container: loading the CA bundle takes milliseconds."""
+    global _tls
+    if _tls is None:
+        _tls = ssl.create_default_context()
+    return _tls
 
 
 class Outcome:
@@ -60,7 +72,7 @@ class Sender:
         self._port = parts.port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._signing_key = signing_key
-        self._ssl = ssl.create_default_context() if self._https else None
+        self._ssl = _tls_context() if self._https else None
 
     def connect(self, timeout: float) -> http.client.HTTPConnection:
         if self._https:
@@ -132,10 +144,16 @@ def deliver_all(
                 if index is None:
                     return
                 started = time.monotonic()
-                outcome, conn = _deliver_one(events[index], sender, policy, deadline, conn)
+                try:
+                    outcome, conn = _deliver_one(events[index], sender, policy, deadline, conn)
+                except Exception as exc:  # a bug must fail the event, never lose it silently
+                    if conn is not None:
+                        conn.close()
+                    outcome, conn = Outcome(events[index], False, 1, None, _describe(exc)), None
                 outcome.elapsed = time.monotonic() - started
                 outcomes[index] = outcome
-                on_outcome(outcome)
+                with contextlib.suppress(Exception):  # a broken log must not stop deliveries
+                    on_outcome(outcome)
         finally:
             if conn is not None:
                 conn.close()
@@ -149,7 +167,11 @@ def deliver_all(
             thread.start()
         for thread in threads:
             thread.join()
-    return [outcome for outcome in outcomes if outcome is not None]
+    # Safety net: an event whose worker died anyway counts as not delivered, never as nothing.
+    return [
+        outcome if outcome is not None else Outcome(event, False, 0, None, "not attempted")
+        for event, outcome in zip(events, outcomes, strict=True)
+    ]
 
 
 def _deliver_one(event, sender: Sender, policy: RetryPolicy, deadline: float, conn):

@@ -2,16 +2,18 @@
 
 import base64
 import copy
+import http.client
 import json
 import pathlib
 import socket
+import ssl
 import time
 from datetime import datetime, timezone
 
 import pytest
 from standardwebhooks import Webhook
 
-from runtime.tencent_cos_source import cos_event, index
+from runtime.tencent_cos_source import cos_delivery, cos_event, index
 from runtime.tencent_cos_source.cos_event import NotACosNotification
 from runtime.tencent_cos_source.cos_settings import Settings, load_settings
 from tests.fakes.sink import CloudEventsSink
@@ -265,3 +267,49 @@ def test_vanus_gateway_path_reaches_the_sink(sink):
     )
     index.handle(seed(), CONTEXT, settings)
     assert sink.wait_for(1)[0].path == "/gateway/bus"
+
+
+def deliver(events, sender, on_outcome=lambda outcome: None, concurrency=1):
+    policy = cos_delivery.RetryPolicy(1, 0.01, 0.05)
+    return cos_delivery.deliver_all(
+        events, sender, policy, concurrency, time.monotonic() + 5, on_outcome
+    )
+
+
+def test_a_broken_log_does_not_stop_deliveries(sink):
+    events, _ = cos_event.events_from_notification(three_records(), "f", datetime.now(timezone.utc))
+
+    def broken_log(outcome):
+        raise RuntimeError("stdout is gone")
+
+    outcomes = deliver(events, cos_delivery.Sender(sink.url), broken_log)
+    assert [o.delivered for o in outcomes] == [True, True, True]
+    assert len(sink.events) == 3
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_an_unexpected_error_fails_the_event_instead_of_losing_it(sink, concurrency):
+    events, _ = cos_event.events_from_notification(three_records(), "f", datetime.now(timezone.utc))
+    victim = events[1].id
+
+    class BuggySender(cos_delivery.Sender):
+        def post(self, conn, attributes, body, timeout):
+            if attributes["id"] == victim:
+                raise KeyError("bug")
+            return super().post(conn, attributes, body, timeout)
+
+    outcomes = deliver(events, BuggySender(sink.url), concurrency=concurrency)
+    assert [o.event.id for o in outcomes] == [e.id for e in events]
+    assert [o.delivered for o in outcomes] == [True, False, True]
+    assert outcomes[1].error == "KeyError: 'bug'"
+
+
+def test_https_sinks_share_one_verifying_tls_context():
+    first = cos_delivery.Sender("https://sink.example.com/path?x=1")
+    second = cos_delivery.Sender("https://other.example.com:8443/")
+    conn = first.connect(1.0)
+    assert isinstance(conn, http.client.HTTPSConnection)
+    assert (conn.host, conn.port) == ("sink.example.com", 443)
+    assert first._ssl is second._ssl
+    assert first._ssl.verify_mode == ssl.CERT_REQUIRED and first._ssl.check_hostname
+    assert first._path == "/path?x=1"
