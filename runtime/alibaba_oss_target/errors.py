@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import requests
 import urllib3
 from oss2.exceptions import ClientError, InconsistentError, OssError, RequestError
 
@@ -50,9 +49,8 @@ def classify(error: BaseException) -> Failure:
     if isinstance(error, InconsistentError):
         return Failure(True, "integrity", "InconsistentError", None, error.request_id)
     if isinstance(error, RequestError):
-        timed_out = isinstance(
-            getattr(error, "exception", None), (requests.Timeout, urllib3.exceptions.TimeoutError)
-        )
+        cause = getattr(error, "exception", None)
+        timed_out = isinstance(cause, (urllib3.exceptions.TimeoutError, TimeoutError))
         return Failure(True, "timeout" if timed_out else "connection", "RequestError")
     if isinstance(error, ClientError):
         return Failure(False, "client-error", "ClientError")

@@ -10,7 +10,6 @@ import oss2
 import oss2.http
 import oss2.utils
 import pytest
-import requests
 from oss2.exceptions import (
     AccessDenied,
     ClientError,
@@ -19,6 +18,7 @@ from oss2.exceptions import (
     RequestError,
     ServerError,
 )
+from urllib3.exceptions import ConnectTimeoutError, ProtocolError, ReadTimeoutError
 
 from runtime.alibaba_oss_target.core import (
     MAX_METADATA_BYTES,
@@ -230,8 +230,10 @@ def oss_error(cls, status, code, request_id="RID"):
         (oss_error(ServerError, 502, ""), True, "server-error", "HTTP502"),
         (oss_error(ServerError, 429, "TooManyRequests"), True, "throttled", "TooManyRequests"),
         (oss_error(ServerError, 400, "RequestTimeout"), True, "throttled", "RequestTimeout"),
-        (RequestError(requests.ConnectionError("reset")), True, "connection", "RequestError"),
-        (RequestError(requests.ReadTimeout("slow")), True, "timeout", "RequestError"),
+        (RequestError(ProtocolError("reset")), True, "connection", "RequestError"),
+        (RequestError(ConnectionResetError("reset")), True, "connection", "RequestError"),
+        (RequestError(ReadTimeoutError(None, "/k", "slow")), True, "timeout", "RequestError"),
+        (RequestError(ConnectTimeoutError("slow")), True, "timeout", "RequestError"),
         (InconsistentError("crc", "RID"), True, "integrity", "InconsistentError"),
         (oss_error(AccessDenied, 403, "AccessDenied"), False, "access-denied", "AccessDenied"),
         (oss_error(NoSuchBucket, 404, "NoSuchBucket"), False, "no-such-bucket", "NoSuchBucket"),
