@@ -95,14 +95,14 @@ class Receiver:
         self.metrics.in_flight.inc()
         try:
             async with self._slots:
-                response = await self._read_and_handle(request)
+                response = await self._read_and_handle(request, started)
         finally:
             self.metrics.in_flight.dec()
         self.metrics.duration.observe(time.perf_counter() - started)
         self.metrics.requests.labels(str(response.status)).inc()
         return response
 
-    async def _read_and_handle(self, request: web.Request) -> web.StreamResponse:
+    async def _read_and_handle(self, request: web.Request, started: float) -> web.StreamResponse:
         try:
             body = await read_body(request, self.max_body_bytes)
             # Size limit, then authentication, then parsing: nothing unauthenticated is parsed.
@@ -118,6 +118,7 @@ class Receiver:
                 status=error.status,
                 error=error.code,
                 reason=error.message,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
             )
             response = rejection_response(error)
             if error.status in (413, 415):
