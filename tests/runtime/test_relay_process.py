@@ -136,3 +136,46 @@ def test_relay_imports_nothing_outside_its_image():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "['receiver', 'relay']"
+
+
+def test_relay_needs_no_distribution_beyond_its_requirements():
+    """Every third-party module the relay loads comes from runtime/relay/requirements.txt or
+    what those distributions depend on, so the image (which installs only that file) runs it."""
+    code = r"""
+import importlib.metadata as md, json, re, sys
+before = set(sys.modules)  # what the interpreter's own start-up loaded (site hooks)
+import runtime.relay.__main__, runtime.relay.app
+owners = md.packages_distributions()
+used = set()
+for name, module in list(sys.modules.items()):
+    path = getattr(module, "__file__", None) or ""
+    if "site-packages" in path and "." not in name and name not in before:
+        used.update(owners.get(name, [name]))
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+wanted = [line.split("==")[0].strip() for line in open(sys.argv[1])
+          if line.strip() and not line.startswith("#")]
+allowed, todo = set(), list(wanted)
+while todo:
+    dist = norm(todo.pop())
+    if dist in allowed:
+        continue
+    allowed.add(dist)
+    try:
+        requirements = md.requires(dist) or []
+    except md.PackageNotFoundError:  # a dependency for other Pythons (environment markers)
+        continue
+    for requirement in requirements:
+        if "extra ==" not in requirement:
+            todo.append(re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0])
+print(json.dumps(sorted({norm(d) for d in used} - allowed)))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(RELAY / "requirements.txt")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(out.stdout) == []
