@@ -56,9 +56,13 @@ def handle(event: object, context: object, settings: Settings) -> dict:
     source = settings.function_name or _context_value(context, "function_name")
     if not source:
         raise SettingsError("FUNCTION_NAME is not set and SCF gave no function name")
-    events, duplicates = cos_event.events_from_notification(
-        event, source=str(source), now=datetime.now(timezone.utc)
-    )
+    try:
+        events, duplicates = cos_event.events_from_notification(
+            event, source=str(source), now=datetime.now(timezone.utc)
+        )
+    except cos_event.NotACosNotification as error:  # nothing is sent; SCF's retry/DLQ keep it
+        _log("error", "not a COS notification", error=str(error))
+        raise
     deadline = started + delivery_budget(context, settings)
     outcomes = delivery.deliver_all(
         events,

@@ -214,11 +214,13 @@ def test_delivery_budget(context, budget):
     assert index.delivery_budget(context, settings) == pytest.approx(budget)
 
 
-def test_malformed_input_raises_and_sends_nothing(sink):
+def test_malformed_input_raises_and_sends_nothing(sink, capsys):
     broken = three_records()
     del broken["Records"][2]["event"]
     with pytest.raises(NotACosNotification, match="record 2 has no 'event' object"):
         index.handle(broken, CONTEXT, fast(sink.url))
+    [line] = log_lines(capsys)
+    assert line["msg"] == "not a COS notification" and "record 2" in line["error"]
     with pytest.raises(NotACosNotification):
         index.handle({"hello": "world"}, CONTEXT, fast(sink.url))
     assert sink.requests == []
