@@ -196,17 +196,22 @@ def subject_of(record: dict) -> str | None:
 
 def extensions_of(record: dict) -> dict[str, str]:
     """Filterable extensions (lower-case alphanumeric names of at most 20 characters)."""
-    bucket = _get(record["cos"], "cosBucket") or {}
-    name, appid = bucket.get("name"), bucket.get("appid")
+    bucket = _get(record["cos"], "cosBucket")
+    if not isinstance(bucket, dict):
+        bucket = {}
     candidates = {
-        # The full bucket name, as the COS API and the component spell it: <name>-<appid>.
-        "cosbucket": f"{name}-{appid}"
-        if name and appid and not str(name).endswith(f"-{appid}")
-        else name,
+        "cosbucket": _full_bucket_name(bucket.get("name"), bucket.get("appid")),
         "cosregion": bucket.get("cosRegion") or bucket.get("region"),
         "coseventname": record["event"].get("eventName"),
     }
     return {key: str(value) for key, value in candidates.items() if value not in (None, "")}
+
+
+def _full_bucket_name(name: object, appid: object) -> object:
+    """`<name>-<appid>`, as the COS API and the component spell a bucket (COS sends the parts)."""
+    if name and appid and not str(name).endswith(f"-{appid}"):
+        return f"{name}-{appid}"
+    return name
 
 
 def _get(mapping: object, *path: str) -> object:

@@ -159,6 +159,8 @@ def test_subject_is_the_decoded_key_without_prefix(key, bucket, expected):
             {"cosbucket": "b-125", "cosregion": "ap-shanghai"},
         ),
         ({}, "", {}),
+        ("not-an-object", "cos:ObjectCreated:Put", {"coseventname": "cos:ObjectCreated:Put"}),
+        ({"name": "b"}, None, {"cosbucket": "b"}),
     ],
 )
 def test_extensions(bucket, event_name, expected):
@@ -264,3 +266,18 @@ def test_time_table_and_ids_on_python_310():
     times, attributes = json.loads(out.stdout)
     assert times == [expected for _, expected in TIME_CASES]
     assert attributes == [e.attributes for e in events(notification)[0]]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"cos": {"cosObject": "x", "cosBucket": ["y"]}, "event": {"eventName": 7}},
+        {"cos": {"cosObject": {"key": 5}}, "event": {"requestParameters": "none"}},
+        {"cos": {}, "event": {"requestParameters": {"requestHeaders": ["Authorization"]}}},
+        {"cos": {"cosObject": {"key": "/1/b/%ZZ"}}, "event": {"eventTime": 0}},
+    ],
+)
+def test_odd_but_valid_shapes_still_become_events(record):
+    [event], _ = events({"Records": [record]})
+    assert json.loads(event.body) == {"Records": [cos_event.scrub(record)]}
+    assert set(event.attributes) >= {"id", "source", "type", "specversion", "time"}
