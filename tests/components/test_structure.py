@@ -2,6 +2,7 @@
 component, register_outputs last (AST), and the same seen at run time under the mocks."""
 
 import ast
+import json
 import typing
 from pathlib import Path
 
@@ -140,3 +141,20 @@ def test_every_child_is_parented_to_a_component_and_outputs_are_registered(
             if typing.get_origin(v) is pulumi.Output
         }
         assert set(pulumi_mocks.registered_outputs[component.urn]) == declared
+
+
+def test_pulumi_component_provider_infers_a_schema_from_the_classes():
+    """The same classes can later serve TypeScript/Go/YAML users through Pulumi's component host."""
+    from pulumi.provider.experimental.component import ComponentProvider
+
+    schema = json.loads(ComponentProvider(CLASSES, "cloudevents-connectors").schema)
+    resources = schema["resources"]
+    assert set(resources) == {f"cloudevents-connectors:index:{c.__name__}" for c in CLASSES}
+    oss = resources["cloudevents-connectors:index:AlibabaOssTarget"]
+    assert oss["isComponent"] is True
+    assert set(oss["requiredInputs"]) == {"region", "bucketName"}
+    assert set(oss["properties"]) == {"bucketName", "endpoint", "url", "secretName"}
+    assert oss["inputProperties"]["bucketName"]["description"].startswith("Name of the bucket")
+    cos = resources["cloudevents-connectors:index:TencentCosSource"]
+    assert {"relay", "gateway", "sinkUrl", "events"} <= set(cos["inputProperties"])
+    assert "cloudevents-connectors:index:RuntimeOptions" in schema["types"]
