@@ -104,6 +104,33 @@ def role_plain(endpoint: str, size: int, concurrency: int, count: int) -> None:
     print(json.dumps({"latencies": latencies, "elapsed": elapsed, "cpu": cpu}))
 
 
+def role_cpu(endpoint: str, count: int) -> None:
+    """CPU per 1 KiB PUT, one thread: the target's writer against plain `Bucket.put_object`."""
+    import oss2
+
+    sys.path.insert(0, str(ROOT))
+    from runtime.alibaba_oss_target.settings import TargetSettings
+    from runtime.alibaba_oss_target.writer import Oss2Writer
+
+    body = os.urandom(KIB)
+    headers = {"Content-Type": "application/octet-stream"}
+    writer = Oss2Writer(TargetSettings(endpoint, BUCKET, AK, SK))
+    bucket = oss2.Bucket(oss2.Auth(AK, SK), endpoint, BUCKET)
+    calls = {
+        "writer": lambda key: writer.put(key, body, dict(headers)),
+        "plain": lambda key: bucket.put_object(key, body, headers=dict(headers)),
+    }
+    result = {}
+    for name, call in calls.items():
+        for i in range(50):
+            call(f"cpu-warm-{name}-{i}")
+        started = time.process_time()
+        for i in range(count):
+            call(f"cpu-{name}-{i}")
+        result[name] = (time.process_time() - started) / count
+    print(json.dumps(result))
+
+
 # ---------------------------------------------------------------- orchestration
 
 
@@ -211,6 +238,9 @@ def main() -> None:
     if args.role == "plain":
         role_plain(rest[0], int(rest[1]), int(rest[2]), int(rest[3]))
         return
+    if args.role == "cpu":
+        role_cpu(rest[0], int(rest[1]))
+        return
 
     scale, rounds = (0.2, 1) if args.quick else (1.0, args.rounds)
     counts = {(KIB, 1): 300, (KIB, 8): 1000, (KIB, 32): 1200,
@@ -246,6 +276,7 @@ def main() -> None:
     finally:
         target.terminate()
         target.wait(30)
+    put_cpu = child("cpu", endpoint, max(100, int(500 * scale)))
     try:
         before, peak, growth = large_event_growth(endpoint)
     finally:
@@ -275,7 +306,12 @@ def main() -> None:
             f"{label:>8} {concurrency:>4} | {cpu['target'] * 1000:6.2f} | {cpu['load'] * 1000:6.2f}"
             f" | {cpu['emulator'] * 1000:6.2f} | {cpu['plain'] * 1000:6.2f}"
         )
-    print(f"\ntarget peak RSS over the whole run: {peak_rss / 1024:.1f} MiB (goal <= 150 MiB)")
+    print(
+        f"\nCPU per 1 KiB PUT, one thread: target writer {put_cpu['writer'] * 1000:.2f} ms, plain "
+        f"oss2 put_object {put_cpu['plain'] * 1000:.2f} ms "
+        f"({put_cpu['plain'] / put_cpu['writer']:.1f}x)"
+    )
+    print(f"target peak RSS over the whole run: {peak_rss / 1024:.1f} MiB (goal <= 150 MiB)")
     print(
         f"16 MiB event: RSS {before / 1024:.1f} MiB before, peak {peak / 1024:.1f} MiB, growth "
         f"{growth / 1024:.1f} MiB = {growth * 1024 / (16 * MIB):.2f}x the event (goal <= 3x)"

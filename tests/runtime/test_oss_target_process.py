@@ -226,3 +226,4 @@ def test_sigterm_during_load_loses_no_acknowledged_event(store):
         assert stored is not None and stored.body == events[key], key
     messages = [json.loads(line)["msg"] for line in target.lines]
     assert messages[-1] == "stopped"
+    assert SECRET not in "\n".join(target.lines)

@@ -239,3 +239,26 @@ def test_in_flight_is_bounded():
         for thread in threads:
             thread.join()
     assert peak == 3
+
+
+def test_readiness_and_new_events_answer_503_once_draining(recorder):
+    import asyncio
+
+    receiver = Receiver(recorder, name="ready", max_body_bytes=100, is_ready=lambda: True)
+    assert asyncio.run(receiver._readyz(None)).status == 200
+    receiver.start_draining()
+    assert asyncio.run(receiver._readyz(None)).status == 503
+    refused = asyncio.run(receiver._receive(None))
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert recorder.deliveries == []
+
+
+def test_readiness_follows_the_handlers_own_check(recorder):
+    import asyncio
+
+    ready = False
+    receiver = Receiver(recorder, name="check", max_body_bytes=100, is_ready=lambda: ready)
+    assert asyncio.run(receiver._readyz(None)).status == 503
+    ready = True
+    assert asyncio.run(receiver._readyz(None)).status == 200
