@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from aiohttp import web
+from cloudevents.core.v1.event import CloudEvent
 
 from runtime.alibaba_oss_target.core import (
     ObjectWrite,
@@ -33,7 +34,7 @@ RETRY_AFTER_SECONDS = "1"
 @dataclass(frozen=True)
 class Outcome:
     status: int
-    reply: object  # CloudEvent
+    reply: CloudEvent
 
 
 class OssTarget:

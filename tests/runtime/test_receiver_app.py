@@ -262,3 +262,27 @@ def test_readiness_follows_the_handlers_own_check(recorder):
     assert asyncio.run(receiver._readyz(None)).status == 503
     ready = True
     assert asyncio.run(receiver._readyz(None)).status == 200
+
+
+def test_authenticate_hook_runs_on_the_raw_body_before_parsing(recorder):
+    from runtime.receiver import Unauthorized
+
+    seen = []
+
+    def authenticate(request, body):
+        seen.append(body)
+        if request.headers.get("X-Token") != "good":
+            raise Unauthorized("missing or bad X-Token")
+
+    receiver = Receiver(recorder, name="auth", max_body_bytes=100, authenticate=authenticate)
+    with BackgroundServer(receiver) as server:
+        # Not even a CloudEvent: refused as unauthenticated, not as 415, and never parsed.
+        refused = requests.post(server.url, data=b"junk", timeout=5)
+        accepted = requests.post(
+            server.url, data=b"{}", headers={**CE_HEADERS, "X-Token": "good"}, timeout=5
+        )
+    assert refused.status_code == 401
+    assert refused.json() == {"error": "unauthorized", "message": "missing or bad X-Token"}
+    assert accepted.status_code == 200
+    assert seen == [b"junk", b"{}"]
+    assert len(recorder.deliveries) == 1
