@@ -5,7 +5,7 @@ import json
 import pytest
 
 from components.check.stack_file import engine_config, load_project, read_stack
-from tests.pulumi_mocks import REPO_ROOT, plain_strings, project_name
+from tests.pulumi_mocks import REPO_ROOT, is_secret, plain_strings, project_name, unwrap
 
 PROGRAM = REPO_ROOT / "__main__.py"
 STACKS = sorted(
@@ -40,6 +40,34 @@ def _assert_explicit_providers(engine) -> None:
             assert r.provider.startswith(providers[package].urn + "::"), r.urn
 
 
+def _secret_values(value):
+    # Whole inputs get wrapped when any part is secret; the secret leaves are the wrapped strings
+    # the providers answer (generated keys), and anything derived embeds them.
+    if is_secret(value):
+        if isinstance(unwrap(value), str):
+            yield unwrap(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _secret_values(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _secret_values(v)
+
+
+def _assert_no_secret_in_plain_text(engine) -> None:
+    """No value the engine holds as secret (generated keys, supplied secrets) appears outside a
+    secret wrapper in any recorded input: Deployment env, SCF environment, ConfigMaps, anything."""
+    secrets = {
+        s for r in engine.resources for part in (r.inputs, r.outputs) for s in _secret_values(part)
+    }
+    assert secrets, "the run holds secrets to look for"
+    for r in engine.resources:
+        leaked = secrets & set(plain_strings(r.inputs))
+        assert not leaked, f"{r.urn} carries a secret in plain text"
+        for s in plain_strings(r.inputs):
+            assert not any(secret in s for secret in secrets), f"{r.urn} embeds a secret"
+
+
 def test_there_are_dev_and_prod_stacks():
     assert {"dev", "prod"} <= set(STACKS)
 
@@ -60,6 +88,7 @@ def test_program_runs_for_each_stack_file(pulumi_mocks, stack):
     tencent = pulumi_mocks.one("pulumi:providers:tencentcloud")
     assert tencent.inputs["region"] == stack_values["cosSource"]["region"]
     assert exports["ossTargetUrl"].endswith(".svc.cluster.local")
+    _assert_no_secret_in_plain_text(pulumi_mocks)
     assert all(t.startswith('{"event":"cos:') for t in exports["cosSourceTriggers"])
 
 
