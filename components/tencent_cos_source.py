@@ -81,7 +81,7 @@ class TencentCosSourceArgs(TypedDict):
     relay: NotRequired[RelayArgs]
     """Destination: a relay in Kubernetes forwarding to an in-cluster eventbus."""
     delivery_timeout_seconds: NotRequired[int]
-    """Per-request delivery timeout of the function (runtime default 5)."""
+    """Per-request delivery timeout of the function (runtime default 10)."""
     delivery_retry_budget_seconds: NotRequired[int]
     """How long the function retries a delivery; must be below timeout_seconds."""
     package_dir: NotRequired[str]
