@@ -492,3 +492,14 @@ def test_slow_oss_times_out_and_is_reported_as_transient(start_target, store):
     assert response.json()["reason"] == "timeout"
     metrics = requests.get(target.url + "metrics", timeout=5).text
     assert 'oss_target_events_failed_total{reason="timeout"} 1.0' in metrics
+
+
+def test_ids_with_url_special_characters_are_stored_under_the_exact_key(start_target, store):
+    target = start_target(OSS_KEY_PREFIX="in/")
+    event_id = "a b/ü?&=+#%.json"
+    event = {"specversion": "1.0", "type": "t", "source": "s", "id": event_id, "data": {"x": 1}}
+    headers = {"Content-Type": "application/cloudevents+json"}
+    response = requests.post(target.url, data=json.dumps(event), headers=headers, timeout=30)
+    assert response.status_code == 200
+    assert store.keys(BUCKET) == ["in/" + event_id]
+    assert store.get(BUCKET, "in/" + event_id).content_type == "application/json"
