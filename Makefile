@@ -34,5 +34,9 @@ check-stacks: $(VENV)/.installed
 		echo "== $$s"; $(BIN)/python -m components.check "$$s" || exit 1; \
 	done
 
+# The local end-to-end run: emulator, OSS target and relay on 127.0.0.1, the COS handler from its zip.
+demo: $(VENV)/.installed
+	$(BIN)/python scripts/demo.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
