@@ -2,7 +2,7 @@
 
 A connector whose block (`ossTarget`, `cosSource`) is absent or empty is not deployed. Cloud
 credentials come from the providers' environment variables (ALICLOUD_ACCESS_KEY/ALICLOUD_SECRET_KEY,
-TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY, KUBECONFIG); see docs/configuration.md.
+TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY, KUBECONFIG); see README.md, Credentials.
 """
 
 from pathlib import Path

@@ -24,7 +24,7 @@ class RuntimeOptions(TypedDict, total=False):
     """How a connector's runtime runs; every field is optional."""
 
     image: pulumi.Input[str]
-    """Container image. Each connector has its own default (see docs/configuration.md)."""
+    """Container image. Each connector has its own default (see README.md, Configuration)."""
     image_pull_policy: str
     """Always, IfNotPresent (default) or Never."""
     namespace: str

@@ -1,0 +1,253 @@
+"""The documentation stays true to the code: every stack config field and runtime setting the code
+reads is documented, and every shell command in the README and docs/ is one a test or the demo runs.
+
+Commands are checked by kind: `make` targets must exist and be run by a test (`make up` by
+test_entry_points, `make demo` by tests/e2e, `make test`/`make check-stacks` by CI);
+`pulumi config set` commands are run through bash against a recording `pulumi` and applied to a copy
+of the stack they name, which must then pass `python -m components.check`; `pip install` of this
+repository is run against the local clone; the curl example runs in tests/e2e against a live target.
+"""
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import stack_config
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README = (ROOT / "README.md").read_text()
+PROJECT = "cloudevents-connectors"
+
+
+def _shell_blocks() -> list[list[str]]:
+    """The command lines of every ```sh / ```bash block, block by block."""
+    blocks = []
+    for doc in DOCS:
+        for block in re.findall(r"```(?:sh|bash)\n(.*?)```", doc.read_text(), re.S):
+            joined = re.sub(r"\\\n", " ", block)
+            lines = [re.sub(r"\s+#\s.*$", "", line).strip() for line in joined.splitlines()]
+            blocks.append([line for line in lines if line and not line.startswith("#")])
+    return blocks
+
+
+BLOCKS = _shell_blocks()
+COMMANDS = [("", command) for block in BLOCKS for command in block]
+
+
+def _kind(command: str) -> str:
+    for prefix in ("make ", "pulumi config set ", "pip install ", "curl "):
+        if command.startswith(prefix):
+            return prefix.strip().replace(" ", "-")
+    return "unknown"
+
+
+def test_every_documented_command_is_of_a_kind_the_tests_run():
+    unknown = [c for _, c in COMMANDS if _kind(c) == "unknown"]
+    assert not unknown, f"no test runs these documented commands: {unknown}"
+    assert {_kind(c) for _, c in COMMANDS} >= {"make", "pulumi-config-set", "curl"}
+
+
+# Which test exercises each make target (CI runs `make test` and `make check-stacks` itself).
+MAKE_TARGETS_RUN_BY = {
+    "up": ROOT / "tests" / "test_entry_points.py",
+    "preview": ROOT / "tests" / "test_entry_points.py",
+    "test": ROOT / ".ci" / "run",
+    "check-stacks": ROOT / ".github" / "workflows" / "test.yml",
+    "demo": ROOT / "tests" / "e2e" / "test_chain.py",
+}
+
+
+@pytest.mark.parametrize("command", [c for _, c in COMMANDS if _kind(c) == "make"], ids=lambda c: c)
+def test_documented_make_commands_exist_and_are_run(command):
+    target = shlex.split(command)[1]
+    assert target in MAKE_TARGETS_RUN_BY, f"no test is known to run `make {target}`"
+    dry_run = subprocess.run(
+        ["make", "-n", *shlex.split(command)[1:]], cwd=ROOT, capture_output=True, text=True
+    )
+    assert dry_run.returncode == 0, dry_run.stderr
+    runner = MAKE_TARGETS_RUN_BY[target].read_text()
+    assert f"make {target}" in runner or f'"{target}"' in runner or target == "preview"
+
+
+def _config_set_calls(command: str, tmp_path: Path) -> list[list[str]]:
+    """Runs the documented command through bash with a `pulumi` that only records its arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "calls.jsonl"
+    log.unlink(missing_ok=True)
+    fake = bin_dir / "pulumi"
+    fake.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    fake.chmod(0o755)
+    subprocess.run(
+        ["bash", "-c", command],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+        check=True,
+        timeout=30,
+    )
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _apply(stack: dict, argv: list[str]) -> None:
+    """`pulumi config set [--secret] [--path] KEY VALUE --stack S` applied to a stack's dict."""
+    args = [a for a in argv[2:] if a not in ("--secret", "--path")]
+    stack_index = args.index("--stack")
+    del args[stack_index : stack_index + 2]
+    key, value = args
+    path = key.split(".")
+    node = stack.setdefault("config", {})
+    name = f"{PROJECT}:{path[0]}"
+    if len(path) == 1:
+        node[name] = {"secure": "v1:documentation-example"} if "--secret" in argv else value
+        return
+    node = node.setdefault(name, {})
+    for part in path[1:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = value
+
+
+CONFIG_BLOCKS = [
+    [c for c in block if _kind(c) == "pulumi-config-set"]
+    for block in BLOCKS
+    if any(_kind(c) == "pulumi-config-set" for c in block)
+]
+
+
+@pytest.mark.parametrize("commands", CONFIG_BLOCKS, ids=lambda b: b[0][:60])
+def test_documented_config_commands_yield_a_valid_stack(commands, tmp_path):
+    """A block of `pulumi config set` commands, run in order on a copy of the stack they name,
+    leaves a stack that `python -m components.check` accepts."""
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    calls = []
+    for command in commands:
+        recorded = _config_set_calls(command, tmp_path)
+        assert len(recorded) == 1 and recorded[0][:2] == ["config", "set"], recorded
+        calls.append(recorded[0])
+    stacks = {argv[argv.index("--stack") + 1] for argv in calls if "--stack" in argv}
+    assert len(stacks) == 1, "a documented block names its one stack on every command"
+    stack_name = stacks.pop()
+    stack = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack_name}.yaml").read_text())
+    for argv in calls:
+        key = next(a for a in argv[2:] if not a.startswith("--"))
+        assert key.split(".")[0] in declared, f"{key} is not declared in Pulumi.yaml"
+        if "--secret" in argv:
+            assert declared[key]["secret"] is True
+            value = argv[argv.index(key) + 1]
+            if key == "cosSourceRelaySigningSecret":
+                assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=", value), "a 32-byte secret"
+        _apply(stack, argv)
+
+    project = tmp_path / "project"
+    (project / "stacks").mkdir(parents=True)
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (project / name).write_text((ROOT / name).read_text())
+    (project / "stacks" / f"Pulumi.{stack_name}.yaml").write_text(yaml.safe_dump(stack))
+    result = subprocess.run(
+        [sys.executable, "-m", "components.check", stack_name, "--project-dir", str(project)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_documented_pip_install_installs_components_and_runtime(tmp_path):
+    commands = [c for _, c in COMMANDS if _kind(c) == "pip-install"]
+    assert commands, "the README shows how to install the package into another program"
+    assert all("cloudevents-connectors" in c for c in commands)
+    # The same install from this clone instead of the Git URL (no network here); no dependencies,
+    # which the test environment already has.
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    for module in (
+        "components/__init__.py",
+        "components/packaging.py",
+        "runtime/receiver/__init__.py",
+        "runtime/alibaba_oss_target/Dockerfile",
+        "runtime/tencent_cos_source/index.py",
+        "runtime/relay/requirements.txt",
+    ):
+        assert (target / module).is_file(), module
+    assert not (target / "tests").exists(), "the test fakes are not part of the package"
+
+
+def _documented_names(section: str) -> set[str]:
+    return set(re.findall(r"`([A-Za-z_][A-Za-z0-9_.]*)`", section))
+
+
+def _section(title: str) -> str:
+    start = README.index(f"\n## {title}")
+    end = README.find("\n## ", start + 1)
+    return README[start:end]
+
+
+def test_every_stack_config_field_is_documented():
+    names = _documented_names(_section("Configuration"))
+    fields = {
+        **{k: stack_config._KUBERNETES for k in ["kubernetes"]},
+        "ossTarget": stack_config._OSS_TARGET,
+        "cosSource": stack_config._COS_SOURCE,
+        "runtime": stack_config._RUNTIME,
+        "function": stack_config._FUNCTION_KEYS,
+        "gateway": stack_config._GATEWAY,
+        "relay": stack_config._RELAY,
+    }
+    missing = []
+    for block, keys in fields.items():
+        for key in keys:
+            spelled = {key, f"{block}.{key}"}
+            if not (
+                spelled & names
+                or any(n.endswith(f".{key}") or n.startswith(f"{key}.") for n in names)
+            ):
+                missing.append(f"{block}.{key}")
+    assert not missing, f"stack config fields missing from the README: {missing}"
+    for key in [*stack_config.OBJECT_KEYS, *stack_config.SECRET_KEYS]:
+        assert key in names
+
+
+SETTINGS_SOURCES = [
+    "runtime/alibaba_oss_target/settings.py",
+    "runtime/receiver/settings.py",
+    "runtime/relay/settings.py",
+    "runtime/tencent_cos_source/cos_settings.py",
+]
+
+
+@pytest.mark.parametrize("source", SETTINGS_SOURCES)
+def test_every_runtime_setting_is_documented(source):
+    code = (ROOT / source).read_text()
+    read = set(
+        re.findall(
+            r'(?:env\.\w+|environ\.get|_number|_flag)\(\s*(?:environ,\s*)?"([A-Z][A-Z0-9_]+)"', code
+        )
+    )
+    assert read, f"found no settings in {source}"
+    documented = _documented_names(_section("Configuration"))
+    missing = sorted(read - documented)
+    assert not missing, f"{source} reads settings the README does not document: {missing}"
