@@ -7,12 +7,12 @@ import logging
 from prometheus_client import CollectorRegistry
 
 from runtime.alibaba_oss_target.metrics import TargetMetrics
-from runtime.alibaba_oss_target.retry import RetryPolicy
 from runtime.alibaba_oss_target.service import OssTarget
 from runtime.alibaba_oss_target.settings import TargetSettings
 from runtime.alibaba_oss_target.uploader import Uploader
 from runtime.alibaba_oss_target.writer import ObjectWriter, Oss2Writer
 from runtime.receiver import Receiver
+from runtime.receiver.retry import RetryPolicy
 
 NAME = "oss_target"
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from runtime.alibaba_oss_target.core import ObjectWrite
 from runtime.alibaba_oss_target.errors import Failure, classify
 from runtime.alibaba_oss_target.metrics import TargetMetrics
-from runtime.alibaba_oss_target.retry import RetryPolicy
 from runtime.alibaba_oss_target.writer import ObjectWriter
+from runtime.receiver.retry import RetryPolicy
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,8 @@ A runtime supplies an async `EventHandler(delivery) -> aiohttp response`; the co
             ...                                   #  .data (exact bytes), .content_type, .id, .type
         return binary_response(reply_event)       # or batch_response([...]) / error_response(...)
 
-    settings = load_or_exit(read_server_settings, program="relay")    # exit 2 + one line on error
-    configure_logging(settings.log_level)
-    receiver = Receiver(handle, name="relay", max_body_bytes=settings.max_body_bytes,
-                        max_in_flight=settings.max_in_flight)
-    raise SystemExit(run(receiver, port=settings.port,
-                         drain_timeout=settings.drain_timeout_seconds, on_shutdown=[close_pools]))
+    # A runtime's __main__: settings (exit 2 + one line on error), logging, serve until SIGTERM.
+    raise SystemExit(main("relay", read_settings, build))   # build(settings) -> (Receiver, closer)
 
 What the core guarantees before the handler runs:
 - `POST /` accepts binary, structured (`application/cloudevents+json`) and batch
@@ -49,7 +45,8 @@ from runtime.receiver.events import (
 )
 from runtime.receiver.logs import configure_logging, log_fields
 from runtime.receiver.responses import batch_response, binary_response, error_response
-from runtime.receiver.server import BackgroundServer, run, serve
+from runtime.receiver.retry import RetryPolicy
+from runtime.receiver.server import BackgroundServer, main, run, serve
 from runtime.receiver.settings import (
     EnvReader,
     ServerSettings,
@@ -71,6 +68,7 @@ __all__ = [
     "ReceivedEvent",
     "Receiver",
     "RequestRejected",
+    "RetryPolicy",
     "ServerSettings",
     "SettingError",
     "Unauthorized",
@@ -81,6 +79,7 @@ __all__ = [
     "error_response",
     "load_or_exit",
     "log_fields",
+    "main",
     "parse_events",
     "read_server_settings",
     "run",

@@ -12,13 +12,16 @@ import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 
 from runtime.receiver.app import Receiver
-from runtime.receiver.logs import log_fields
+from runtime.receiver.logs import configure_logging, log_fields
+from runtime.receiver.settings import EnvReader, load_or_exit
 
 ShutdownHook = Callable[[], Awaitable[None]]
+S = TypeVar("S")
 
 
 async def serve(
@@ -91,6 +94,29 @@ def run(
 
     asyncio.run(main())
     return 0
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+def main(
+    program: str,
+    read_settings: Callable[[EnvReader], S],
+    build: Callable[[S], tuple[Receiver, _Closable]],
+) -> int:
+    """A runtime's whole `__main__`: read its settings (one line and exit 2 when invalid), set up
+    JSON logs, build the receiver and its outbound client, serve until SIGTERM, close the client.
+    `settings.server` must be the ServerSettings part."""
+    settings = load_or_exit(read_settings, program=program)
+    configure_logging(settings.server.log_level)
+    receiver, client = build(settings)
+    return run(
+        receiver,
+        port=settings.server.port,
+        drain_timeout=settings.server.drain_timeout_seconds,
+        on_shutdown=[client.close],
+    )
 
 
 class BackgroundServer:

@@ -14,7 +14,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from runtime.receiver import Delivery, Receiver, Unauthorized, error_response, log_fields
+from runtime.receiver import (
+    Delivery,
+    Receiver,
+    RetryPolicy,
+    Unauthorized,
+    error_response,
+    log_fields,
+)
 from runtime.relay.forward import Forwarded, Forwarder, binary_headers
 from runtime.relay.settings import RelaySettings
 
@@ -26,9 +33,11 @@ def build_relay(settings: RelaySettings) -> tuple[Receiver, Forwarder]:
     forwarder = Forwarder(
         settings.sink_url,
         timeout=settings.timeout_seconds,
-        retry_budget=settings.retry_budget_seconds,
-        backoff=settings.backoff_seconds,
-        backoff_max=settings.backoff_max_seconds,
+        policy=RetryPolicy(
+            budget=settings.retry_budget_seconds,
+            base=settings.backoff_seconds,
+            cap=settings.backoff_max_seconds,
+        ),
         concurrency=settings.concurrency,
     )
     registry = CollectorRegistry()

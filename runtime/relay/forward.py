@@ -7,7 +7,6 @@ turned into binary mode from the attributes as sent (the data bytes are never re
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from runtime.receiver import ReceivedEvent
+from runtime.receiver import ReceivedEvent, RetryPolicy
 
 # CloudEvents HTTP binding 3.1.3.2: printable ASCII is sent as is, except space, '"' and '%'.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')
@@ -77,16 +76,12 @@ class Forwarder:
         sink_url: str,
         *,
         timeout: float,
-        retry_budget: float,
-        backoff: float,
-        backoff_max: float,
+        policy: RetryPolicy,
         concurrency: int,
     ) -> None:
         self.sink_url = sink_url
         self._timeout = timeout
-        self._retry_budget = retry_budget
-        self._backoff = backoff
-        self._backoff_max = backoff_max
+        self._policy = policy
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
 
@@ -103,13 +98,9 @@ class Forwarder:
             await self._session.close()
             self._session = None
 
-    def backoff(self, attempt: int) -> float:
-        """Equal jitter: half the exponential step, plus up to the other half at random."""
-        step = min(self._backoff_max, self._backoff * 2 ** (attempt - 1))
-        return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not cryptography
-
     async def forward(self, received: ReceivedEvent, headers: dict[str, str]) -> Forwarded:
-        deadline = time.monotonic() + self._retry_budget
+        started = time.monotonic()
+        deadline = started + self._policy.budget
         attempt, status, error, retry_after = 0, None, None, None
         while True:
             remaining = deadline - time.monotonic()
@@ -137,8 +128,11 @@ class Forwarder:
                 return Forwarded(received.id, True, attempt, status)
             if status is not None and not retryable(status):
                 return Forwarded(received.id, False, attempt, status, error)
-            delay = max(self.backoff(attempt), retry_after or 0.0)
-            if time.monotonic() + delay >= deadline:
+            # The sink's Retry-After, when longer than our backoff, is honoured within the budget.
+            delay = self._policy.next_delay(attempt - 1, time.monotonic() - started)
+            if delay is not None:
+                delay = max(delay, retry_after or 0.0)
+            if delay is None or time.monotonic() + delay >= deadline:
                 return Forwarded(received.id, False, attempt, status, error, retry_after)
             await asyncio.sleep(delay)
 

@@ -29,11 +29,11 @@ from runtime.alibaba_oss_target.core import (
 )
 from runtime.alibaba_oss_target.errors import Failure, classify
 from runtime.alibaba_oss_target.keys import InvalidKey, object_key
-from runtime.alibaba_oss_target.retry import RetryPolicy
 from runtime.alibaba_oss_target.settings import TargetSettings
 from runtime.alibaba_oss_target.writer import crc64_ecma, make_auth, proxy_for
 from runtime.receiver.errors import InvalidEvent
 from runtime.receiver.events import parse_events
+from runtime.receiver.retry import RetryPolicy
 
 
 def binary_event(

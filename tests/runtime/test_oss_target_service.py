@@ -14,9 +14,9 @@ import pytest
 import requests
 
 from runtime.alibaba_oss_target.app import build_target
-from runtime.alibaba_oss_target.retry import RetryPolicy
 from runtime.alibaba_oss_target.settings import read_settings
 from runtime.receiver import BackgroundServer, EnvReader, configure_logging
+from runtime.receiver.retry import RetryPolicy
 from tests.fakes.objectstore import ObjectStoreEmulator
 
 BUCKET = "test-bucket"
