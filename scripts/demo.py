@@ -163,7 +163,7 @@ def run_demo() -> int:
 
 def main() -> int:
     # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, so the children are stopped too.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return run_demo()
     except KeyboardInterrupt:
@@ -179,6 +179,8 @@ def main() -> int:
         traceback.print_exc()
         say(f"demo: FAILED — {type(error).__name__}: {error}")
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

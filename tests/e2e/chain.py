@@ -149,7 +149,11 @@ def start_emulator(log_dir: Path, *extra_args: str) -> Service:
     argv = [sys.executable, "-m", "tests.fakes.objectstore", "--port", "0", "--bucket", BUCKET]
     argv += ["--credentials", f"{ACCESS_KEY_ID}:{ACCESS_KEY_SECRET}", *extra_args]
     service = Service("emulator", argv, base_env(), log_dir)
-    service.port = service.wait_for_line(_endpoint_port, START_TIMEOUT)
+    try:
+        service.port = service.wait_for_line(_endpoint_port, START_TIMEOUT)
+    except BaseException:  # Ctrl-C included: never leave it running
+        service.stop(5)
+        raise
     return service
 
 

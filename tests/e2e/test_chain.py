@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import signal
 import socket
@@ -206,3 +207,30 @@ def test_ctrl_c_stops_the_demo_and_its_services():
     for port in ports:
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_a_failing_demo_ends_with_the_failed_verdict_and_stops_what_it_started(monkeypatch, capsys):
+    import tests.e2e.chain as chain_module
+
+    started: list = []
+    real_start_oss_target = chain_module.start_oss_target
+
+    def start_oss_target(*args, **kwargs):
+        started.append(real_start_oss_target(*args, **kwargs))
+        return started[-1]
+
+    def start_relay(*_args, **_kwargs):
+        raise ChainError("relay exited with 2:\nrelay: invalid setting RELAY_SIGNING_SECRET")
+
+    monkeypatch.setattr(chain_module, "start_oss_target", start_oss_target)
+    monkeypatch.setattr(chain_module, "start_relay", start_relay)
+    spec = importlib.util.spec_from_file_location("demo_script", DEMO)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+
+    assert demo.main() == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "demo: FAILED — relay exited with 2:"
+    assert lines[-2] == "  | relay: invalid setting RELAY_SIGNING_SECRET"
+    [target] = started
+    assert target.process.returncode == 0  # stopped (drained), not left running
