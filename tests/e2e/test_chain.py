@@ -8,10 +8,8 @@ import hashlib
 import importlib.util
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -153,10 +151,8 @@ def test_the_chain_stops_every_service_cleanly(tmp_path):
     chain = Chain().start()
     services = list(chain.services)
     chain.stop()
+    # 0 = each drained and exited on SIGTERM (a SIGKILL after the timeout would give -9).
     assert [service.process.returncode for service in services] == [0, 0, 0]
-    for service in services:
-        with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", service.port), timeout=1).close()
 
 
 @pytest.mark.slow
@@ -195,6 +191,8 @@ def test_ctrl_c_stops_the_demo_and_its_services():
             if len(ports) == 3:
                 break
         assert len(ports) == 3, "".join(seen)
+        children = children_of(process.pid)
+        assert len(children) >= 3, children
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
     finally:
@@ -203,10 +201,20 @@ def test_ctrl_c_stops_the_demo_and_its_services():
             process.wait()
     assert process.returncode == 1
     assert rest.splitlines()[-1] == "demo: FAILED — interrupted (services stopped)"
-    time.sleep(0.2)
-    for port in ports:
-        with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+
+
+def children_of(pid: int) -> list[int]:
+    """Live child processes of `pid`, from /proc (the services run in their own sessions)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def test_a_failing_demo_ends_with_the_failed_verdict_and_stops_what_it_started(monkeypatch, capsys):
