@@ -14,6 +14,7 @@ from standardwebhooks import Webhook
 from runtime.receiver import BackgroundServer, EnvReader, SettingError
 from runtime.relay.app import build_relay
 from runtime.relay.settings import read_settings
+from runtime.tencent_cos_source import cos_delivery
 from tests.fakes.sink import CloudEventsSink
 
 SECRET = "whsec_" + base64.b64encode(b"relay-secret-key-0123456789abcd!").decode()
@@ -95,6 +96,25 @@ def test_signed_binary_event_is_forwarded_unchanged(sink, relay):
         assert event.headers[name.lower()] == value
     assert event.attributes["time"] == "2018-12-19T07:49:30.5Z"
     assert not any(name.startswith("webhook-") for name in event.headers)
+
+
+def test_signed_event_with_binary_data_is_forwarded_byte_exact(sink, relay):
+    # Signed over the raw bytes, as the SCF function signs; not UTF-8, so the reference library
+    # could not have verified it.
+    body = bytes(range(256)) * 4
+    headers = {**BINARY_HEADERS, "Content-Type": "application/octet-stream"}
+    timestamp = int(time.time())
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    headers |= {
+        "webhook-id": "msg-bin",
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": cos_delivery.sign(key, "msg-bin", timestamp, body),
+    }
+    status, _, _ = post(relay.url, headers, body)
+    assert status == 202
+    [event] = sink.events
+    assert event.data == body
+    assert event.headers["content-type"] == "application/octet-stream"
 
 
 def test_structured_and_batch_are_forwarded_one_binary_event_each(sink, relay):
