@@ -455,7 +455,7 @@ def sample_notification() -> dict:
     extra = [
         ("photos/2026/cat.jpg", "cos:ObjectCreated:Put", 1795300000, 48213),
         ("reports/Q3 résumé.pdf", "cos:ObjectCreated:CompleteMultipartUpload", 1795300060, 905311),
-        ("tmp/old-upload.bin", "cos:ObjectRemoved:Delete", 1795300120, 0),
+        ("tmp/old-upload.bin", "cos:ObjectRemove:Delete", 1795300120, 0),
     ]
     records = [template]
     for number, (key, event_name, event_time, size) in enumerate(extra, start=1):
