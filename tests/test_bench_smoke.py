@@ -1,0 +1,40 @@
+"""Every benchmark bench/README.md documents still runs and prints its figures, here in a small
+configuration (the full runs take minutes and are not part of the test suite; chain.py has its own
+test in tests/e2e/test_bench_chain.py)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_README = (ROOT / "bench" / "README.md").read_text()
+
+SMALL_RUNS = {
+    "program.py": (["--pairs", "1", "2", "--runs", "1"], r"ratio"),
+    "cos_source.py": (["--records", "20", "--runs", "1"], r"cold import.*\n.*\d+(\.\d+)?x"),
+    "oss_target.py": (["--quick"], r"ratio|target/plain"),
+}
+
+
+def test_every_documented_benchmark_is_covered():
+    documented = set(re.findall(r"^\.venv/bin/python bench/(\w+\.py)", BENCH_README, re.M))
+    assert documented == {*SMALL_RUNS, "chain.py"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(SMALL_RUNS))
+def test_benchmark_runs_small_and_prints_its_figures(script):
+    args, expected = SMALL_RUNS[script]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert re.search(expected, result.stdout), result.stdout[-2000:]
