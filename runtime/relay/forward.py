@@ -123,7 +123,9 @@ class Forwarder:
                     retry_after = _seconds(response.headers.get("Retry-After"))
                 error = None if 200 <= status < 300 else f"HTTP {status}"
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                status, error = None, type(exc).__name__
+                # Keep the last status the sink did answer: an attempt cut short by the end of the
+                # budget must not hide it from the sender.
+                error = type(exc).__name__
             if error is None:
                 return Forwarded(received.id, True, attempt, status)
             if status is not None and not retryable(status):
