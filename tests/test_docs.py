@@ -251,3 +251,29 @@ def test_every_runtime_setting_is_documented(source):
     documented = _documented_names(_section("Configuration"))
     missing = sorted(read - documented)
     assert not missing, f"{source} reads settings the README does not document: {missing}"
+
+
+def test_readme_cos_event_example_is_what_the_handler_makes_of_the_sample_record():
+    from datetime import datetime, timezone
+
+    from runtime.tencent_cos_source import cos_event
+
+    example = README[README.index("ce-specversion: 1.0\nce-id:") :].split("```")[0]
+    shown = {}
+    for line in example.splitlines():
+        name, _, value = line.partition(": ")
+        if name.startswith("ce-") or name == "Content-Type":
+            shown[name.removeprefix("ce-").lower()] = value.split("  ")[0].strip()
+    sample = json.loads(
+        (ROOT / "tests" / "runtime" / "fixtures" / "cos_notification_seed.json").read_text()
+    )
+    [event], _ = cos_event.events_from_notification(
+        sample, "cos-source-dev", datetime.now(timezone.utc)
+    )
+    made = {**event.attributes, "content-type": event.attributes["datacontenttype"]}
+    del made["datacontenttype"]
+    assert shown == made
+    assert '"requestHeaders": {}' in example
+    assert (
+        json.loads(event.body)["Records"][0]["event"]["requestParameters"]["requestHeaders"] == {}
+    )
