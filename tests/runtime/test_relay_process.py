@@ -93,7 +93,7 @@ def test_dockerfile_passes_hadolint():
 
 def test_dockerfile_copies_only_the_relay_and_its_core():
     text = (RELAY / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
+    assert re.search(r"^FROM python:3\.11\.\d+-slim-bookworm$", text, re.M), "a pinned base"
     sources = [line.split()[1] for line in text.splitlines() if line.startswith("COPY ")]
     assert sources == [
         "runtime/relay/requirements.txt",
