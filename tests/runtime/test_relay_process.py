@@ -12,6 +12,8 @@ import urllib.request
 
 import pytest
 
+from tests.runtime.images import hadolint, requirement_pins
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RELAY = REPO / "runtime" / "relay"
 SECRET = "whsec_" + base64.b64encode(b"relay-secret-key-0123456789abcd!").decode()
@@ -80,15 +82,7 @@ def test_serves_health_and_drains_on_sigterm():
 
 
 def test_dockerfile_passes_hadolint():
-    hadolint = REPO / ".venv" / "bin" / "hadolint"
-    executable = str(hadolint) if hadolint.exists() else "hadolint"
-    out = subprocess.run(
-        [executable, "--no-color", str(RELAY / "Dockerfile")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
+    assert hadolint(RELAY / "Dockerfile") == []
 
 
 def test_dockerfile_copies_only_the_relay_and_its_core():
@@ -107,19 +101,9 @@ def test_dockerfile_copies_only_the_relay_and_its_core():
 
 
 def test_requirements_are_pinned_and_match_the_runtime_union():
-    def pins(path: pathlib.Path) -> dict[str, str]:
-        found = {}
-        for line in path.read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                name, _, version = line.partition("==")
-                assert version, f"{path.name}: {line!r} is not pinned with =="
-                found[name.lower()] = version
-        return found
-
-    relay = pins(RELAY / "requirements.txt")
+    relay = requirement_pins(RELAY / "requirements.txt")
     assert {"aiohttp", "cloudevents", "prometheus-client"} <= set(relay)
-    union = pins(REPO / "runtime" / "requirements.txt")
+    union = requirement_pins(REPO / "runtime" / "requirements.txt")
     for name, version in relay.items():
         if name in union:
             assert union[name] == version, f"{name} differs from runtime/requirements.txt"
