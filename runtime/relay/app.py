@@ -24,13 +24,12 @@ from runtime.receiver import (
 )
 from runtime.relay.forward import Forwarded, Forwarder, binary_headers
 from runtime.relay.settings import RelaySettings
-from runtime.relay.signature import SignatureError, signing_key, verify
+from runtime.relay.signature import SignatureError, verify
 
 log = logging.getLogger("runtime.relay")
 
 
 def build_relay(settings: RelaySettings) -> tuple[Receiver, Forwarder]:
-    key = signing_key(settings.signing_secret)
     forwarder = Forwarder(
         settings.sink_url,
         timeout=settings.timeout_seconds,
@@ -51,7 +50,7 @@ def build_relay(settings: RelaySettings) -> tuple[Receiver, Forwarder]:
 
     def authenticate(request: web.Request, body: bytes) -> None:
         try:
-            verify(key, request.headers, body, time.time())
+            verify(settings.signing_key, request.headers, body, time.time())
         except SignatureError as error:
             log_fields(log, logging.WARNING, "signature rejected", reason=str(error))
             raise Unauthorized("missing or invalid Standard Webhooks signature") from None

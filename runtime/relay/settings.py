@@ -15,7 +15,6 @@ function hears the relay's answer instead of timing out and resending.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -26,12 +25,13 @@ from runtime.receiver.settings import (
     SettingError,
     read_server_settings,
 )
+from runtime.relay.signature import signing_key
 
 
 @dataclass(frozen=True)
 class RelaySettings:
     sink_url: str
-    signing_secret: str = field(repr=False)
+    signing_key: bytes = field(repr=False)
     timeout_seconds: float = 3.0
     retry_budget_seconds: float = 5.0
     backoff_seconds: float = 0.2
@@ -44,7 +44,7 @@ class RelaySettings:
 def read_settings(env: EnvReader) -> RelaySettings:
     return RelaySettings(
         sink_url=_sink_url(env.required("K_SINK")),
-        signing_secret=_signing_secret(env.required("RELAY_SIGNING_SECRET")),
+        signing_key=_signing_key(env.required("RELAY_SIGNING_SECRET")),
         timeout_seconds=env.number("DELIVERY_TIMEOUT_SECONDS", 3.0, minimum=0.001, maximum=600),
         retry_budget_seconds=env.number(
             "DELIVERY_RETRY_BUDGET_SECONDS", 5.0, minimum=0.001, maximum=3600
@@ -70,13 +70,12 @@ def _sink_url(value: str) -> str:
     return value
 
 
-def _signing_secret(value: str) -> str:
-    """Checked strictly here: the library itself silently skips characters that are not base64."""
-    encoded = value.removeprefix("whsec_")
+def _signing_key(value: str) -> bytes:
+    """The HMAC key, decoded strictly: a secret that is not clean base64 is refused, not trimmed."""
     try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        key = signing_key(value)
     except (binascii.Error, ValueError):
         raise SettingError("RELAY_SIGNING_SECRET", "must be whsec_<base64>") from None
     if len(key) < 16:
         raise SettingError("RELAY_SIGNING_SECRET", "must hold at least 16 bytes of key")
-    return value
+    return key
