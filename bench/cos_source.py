@@ -2,8 +2,9 @@
 
 1. Cold import of `index` from the built zip, unpacked into an empty folder as SCF does, in a fresh
    `python -I -B` (no bytecode cache: every run compiles, as a cold SCF instance does). Median of
-   several runs, from `-X importtime`; `import http.client` alone is measured the same way as the
-   floor any stdlib HTTP client pays. Goal: <= 60 ms.
+   several runs, from `-X importtime`; also with `ssl`, which the first delivery to an https sink
+   loads, and, for reference, `import http.client` alone (the stdlib client the handler does not
+   use). Goal: <= 60 ms.
 2. A 1,000-record notification delivered to a local sink (its own process, adding 5 ms to every
    answer): the handler (bounded concurrency, default settings) against one-at-a-time sequential
    delivery over one keep-alive connection, the upstream's approach, measured in the same run with
@@ -48,20 +49,30 @@ def python_310() -> str | None:
     return None
 
 
-def import_ms(executable: str, path_entry: str, module: str) -> float:
-    """Cumulative import time of `module` in a fresh isolated interpreter, in milliseconds."""
-    code = f"import sys; sys.path.insert(0, {path_entry!r}); import {module}"
+def import_ms(executable: str, path_entry: str, modules: list[str]) -> float:
+    """Import time of `modules`, one after the other, in a fresh isolated interpreter (ms).
+
+    Each module's cumulative time counts only what it loaded itself, so the sum is the cost of the
+    whole sequence.
+    """
+    code = f"import sys; sys.path.insert(0, {path_entry!r}); " + "; ".join(
+        f"import {module}" for module in modules
+    )
     done = subprocess.run(
         [executable, "-I", "-B", "-X", "importtime", "-c", code],
         capture_output=True,
         text=True,
         check=True,
     )
+    cumulative = {}
     for line in done.stderr.splitlines():
         parts = [part.strip() for part in line.removeprefix("import time:").split("|")]
-        if len(parts) == 3 and parts[2] == module:
-            return int(parts[1]) / 1000
-    raise RuntimeError(f"no import time for {module}")
+        if len(parts) == 3 and parts[1].isdigit():
+            cumulative[parts[2]] = int(parts[1]) / 1000
+    missing = [module for module in modules if module not in cumulative]
+    if missing:
+        raise RuntimeError(f"no import time for {missing}")
+    return sum(cumulative[module] for module in modules)
 
 
 def cold_import(runs: int) -> None:
@@ -77,23 +88,23 @@ def cold_import(runs: int) -> None:
         for label, executable in interpreters:
             # Interleaved, so background load hits the three measurements alike.
             cases = {
-                "unpacked": (str(unpacked), "index"),
-                "zip": (str(package), "index"),
-                "floor": (str(unpacked), "http.client"),
+                "http": ["index"],
+                # An https sink makes the first delivery load OpenSSL too: counted here, not hidden.
+                "https": ["index", "ssl"],
+                "http.client": ["http.client"],
             }
             samples: dict[str, list[float]] = {name: [] for name in cases}
             for _ in range(runs):
-                for name, (entry, module) in cases.items():
-                    samples[name].append(import_ms(executable, entry, module))
+                for name, modules in cases.items():
+                    samples[name].append(import_ms(executable, str(unpacked), modules))
             median = {name: statistics.median(values) for name, values in samples.items()}
             best = {name: min(values) for name, values in samples.items()}
             print(
-                f"cold import, python {label}: index from the unpacked zip "
-                f"{median['unpacked']:.1f} ms (best {best['unpacked']:.1f}), straight from the zip "
-                f"{median['zip']:.1f} ms (best {best['zip']:.1f}); goal <= 60 ms. Baseline "
-                f"`import http.client` alone {median['floor']:.1f} ms (best {best['floor']:.1f}): "
-                f"the handler adds {median['unpacked'] - median['floor']:.1f} ms "
-                f"(medians of {runs})"
+                f"cold import, python {label}, medians of {runs}: `index` from the unpacked zip "
+                f"{median['http']:.1f} ms (best {best['http']:.1f}); with `ssl` for an https sink "
+                f"{median['https']:.1f} ms (best {best['https']:.1f}); goal <= 60 ms. "
+                f"Reference: `import http.client` alone {median['http.client']:.1f} ms "
+                f"(best {best['http.client']:.1f})"
             )
 
 

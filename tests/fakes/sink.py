@@ -15,6 +15,7 @@ import argparse
 import base64
 import json
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -138,11 +139,15 @@ def parse_request(headers: dict[str, str], body: bytes) -> list[tuple[str, dict[
 
 
 class CloudEventsSink:
-    """In-process sink on 127.0.0.1 with an ephemeral port. Thread-safe."""
+    """In-process sink on 127.0.0.1 with an ephemeral port. Thread-safe.
 
-    def __init__(self, port: int = 0, status: int = 200) -> None:
+    With `tls` (a server-side SSLContext) it serves https, for testing senders' certificate checks.
+    """
+
+    def __init__(self, port: int = 0, status: int = 200, tls: ssl.SSLContext | None = None) -> None:
         self._requested_port = port
         self._default_status = status
+        self._tls = tls
         self._lock = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -153,6 +158,8 @@ class CloudEventsSink:
         handler = type("SinkHandler", (_Handler,), {"sink": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", self._requested_port), handler)
         self._server.daemon_threads = True
+        if self._tls is not None:
+            self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -178,7 +185,8 @@ class CloudEventsSink:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/"
 
     # -- behaviour ---------------------------------------------------------------------------------
     def reset(self) -> None:

@@ -2,7 +2,6 @@
 
 import base64
 import copy
-import http.client
 import json
 import pathlib
 import socket
@@ -11,6 +10,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+import trustme
 from standardwebhooks import Webhook
 
 from runtime.tencent_cos_source import cos_delivery, cos_event, index
@@ -306,12 +306,41 @@ def test_an_unexpected_error_fails_the_event_instead_of_losing_it(sink, concurre
     assert outcomes[1].error == "KeyError: 'bug'"
 
 
-def test_https_sinks_share_one_verifying_tls_context():
-    first = cos_delivery.Sender("https://sink.example.com/path?x=1")
-    second = cos_delivery.Sender("https://other.example.com:8443/")
-    conn = first.connect(1.0)
-    assert isinstance(conn, http.client.HTTPSConnection)
-    assert (conn.host, conn.port) == ("sink.example.com", 443)
-    assert first._ssl is second._ssl
-    assert first._ssl.verify_mode == ssl.CERT_REQUIRED and first._ssl.check_hostname
-    assert first._path == "/path?x=1"
+@pytest.fixture
+def tls_sink(tmp_path, monkeypatch):
+    """An https sink whose certificate only a CA made for this test vouches for.
+
+    The handler is made to trust that CA the way an operator would, through SSL_CERT_FILE, which
+    OpenSSL reads when the handler builds its one default TLS context.
+    """
+    authority = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server)
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setattr(cos_delivery, "_tls", None)
+    with CloudEventsSink(tls=server) as running:
+        yield running, str(tmp_path / "ca.pem")
+
+
+def test_https_sink_with_a_trusted_certificate(tls_sink, monkeypatch, capsys):
+    sink, ca_file = tls_sink
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    result = index.handle(three_records(), CONTEXT, fast(sink.url))
+    assert sink.url.startswith("https://")
+    assert sorted(e.id for e in sink.wait_for(3)) == sorted(result["ids"])
+    delivered = [line for line in log_lines(capsys) if line["msg"] == "event delivered"]
+    assert len(delivered) == 3
+    # One verifying TLS context per container, shared by every sender.
+    assert cos_delivery._tls.verify_mode == ssl.CERT_REQUIRED and cos_delivery._tls.check_hostname
+    assert cos_delivery.Sender("https://other.example.com/")._ssl is cos_delivery._tls
+
+
+def test_https_sink_with_an_untrusted_certificate_gets_nothing(tls_sink, monkeypatch, capsys):
+    sink, _ = tls_sink  # the test CA is not trusted: the system's CAs are
+    settings = fast(sink.url, DELIVERY_RETRY_BUDGET_SECONDS="0.3")
+    with pytest.raises(index.DeliveryFailed) as failed:
+        index.handle(seed(), CONTEXT, settings)
+    assert len(failed.value.ids) == 1
+    assert sink.events == []
+    [line] = [line for line in log_lines(capsys) if line["msg"] == "event not delivered"]
+    assert "CERTIFICATE_VERIFY_FAILED" in line["error"]
