@@ -8,10 +8,9 @@ that event.
 
 from __future__ import annotations
 
-import base64
-import contextlib
+import binascii
 import hmac
-import random
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -69,7 +68,7 @@ def binary_headers(attributes: dict[str, str]) -> dict[str, str]:
 def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """Standard Webhooks `webhook-signature` value: v1,base64(HMAC-SHA256(id.timestamp.body))."""
     mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, "sha256").digest()
-    return "v1," + base64.b64encode(mac).decode("ascii")
+    return "v1," + binascii.b2a_base64(mac, newline=False).decode("ascii")
 
 
 class Sender:
@@ -115,7 +114,12 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """Equal jitter: half the exponential step, plus up to the other half at random."""
         step = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
-        return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not cryptography
+        return step / 2 + step / 2 * _unit_fraction()
+
+
+def _unit_fraction() -> float:
+    """Uniform in [0, 1): jitter needs no more than this, and `random` costs a cold start 1-2 ms."""
+    return int.from_bytes(os.urandom(7), "big") / (1 << 56)
 
 
 def retryable(status: int) -> bool:
@@ -155,8 +159,10 @@ def deliver_all(
                     outcome, conn = Outcome(events[index], False, 1, None, _describe(exc)), None
                 outcome.elapsed = time.monotonic() - started
                 outcomes[index] = outcome
-                with contextlib.suppress(Exception):  # a broken log must not stop deliveries
+                try:  # noqa: SIM105 - contextlib.suppress would cost the cold start 1 ms
                     on_outcome(outcome)
+                except Exception:  # noqa: S110 - a broken log must not stop deliveries
+                    pass
         finally:
             if conn is not None:
                 conn.close()

@@ -26,12 +26,12 @@ DATACONTENTTYPE = "application/json"
 # changing it would change every id.
 ID_NAMESPACE = bytes.fromhex("829a3ddbbe375f2db194c88a94cb6852")
 
-# A request header whose name contains one of these carries credentials: never forwarded.
-SENSITIVE_HEADER = re.compile(
-    r"auth|token|signature|secret|cookie|credential|session", re.IGNORECASE
-)
-_KEY_PREFIX = re.compile(r"^/\d+/[^/]+/")
-_ISO_FRACTION = re.compile(r"\.(\d+)")
+# A request header whose name contains one of these (in any case) carries credentials: never sent.
+SENSITIVE_HEADER_WORDS = ("auth", "token", "signature", "secret", "cookie", "credential", "session")
+# The patterns below serve rare inputs, so they are compiled (and cached by `re`) on first use
+# rather than at import: every compiled pattern is part of the cold start.
+_KEY_PREFIX = r"^/\d+/[^/]+/"
+_ISO_FRACTION = r"\.(\d+)"
 
 
 class NotACosNotification(ValueError):
@@ -116,11 +116,16 @@ def scrub(value: object, in_headers: bool = False) -> object:
         return {
             name: scrub(item, isinstance(name, str) and name.lower() == "requestheaders")
             for name, item in value.items()
-            if not (in_headers and SENSITIVE_HEADER.search(str(name)))
+            if not (in_headers and is_sensitive_header(str(name)))
         }
     if isinstance(value, list):
         return [scrub(item) for item in value]
     return value
+
+
+def is_sensitive_header(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SENSITIVE_HEADER_WORDS)
 
 
 def event_id(scrubbed_record: object) -> str:
@@ -172,7 +177,7 @@ def _parse_iso(text: str) -> datetime:
     # Python 3.10's fromisoformat accepts neither "Z" nor fractions other than 3 or 6 digits.
     if text[-1:] in ("Z", "z"):
         text = text[:-1] + "+00:00"
-    text = _ISO_FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+    text = re.sub(_ISO_FRACTION, lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:  # COS writes UTC; a naive time is read as UTC, never as local time
         moment = moment.replace(tzinfo=timezone.utc)
@@ -190,7 +195,7 @@ def subject_of(record: dict) -> str | None:
     if appid and name and key.startswith(prefix):
         key = key[len(prefix) :]
     else:
-        key = _KEY_PREFIX.sub("", key, count=1)
+        key = re.sub(_KEY_PREFIX, "", key, count=1)
     return unquote(key) or None
 
 

@@ -278,6 +278,17 @@ def deliver(events, sender, on_outcome=lambda outcome: None, concurrency=1):
     )
 
 
+@pytest.mark.parametrize(
+    ("attempt", "step"), [(1, 0.1), (2, 0.2), (3, 0.4), (4, 0.8), (5, 1.0), (12, 1.0)]
+)
+def test_backoff_is_equal_jitter_within_its_step(attempt, step):
+    policy = cos_delivery.RetryPolicy(1, 0.1, 1.0)
+    delays = [policy.backoff(attempt) for _ in range(500)]
+    assert all(step / 2 <= delay < step for delay in delays)
+    # Spread over the whole upper half, not a constant: retries of many events must not align.
+    assert min(delays) < step * 0.55 and max(delays) > step * 0.95
+
+
 def test_a_broken_log_does_not_stop_deliveries(sink):
     events, _ = cos_event.events_from_notification(three_records(), "f", datetime.now(timezone.utc))
 

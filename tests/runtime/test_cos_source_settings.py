@@ -112,7 +112,18 @@ def test_signing_secret_forms(secret):
     assert secret.strip() not in repr(settings)
 
 
-@pytest.mark.parametrize("secret", ["whsec_not*base64!", "whsec_c2hvcnQ="])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "whsec_not*base64!",
+        "whsec_c2hvcnQ=",  # valid base64, too short a key
+        SECRET[:20] + "=" + SECRET[20:],  # padding in the middle
+        SECRET.rstrip("=") + "===",  # more padding than base64 ever has
+        SECRET.rstrip("=") + "AB",  # 45 digits: not a length base64 can have
+        "whsec_" + "A" * 30 + "-_",  # the URL-safe alphabet is not Standard Webhooks'
+        "whsec_=",
+    ],
+)
 def test_bad_signing_secret_is_rejected_without_echoing_it(secret):
     with pytest.raises(SettingsError, match="SINK_SIGNING_SECRET") as raised:
         load_settings({"K_SINK": "http://a/", "SINK_SIGNING_SECRET": secret})
