@@ -5,11 +5,13 @@ import json
 import os
 import pathlib
 import shutil
+import ssl
 import subprocess
 import sys
 import zipfile
 
 import pytest
+import trustme
 
 from components.packaging import SOURCE_DIR, build_function_package
 from tests.fakes.sink import CloudEventsSink
@@ -141,8 +143,9 @@ def test_cli_usage_error(tmp_path):
     assert out.returncode == 2 and "usage" in out.stderr
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("interpreter", ["current", "3.10"])
-def test_unpacked_zip_runs_in_a_fresh_isolated_interpreter(tmp_path, interpreter):
+def test_unpacked_zip_runs_in_a_fresh_isolated_interpreter(tmp_path, interpreter, scheme):
     executable = sys.executable if interpreter == "current" else python_310()
     if executable is None:
         pytest.skip("no Python 3.10 interpreter on this machine (set PYTHON310 to run this)")
@@ -153,12 +156,17 @@ def test_unpacked_zip_runs_in_a_fresh_isolated_interpreter(tmp_path, interpreter
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
     notification = (FIXTURES / "cos_notification_seed.json").read_text()
-    with CloudEventsSink() as sink:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "K_SINK": sink.url,
-            "SCF_FUNCTIONNAME": "cos-source-fn",
-        }
+    env = {"PATH": os.environ.get("PATH", ""), "SCF_FUNCTIONNAME": "cos-source-fn"}
+    tls = None
+    if scheme == "https":
+        # A private CA, trusted the way an operator would: OpenSSL reads SSL_CERT_FILE.
+        authority = trustme.CA()
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("127.0.0.1").configure_cert(tls)
+        authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        env["SSL_CERT_FILE"] = str(tmp_path / "ca.pem")
+    with CloudEventsSink(tls=tls) as sink:
+        env["K_SINK"] = sink.url
         out = subprocess.run(
             [executable, "-I", str(runner), str(unpacked)],
             input=notification,
@@ -173,7 +181,8 @@ def test_unpacked_zip_runs_in_a_fresh_isolated_interpreter(tmp_path, interpreter
     report = json.loads(out.stdout.split("RESULT ", 1)[1])
     assert report["index"] == str(unpacked / "index.py")
     assert report["foreign"] == [], "the handler imported something outside the stdlib and zip"
-    assert report["heavy"] == [], "slow-to-import modules loaded for a plain-http sink"
+    # ssl is loaded for an https sink only; the rest never (see cos_http's docstring).
+    assert report["heavy"] == (["ssl"] if scheme == "https" else [])
     assert report["result"]["ids"] == [event.id]
     assert event.attributes["source"] == "cos-source-fn"
     assert event.attributes["time"] == "2018-12-19T07:49:30Z"
