@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import signal
 import ssl
 import sys
@@ -136,6 +137,20 @@ def parse_request(headers: dict[str, str], body: bytes) -> list[tuple[str, dict[
     except (BaseCloudEventException, ValueError, TypeError) as error:
         raise InvalidEvent(str(error)) from error
     return [("structured", attributes, data)]
+
+
+def localhost_tls(ca_file: str | os.PathLike[str]) -> ssl.SSLContext:
+    """A server TLS context for 127.0.0.1 from a throwaway CA, whose certificate goes to ca_file.
+
+    A client trusts it the way an operator trusts a private CA: SSL_CERT_FILE=ca_file.
+    """
+    import trustme  # a test dependency; the sink's command line does not need it
+
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    authority.cert_pem.write_to_path(str(ca_file))
+    return context
 
 
 class CloudEventsSink:

@@ -10,13 +10,12 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-import trustme
 from standardwebhooks import Webhook
 
 from runtime.tencent_cos_source import cos_delivery, cos_event, index
 from runtime.tencent_cos_source.cos_event import NotACosNotification
 from runtime.tencent_cos_source.cos_settings import Settings, load_settings
-from tests.fakes.sink import CloudEventsSink
+from tests.fakes.sink import CloudEventsSink, localhost_tls
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 CONTEXT = {"function_name": "ctx-fn", "request_id": "req-1", "time_limit_in_ms": 30000}
@@ -324,10 +323,7 @@ def tls_sink(tmp_path, monkeypatch):
     The handler is made to trust that CA the way an operator would, through SSL_CERT_FILE, which
     OpenSSL reads when the handler builds its one default TLS context.
     """
-    authority = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("127.0.0.1").configure_cert(server)
-    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server = localhost_tls(tmp_path / "ca.pem")
     monkeypatch.setattr(cos_delivery, "_tls", None)
     with CloudEventsSink(tls=server) as running:
         yield running, str(tmp_path / "ca.pem")

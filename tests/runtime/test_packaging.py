@@ -5,16 +5,14 @@ import json
 import os
 import pathlib
 import shutil
-import ssl
 import subprocess
 import sys
 import zipfile
 
 import pytest
-import trustme
 
 from components.packaging import SOURCE_DIR, build_function_package
-from tests.fakes.sink import CloudEventsSink
+from tests.fakes.sink import CloudEventsSink, localhost_tls
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -159,11 +157,7 @@ def test_unpacked_zip_runs_in_a_fresh_isolated_interpreter(tmp_path, interpreter
     env = {"PATH": os.environ.get("PATH", ""), "SCF_FUNCTIONNAME": "cos-source-fn"}
     tls = None
     if scheme == "https":
-        # A private CA, trusted the way an operator would: OpenSSL reads SSL_CERT_FILE.
-        authority = trustme.CA()
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        authority.issue_cert("127.0.0.1").configure_cert(tls)
-        authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        tls = localhost_tls(tmp_path / "ca.pem")
         env["SSL_CERT_FILE"] = str(tmp_path / "ca.pem")
     with CloudEventsSink(tls=tls) as sink:
         env["K_SINK"] = sink.url
