@@ -84,7 +84,7 @@ class Sender:
         self._ssl = _tls_context() if self._https else None
 
     def connect(self, timeout: float) -> Connection:
-        """A connection that opens on its first request."""
+        """A connection that opens on its first request, and again after any close."""
         return Connection(self._host, self._port, timeout, tls=self._ssl)
 
     def post(self, conn, attributes: dict[str, str], body: bytes, timeout: float):
@@ -143,7 +143,7 @@ def deliver_all(
     lock = threading.Lock()
 
     def work() -> None:
-        conn = None
+        conn = sender.connect(policy.timeout)  # reopens itself whenever it had to be closed
         try:
             while True:
                 with lock:
@@ -152,11 +152,10 @@ def deliver_all(
                     return
                 started = time.monotonic()
                 try:
-                    outcome, conn = _deliver_one(events[index], sender, policy, deadline, conn)
+                    outcome = _deliver_one(events[index], sender, policy, deadline, conn)
                 except Exception as exc:  # a bug must fail the event, never lose it silently
-                    if conn is not None:
-                        conn.close()
-                    outcome, conn = Outcome(events[index], False, 1, None, _describe(exc)), None
+                    conn.close()
+                    outcome = Outcome(events[index], False, 1, None, _describe(exc))
                 outcome.elapsed = time.monotonic() - started
                 outcomes[index] = outcome
                 try:  # noqa: SIM105 - contextlib.suppress would cost the cold start 1 ms
@@ -164,8 +163,7 @@ def deliver_all(
                 except Exception:  # noqa: S110 - a broken log must not stop deliveries
                     pass
         finally:
-            if conn is not None:
-                conn.close()
+            conn.close()
 
     workers = min(concurrency, len(events))
     if workers <= 1:
@@ -183,33 +181,31 @@ def deliver_all(
     ]
 
 
-def _deliver_one(event, sender: Sender, policy: RetryPolicy, deadline: float, conn):
+def _deliver_one(
+    event, sender: Sender, policy: RetryPolicy, deadline: float, conn: Connection
+) -> Outcome:
     attempt, status, error = 0, None, None
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return Outcome(event, False, attempt, status, error or "out of time"), conn
+            return Outcome(event, False, attempt, status, error or "out of time")
         attempt += 1
         timeout = min(policy.timeout, remaining)
         retry_after = None
         try:
-            if conn is None:
-                conn = sender.connect(timeout)
             status, retry_after = sender.post(conn, event.attributes, event.body, timeout)
             error = None if 200 <= status < 300 else f"HTTP {status}"
-        except (OSError, ProtocolError) as exc:
-            if conn is not None:
-                conn.close()
-            conn, status, error = None, None, _describe(exc)
+        except (OSError, ProtocolError) as exc:  # the connection closed itself
+            status, error = None, _describe(exc)
         if error is None:
-            return Outcome(event, True, attempt, status, None), conn
+            return Outcome(event, True, attempt, status, None)
         if status is not None and not retryable(status):
-            return Outcome(event, False, attempt, status, error), conn
+            return Outcome(event, False, attempt, status, error)
         delay = policy.backoff(attempt)
         if retry_after is not None:
             delay = max(delay, retry_after)
         if time.monotonic() + delay >= deadline:
-            return Outcome(event, False, attempt, status, error), conn
+            return Outcome(event, False, attempt, status, error)
         time.sleep(delay)
 
 
