@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from runtime.receiver.errors import InvalidEvent, UnsupportedMediaType
 from runtime.receiver.events import parse_events
@@ -257,3 +259,93 @@ def test_attributes_are_as_sent_without_an_invented_time():
     # As sent, not re-spelled (a datetime would print 01:02:03.500000+08:00).
     assert event.attributes["time"] == "2026-11-22T01:02:03.50+08:00"
     assert event.event.get_time().utcoffset().total_seconds() == 8 * 3600
+
+
+# ---- conformance tables (tests/runtime/fixtures/cloudevents/, see their notes for the sources)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "cloudevents"
+JSON_FORMAT = json.loads((FIXTURES / "json-format.json").read_text(encoding="utf-8"))
+HTTP_BINARY = yaml.safe_load((FIXTURES / "http-binary.yaml").read_text(encoding="utf-8"))
+STRUCTURED_HEADERS = [("Content-Type", "application/cloudevents+json")]
+BATCH_HEADERS = [("Content-Type", "application/cloudevents-batch+json")]
+
+
+def _case_body(case) -> bytes:
+    if "body" in case:
+        return case["body"].encode("utf-8")
+    return json.dumps(case["event"]).encode("utf-8")
+
+
+def _by_name(cases):
+    return [pytest.param(case, id=case["name"]) for case in cases]
+
+
+@pytest.mark.parametrize("case", _by_name(c for c in JSON_FORMAT["events"] if c["valid"]))
+def test_json_format_valid_events(case):
+    for headers, body in (
+        (STRUCTURED_HEADERS, _case_body(case)),
+        (BATCH_HEADERS, b"[" + _case_body(case) + b"]"),
+    ):
+        _, [event] = parse_events(headers, body)
+        if "attributes" in case:
+            assert event.attributes == case["attributes"]
+        if "data" in case:
+            assert event.data == case["data"].encode("utf-8")
+        if "data_base64" in case:
+            assert event.data == base64.b64decode(case["data_base64"])
+        if "content_type" in case:
+            assert event.content_type == case["content_type"]
+
+
+@pytest.mark.parametrize("case", _by_name(c for c in JSON_FORMAT["events"] if not c["valid"]))
+def test_json_format_invalid_events(case):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events(STRUCTURED_HEADERS, _case_body(case))
+    assert case["reason"].lower() in caught.value.message.lower()
+    assert caught.value.status == 400
+    json.dumps(caught.value.to_json()).encode("utf-8")  # the error body is always encodable
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events(BATCH_HEADERS, b"[" + _case_body(case) + b"]")
+    if caught.value.index is not None:  # body-level errors (bad JSON) have no index
+        assert caught.value.index == 0
+
+
+@pytest.mark.parametrize("case", _by_name(JSON_FORMAT["batches"]))
+def test_json_format_batches(case):
+    body = json.dumps(case["batch"]).encode()
+    if case["valid"]:
+        mode, events = parse_events(BATCH_HEADERS, body)
+        assert mode == "batch"
+        assert [e.id for e in events] == case["ids"]
+    else:
+        with pytest.raises(InvalidEvent) as caught:
+            parse_events(BATCH_HEADERS, body)
+        assert caught.value.index == case["index"]
+
+
+def _binary_case(case):
+    headers = {**HTTP_BINARY["base"], "Content-Type": "application/octet-stream"}
+    for name, value in case.get("headers", {}).items():
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
+    return list(headers.items()), case.get("body", "{}").encode("utf-8")
+
+
+@pytest.mark.parametrize("case", _by_name(HTTP_BINARY["valid"]))
+def test_http_binary_valid(case):
+    headers, body = _binary_case(case)
+    mode, [event] = parse_events(headers, body)
+    assert mode == "binary"
+    assert event.data == body
+    for name, value in case.get("attributes", {}).items():
+        assert event.attributes[name] == value
+
+
+@pytest.mark.parametrize("case", _by_name(HTTP_BINARY["invalid"]))
+def test_http_binary_invalid(case):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events(*_binary_case(case))
+    assert case["reason"].lower() in caught.value.message.lower()
+    assert caught.value.status == 400
