@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from pathlib import Path
 
 import pytest
 import yaml
 
+from runtime.receiver import BackgroundServer, Delivery, Receiver, error_response
 from runtime.receiver.errors import InvalidEvent, UnsupportedMediaType
 from runtime.receiver.events import parse_events
 
@@ -349,3 +351,112 @@ def test_http_binary_invalid(case):
         parse_events(*_binary_case(case))
     assert case["reason"].lower() in caught.value.message.lower()
     assert caught.value.status == 400
+
+
+# ---- through aiohttp's own HTTP parser: raw bytes as a real server receives them
+# aiohttp (both its C and Python parsers) decodes header bytes as UTF-8 with `surrogateescape`:
+# a byte that is not UTF-8 reaches the parser as a lone surrogate, and used to fail as a 500
+# where the value was re-encoded (object metadata, relay headers).
+
+
+def _raw_post(port: int, head: bytes, body: bytes) -> tuple[int, bytes]:
+    request = (
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + head
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+class _Accept:
+    def __init__(self):
+        self.events = []
+
+    async def __call__(self, delivery: Delivery):
+        self.events.extend(delivery.events)
+        return error_response(200, "ok", "stored")
+
+
+@pytest.fixture
+def raw_server():
+    handler = _Accept()
+    receiver = Receiver(handler, name="conformance", max_body_bytes=1 << 20)
+    with BackgroundServer(receiver, drain_timeout=1) as running:
+        yield running, handler, receiver
+
+
+def _rejected(receiver: Receiver, code: str) -> float:
+    value = receiver.registry.get_sample_value(
+        "conformance_requests_rejected_total", {"reason": code}
+    )
+    return value or 0.0
+
+
+BINARY_HEAD = b"ce-specversion: 1.0\r\nce-type: t\r\nce-source: s\r\nce-id: e-1\r\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "subject"),
+    [
+        # Raw UTF-8: accepted as before.
+        (b"ce-subject: Caf\xc3\xa9\r\nContent-Type: text/plain\r\n", 200, "Caf\u00e9"),
+        # Latin-1, as the npm SDK's binary mode sends it: was a 500, retried into a DLQ.
+        (b"ce-subject: Caf\xe9\r\nContent-Type: text/plain\r\n", 400, None),
+        (b"ce-id: \xff\xfe\r\nContent-Type: text/plain\r\n", 400, None),
+        (b"ce-partition: \xed\xa0\x80\r\nContent-Type: text/plain\r\n", 400, None),
+        (b"Content-Type: text/plain; charset=\xe9\r\n", 400, None),
+    ],
+)
+def test_raw_header_bytes_must_be_utf8(raw_server, head, status, subject):
+    server, handler, receiver = raw_server
+    if b"ce-id:" in head:
+        head = BINARY_HEAD.replace(b"ce-id: e-1\r\n", b"") + head
+    else:
+        head = BINARY_HEAD + head
+    status_code, payload = _raw_post(server.port, head, b"x")
+    assert status_code == status
+    if status == 400:
+        reply = json.loads(payload)
+        assert reply["error"] == "invalid-event"
+        assert "UTF-8" in reply["message"]
+        assert handler.events == []
+        assert _rejected(receiver, "invalid-event") == 1
+    else:
+        assert handler.events[0].attributes["subject"] == subject
+
+
+def test_non_token_header_names_never_reach_the_parser(raw_server):
+    # llhttp refuses a header name that is not an RFC 9110 token with its own 400.
+    server, handler, _ = raw_server
+    status_code, _ = _raw_post(server.port, BINARY_HEAD + b"ce-caf\xe9: x\r\n", b"x")
+    assert status_code == 400
+    assert handler.events == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "message"),
+    [
+        (b"application/cloudevents+json", b"[" * 200_000, "nested too deeply"),
+        (b"application/cloudevents-batch+json", b"[" * 200_000, "nested too deeply"),
+        (b"application/cloudevents+json", b'{"data":' + b"9" * 20_000 + b"}", "JSON"),
+        (b"application/cloudevents+json", b'{"data":1E400}', "non-finite"),
+    ],
+)
+def test_hostile_json_is_400_with_the_json_error_body(raw_server, content_type, body, message):
+    server, handler, receiver = raw_server
+    status_code, payload = _raw_post(server.port, b"Content-Type: " + content_type + b"\r\n", body)
+    assert status_code == 400
+    reply = json.loads(payload)
+    assert reply["error"] == "invalid-event"
+    assert message.lower() in reply["message"].lower()
+    assert _rejected(receiver, "invalid-event") == 1
+    assert handler.events == []
