@@ -6,16 +6,14 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from runtime.alibaba_oss_target.errors import Failure
-from runtime.alibaba_oss_target.keys import object_key
+from runtime.alibaba_oss_target.keys import InvalidKey, object_key
 from runtime.receiver.errors import InvalidEvent
-from runtime.receiver.events import ReceivedEvent
+from runtime.receiver.events import ReceivedEvent, is_json_media_type, load_json
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 EVENT_CONTENT_TYPE = "application/cloudevents+json"
@@ -42,7 +40,8 @@ def plan_write(received: ReceivedEvent, *, prefix: str, store: str) -> ObjectWri
 
     STORE=data: the data bytes as received, Content-Type = datacontenttype (octet-stream if none).
     STORE=event: the whole event in the JSON event format. Both carry the context attributes as
-    `x-oss-meta-ce-<name>` metadata, values percent-encoded like CloudEvents binary-mode headers.
+    `x-oss-meta-ce-<name>` metadata, values as sent, percent-encoded like CloudEvents binary-mode
+    headers (so they stay exact: decoding gives back the string that was sent).
     """
     key = object_key(prefix, received.id)
     headers = metadata_headers(received.attributes)
@@ -53,6 +52,36 @@ def plan_write(received: ReceivedEvent, *, prefix: str, store: str) -> ObjectWri
         body = received.data
         headers["Content-Type"] = received.content_type or DEFAULT_CONTENT_TYPE
     return ObjectWrite(key=key, body=body, headers=headers)
+
+
+def plan_writes(
+    events: list[ReceivedEvent], *, prefix: str, store: str, batch: bool
+) -> list[ObjectWrite]:
+    """The writes of one request, in order; InvalidEvent (400) if any event cannot be written.
+
+    Two events of one request whose writes have the same key are one object: identical writes
+    (an event repeated in a batch) are accepted and store the same bytes; different writes (the
+    same id from two sources) are refused with `invalid-key`, since one would silently replace
+    the other. With `batch`, the error carries the event's index.
+    """
+    writes: list[ObjectWrite] = []
+    by_key: dict[str, ObjectWrite] = {}
+    for index, received in enumerate(events):
+        try:
+            write = plan_write(received, prefix=prefix, store=store)
+            earlier = by_key.setdefault(write.key, write)
+            if earlier != write:
+                raise InvalidKey(
+                    "same object key as an earlier event of the batch with a different event "
+                    "(same id, different source or content)"
+                )
+        except InvalidEvent as error:
+            if batch:
+                error.index = index
+                error.message = f"event {index}: {error.message}"
+            raise
+        writes.append(write)
+    return writes
 
 
 def metadata_headers(attributes: dict[str, Any]) -> dict[str, str]:
@@ -70,15 +99,10 @@ def metadata_headers(attributes: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-def encode_value(value: Any) -> str:
-    if isinstance(value, datetime):
-        text = value.isoformat()
-        if text.endswith("+00:00"):
-            text = text[:-6] + "Z"
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    else:
-        text = str(value)
+def encode_value(value: str | int | bool) -> str:
+    """An attribute value (str, int or bool, as `ReceivedEvent.attributes` holds them) as header
+    text: its CloudEvents canonical string, percent-encoded per HTTP binding 3.1.3.2."""
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
     if all(c in _SAFE for c in text):
         return text
     return "".join(c if c in _SAFE else _percent(c) for c in text)
@@ -90,20 +114,23 @@ def _percent(char: str) -> str:
 
 def event_document(received: ReceivedEvent) -> bytes:
     """The event in the JSON event format: JSON data inline when it is JSON, else data_base64."""
-    document: dict[str, Any] = {}
-    for name, value in received.attributes.items():
-        if isinstance(value, datetime):
-            document[name] = encode_value(value)
-        elif value is not None:
-            document[name] = value
+    document: dict[str, Any] = dict(received.attributes)
     if received.content_type and "datacontenttype" not in document:
         document["datacontenttype"] = received.content_type
     if received.data:
         inline = _json_value(received)
         if inline is not _NOT_JSON:
-            document["data"] = inline
-        else:
-            document["data_base64"] = base64.b64encode(received.data).decode("ascii")
+            try:
+                return _dumps({**document, "data": inline})
+            except (RecursionError, UnicodeEncodeError):
+                # Nested deeper than the encoder allows once wrapped, or a lone surrogate that
+                # cannot be UTF-8: not JSON this document can hold, so keep it exact below.
+                pass
+        document["data_base64"] = base64.b64encode(received.data).decode("ascii")
+    return _dumps(document)
+
+
+def _dumps(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -111,12 +138,11 @@ _NOT_JSON = object()
 
 
 def _json_value(received: ReceivedEvent) -> Any:
-    content_type = received.content_type or ""
-    if not JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
+    if not is_json_media_type(received.content_type):
         return _NOT_JSON
     try:
-        return json.loads(received.data)
-    except (UnicodeDecodeError, ValueError):
+        return load_json(received.data, "data")
+    except InvalidEvent:
         return _NOT_JSON
 
 

@@ -17,8 +17,10 @@ A runtime supplies an async `EventHandler(delivery) -> aiohttp response`; the co
 What the core guarantees before the handler runs:
 - `POST /` accepts binary, structured (`application/cloudevents+json`) and batch
   (`application/cloudevents-batch+json`) modes, chunked or not;
-- 400 + JSON `{"error": "invalid-event", "message", "index"?}` for a missing/empty id, source, type
-  or specversion, specversion other than 1.0, a non RFC 3339 time, bad JSON or base64;
+- 400 + JSON `{"error": "invalid-event", "message", "index"?}` for anything that breaks CloudEvents
+  1.0.2, its HTTP binding or JSON format (see `runtime.receiver.events`): a missing/empty id,
+  source, type or specversion, specversion other than 1.0, values outside the type system, a non
+  RFC 3339 time, header bytes that are not UTF-8, non-strict JSON (NaN, deep nesting) or base64;
 - 415 for anything that is not a CloudEvent; 413 when the body exceeds `max_body_bytes` (decided
   from Content-Length before reading, or while streaming; the rest is never read);
 - an optional `authenticate(request, raw_body)` hook runs after the size limit and before parsing

@@ -1,13 +1,33 @@
 """Pure parsing of CloudEvents 1.0 HTTP requests: (headers, body) -> validated events with raw data.
 
-cloudevents 2.2.0 builds the events, but it invents a missing id, accepts any time format until
-`isoparse` raises, has no batch support and re-types the data (dict / str / bytes). So the required
-attributes are checked here first, batches are split here, and every event carries its data as the
-exact bytes to store:
+Rules and their sources (CloudEvents core 1.0.2, HTTP binding, JSON format):
 
-- binary mode: the HTTP body, untouched;
-- structured / batch: `data_base64` decoded, a string `data` with a non-JSON `datacontenttype` as
-  UTF-8, any other `data` serialised as compact JSON.
+- binary mode (HTTP binding 3.1.3.2): each `ce-*` header value is first unescaped as RFC 7230
+  quoted strings, then percent-decoded exactly once; a result that is not UTF-8 is refused. Raw
+  header bytes must be UTF-8 too (aiohttp hands them over decoded with `surrogateescape`, so other
+  bytes arrive as lone surrogates). `ce-datacontenttype` is accepted only when it equals
+  Content-Type (older SDKs send both). Data is the HTTP body, untouched.
+- structured / batch (JSON format 2.2, 3.1): `null` for an optional attribute means unset;
+  attribute values must be CloudEvents types (String, Boolean, Integer in 32-bit range; URI,
+  Timestamp and Binary travel as strings), so objects, arrays and fractions are refused. The body
+  is strict UTF-8 JSON: no `NaN`/`Infinity`, no number that overflows to infinity, no lone
+  surrogate, nesting bounded by the interpreter (a RecursionError is a 400, not a 500). `data` is
+  serialised as compact JSON (an explicit `"data": null` stays the JSON `null`, distinct from
+  absent data), or stored as the string itself when `datacontenttype` is not JSON;
+  `data_base64` is decoded.
+- every mode (core 1.0.2): String values carry no control characters or surrogates; `time` is
+  RFC 3339 as written (`T24:00:00` refused, a leap second `:60` accepted);
+  `datacontenttype` is an RFC 2046 media type; `dataschema` an absolute URI; specversion `1.0`
+  only (0.3 is refused).
+
+cloudevents 2.2.0 builds the events (attribute names, required attributes), but it invents a
+missing id, decodes headers with replacement characters, has no batch support and re-types the
+data, so the checks above run here first. `ReceivedEvent.attributes` keeps every value as sent
+(the `time` string, not a re-spelled datetime).
+
+Two events of one batch with the same `source` and `id` are the same event (core 1.0.2, `id`):
+exact copies are accepted; copies that differ are refused (400, index of the later one), since
+a receiver could keep only one of them.
 """
 
 from __future__ import annotations
@@ -15,15 +35,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import HeaderRegistry
+from functools import lru_cache
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes, urlsplit
 
-from cloudevents.core.bindings.http import HTTPMessage, from_binary
 from cloudevents.core.exceptions import BaseCloudEventException
-from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from dateutil.parser import isoparse
 
@@ -34,13 +56,24 @@ Mode = Literal["binary", "structured", "batch"]
 STRUCTURED_MEDIA_TYPE = "application/cloudevents+json"
 BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
 REQUIRED_ATTRIBUTES = ("id", "source", "type", "specversion")
+STRING_ATTRIBUTES = (*REQUIRED_ATTRIBUTES, "subject", "datacontenttype", "dataschema", "time")
 SPECVERSION = "1.0"
+# CloudEvents Integer: a signed 32-bit value.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
-# RFC 3339 date-time (the CloudEvents `time` format); isoparse alone also accepts "2024-01-01" etc.
+# RFC 3339 section 5.6 date-time; hour 24 is not in the grammar, second 60 (a leap second) is.
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
+    r"\d{4}-\d{2}-\d{2}[Tt](?:[01]\d|2[0-3]):[0-5]\d:(?P<second>[0-5]\d|60)(?:\.\d+)?"
+    r"(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)",
+    re.ASCII,
 )
-_JSON_MEDIA_TYPE = JSONFormat.JSON_CONTENT_TYPE_PATTERN
+# CloudEvents String (core 1.0.2, type system): no C0/C1 controls, DEL or surrogate code points.
+_NOT_STRING = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# RFC 7230 section 3.2.6: quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE.
+_QUOTED_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_QUOTED_PAIR = re.compile(r"\\(.)")
+# RFC 2045 Content-Type grammar, with defects reported instead of a silent text/plain default.
+_HEADERS = HeaderRegistry()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +87,8 @@ class ReceivedEvent:
     """`datacontenttype`, or `application/json` for a structured JSON `data` without one (the JSON
     event format implies it); None when the sender gave none."""
     attributes: dict[str, Any]
-    """The context attributes as sent (the SDK adds a `time` to events without one; not here)."""
+    """The context attributes as sent: str, int or bool values (`time` is the string sent; the
+    SDK event holds it as a datetime, a leap second as :59). Unset (null) attributes are absent."""
 
     @property
     def id(self) -> str:
@@ -65,21 +99,72 @@ class ReceivedEvent:
         return self.event.get_type()
 
 
-class _RawDataFormat(JSONFormat):
-    """JSONFormat whose binary-mode data is the body bytes themselves (no decoding, no copy)."""
-
-    def read_data(self, body: bytes, datacontenttype: str | None) -> bytes:  # type: ignore[override]
-        return body
-
-
-_RAW_DATA = _RawDataFormat()
-
-
 def media_type(content_type: str | None) -> str:
     """The lower-cased media type without parameters ("" when absent)."""
     if not content_type:
         return ""
     return content_type.split(";", 1)[0].strip().lower()
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """True for `*/json` and `*/*+json`, any case, any parameters (JSON format 3.1.1)."""
+    kind = media_type(content_type)
+    return kind.endswith(("/json", "+json")) and "/" in kind
+
+
+def check_media_type(value: str, label: str) -> None:
+    """Raise InvalidEvent unless `value` is an RFC 2046 media type (`type/subtype; p=v`)."""
+    if _parse_media_type(value) is None:
+        raise InvalidEvent(f"{label} is not a media type (type/subtype, RFC 2046)")
+
+
+@lru_cache(maxsize=256)
+def _parse_media_type(value: str) -> tuple[str, frozenset[tuple[str, str]]] | None:
+    """(lower-cased type/subtype, parameters with lower-cased names), or None if not valid.
+
+    Cached: the email parser takes tens of microseconds and senders repeat a few content types.
+    """
+    header = _HEADERS("content-type", value)
+    if header.defects or not header.maintype or not header.subtype:
+        return None
+    return header.content_type, frozenset((k.lower(), v) for k, v in header.params.items())
+
+
+def load_json(body: bytes, label: str = "body") -> object:
+    """Strict JSON (RFC 8259): UTF-8, finite numbers, bounded nesting; InvalidEvent otherwise.
+
+    Lone surrogates (`"\\ud800"`) parse here and are refused where the value is used as text.
+    """
+    try:
+        return json.loads(
+            body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
+    except _NonFinite:
+        raise InvalidEvent(
+            f"{label} holds a non-finite number (NaN, Infinity or out of range)"
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidEvent(f"{label} is not valid UTF-8") from None
+    except RecursionError:
+        raise InvalidEvent(f"{label} is nested too deeply") from None
+    except ValueError:
+        # JSONDecodeError, or an integer over Python's 4300-digit conversion limit.
+        raise InvalidEvent(f"{label} is not valid JSON") from None
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NonFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFinite(text)
+    return value
 
 
 def detect_mode(headers: Iterable[tuple[str, str]]) -> tuple[Mode, str | None]:
@@ -119,20 +204,47 @@ def parse_events(
     headers are seen individually, so a repeated `ce-*` header is rejected instead of guessed).
     """
     header_list = list(headers)
+    _check_header_text(header_list)
     mode, _ = detect_mode(header_list)
     if mode == "binary":
         return mode, [parse_binary(header_list, body)]
-    document = _load_json(body)
+    document = load_json(body)
     if mode == "structured":
         return mode, [parse_structured(document)]
     if not isinstance(document, list):
         raise InvalidEvent("a batch must be a JSON array of CloudEvents")
-    return mode, [parse_structured(item, index=i, mode="batch") for i, item in enumerate(document)]
+    events = [parse_structured(item, index=i, mode="batch") for i, item in enumerate(document)]
+    _check_duplicates(events)
+    return mode, events
+
+
+def _check_header_text(headers: list[tuple[str, str]]) -> None:
+    for name, value in headers:
+        lower = name.lower()
+        if not (lower.startswith("ce-") or lower == "content-type"):
+            continue
+        try:
+            name.encode("utf-8")
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            label = "a ce- header name" if not name.isascii() else f"header {lower!r}"
+            raise InvalidEvent(f"{label} holds bytes that are not UTF-8") from None
+
+
+def decode_header_value(value: str, label: str) -> str:
+    """HTTP binding 3.1.3.2: unescape quoted strings, then one round of strict percent-decoding."""
+    if '"' in _QUOTED_STRING.sub("", value):
+        raise InvalidEvent(f"{label} has an unterminated double-quoted string")
+    unquoted = _QUOTED_STRING.sub(lambda m: _QUOTED_PAIR.sub(r"\1", m.group(1)), value)
+    try:
+        return unquote_to_bytes(unquoted).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidEvent(f"{label} is not UTF-8 once percent-decoded") from None
 
 
 def parse_binary(headers: Iterable[tuple[str, str]], body: bytes) -> ReceivedEvent:
     """Binary mode: attributes from `ce-*` headers, data = the body bytes as received."""
-    attributes: dict[str, str] = {}
+    attributes: dict[str, Any] = {}
     content_type = None
     for name, value in headers:
         lower = name.lower()
@@ -140,29 +252,32 @@ def parse_binary(headers: Iterable[tuple[str, str]], body: bytes) -> ReceivedEve
             attribute = lower[3:]
             if attribute in attributes:
                 raise InvalidEvent(f"header {name!r} appears more than once")
-            attributes[attribute] = unquote(value)
+            attributes[attribute] = decode_header_value(value, f"header {lower}")
         elif lower == "content-type" and content_type is None:
             content_type = value
-    _check_required({a: attributes.get(a) for a in REQUIRED_ATTRIBUTES}, "header ce-")
-    if "time" in attributes:
-        _check_time(attributes["time"], "header ce-time")
-    if "datacontenttype" in attributes:
-        raise InvalidEvent("binary mode takes datacontenttype from Content-Type, not a ce- header")
-    # The SDK decodes the headers again itself, so it gets the raw (still percent-encoded) values.
-    sdk_headers = {name.lower(): value for name, value in headers if name.lower().startswith("ce-")}
-    if content_type is not None:
-        sdk_headers["content-type"] = content_type
-    try:
-        event = from_binary(HTTPMessage(headers=sdk_headers, body=body), _RAW_DATA, CloudEvent)
-    except (BaseCloudEventException, ValueError, TypeError) as error:
-        raise InvalidEvent(_sdk_message(error)) from None
+    declared = attributes.pop("datacontenttype", None)
+    if declared is not None and (
+        content_type is None or not _same_media_type(declared, content_type)
+    ):
+        raise InvalidEvent(
+            "binary mode takes datacontenttype from Content-Type; a ce-datacontenttype header "
+            "must equal it"
+        )
+    if content_type:
+        attributes["datacontenttype"] = content_type
+    event = _build(attributes, body, "header ce-")
     return ReceivedEvent(
         event=event,
         data=body,
         mode="binary",
         content_type=content_type or None,
-        attributes=_as_sent(event, "time" in attributes),
+        attributes=attributes,
     )
+
+
+def _same_media_type(a: str, b: str) -> bool:
+    first = _parse_media_type(a)
+    return first is not None and first == _parse_media_type(b)
 
 
 def parse_structured(
@@ -174,84 +289,105 @@ def parse_structured(
         return _parse_structured(document, where, mode)
     except InvalidEvent as error:
         error.index = index
+        if index is not None and not error.message.startswith(where):
+            error.message = where + error.message
+            error.args = (error.message,)
         raise
 
 
 def _parse_structured(document: object, where: str, mode: Mode) -> ReceivedEvent:
     if not isinstance(document, dict):
         raise InvalidEvent(f"{where}a CloudEvent must be a JSON object")
-    attributes = dict(document)
-    _check_required({a: attributes.get(a) for a in REQUIRED_ATTRIBUTES}, f"{where}attribute ")
-    has_data = attributes.get("data") is not None
-    has_base64 = attributes.get("data_base64") is not None
-    if has_data and has_base64:
-        raise InvalidEvent(f"{where}'data' and 'data_base64' are mutually exclusive")
-    data_value = attributes.pop("data", None)
+    # JSON format 2.2: null is unset. `data` is not an attribute: null data is the JSON null
+    # (3.1), unless `data_base64` carries the data (serialisers that write every member as null).
+    attributes = {k: v for k, v in document.items() if v is not None and k != "data"}
     base64_value = attributes.pop("data_base64", None)
+    has_data = "data" in document and (base64_value is None or document["data"] is not None)
+    if has_data and base64_value is not None:
+        raise InvalidEvent(f"{where}'data' and 'data_base64' are mutually exclusive")
     declared_type = attributes.get("datacontenttype")
-    if declared_type is not None and (not isinstance(declared_type, str) or not declared_type):
-        raise InvalidEvent(f"{where}attribute 'datacontenttype' must be a non-empty string")
-    if "time" in attributes:
-        if not isinstance(attributes["time"], str):
-            raise InvalidEvent(f"{where}attribute 'time' must be an RFC 3339 string")
-        attributes["time"] = _check_time(attributes["time"], f"{where}attribute ")
     content_type = declared_type
-    if has_base64:
+    if base64_value is not None:
         data = _decode_base64(base64_value, where)
     elif has_data:
-        data = _serialise_data(data_value, declared_type)
+        data = _serialise_data(document["data"], declared_type, where)
         if content_type is None:
             content_type = "application/json"
     else:
         data = b""
-    try:
-        event = CloudEvent(attributes, data)
-    except (BaseCloudEventException, ValueError, TypeError) as error:
-        raise InvalidEvent(where + _sdk_message(error)) from None
+    event = _build(attributes, data, f"{where}attribute ")
     return ReceivedEvent(
-        event=event,
-        data=data,
-        mode=mode,
-        content_type=content_type,
-        attributes=_as_sent(event, "time" in document),
+        event=event, data=data, mode=mode, content_type=content_type, attributes=attributes
     )
 
 
-def _as_sent(event: CloudEvent, time_sent: bool) -> dict[str, Any]:
-    attributes = dict(event.get_attributes())
-    if not time_sent:
-        attributes.pop("time", None)
-    return attributes
-
-
-def _load_json(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidEvent("body is not valid UTF-8 JSON") from None
-
-
-def _check_required(values: dict[str, object], label: str) -> None:
-    for name, value in values.items():
-        if value is None:
+def _build(attributes: dict[str, Any], data: bytes, label: str) -> CloudEvent:
+    """Check every attribute value against the CloudEvents type system, then let the SDK build."""
+    for name in REQUIRED_ATTRIBUTES:
+        if name not in attributes:
             raise InvalidEvent(f"missing required {label}{name}")
-        if not isinstance(value, str) or not value:
-            raise InvalidEvent(f"{label}{name} must be a non-empty string")
-    if values["specversion"] != SPECVERSION:
+    for name, value in attributes.items():
+        _check_value(name, value, label)
+    if attributes["specversion"] != SPECVERSION:
         raise InvalidEvent(f"unsupported specversion: only {SPECVERSION!r} is accepted")
+    sdk_attributes = dict(attributes)
+    if "time" in attributes:
+        sdk_attributes["time"] = _parse_time(attributes["time"], f"{label}time")
+    if "datacontenttype" in attributes:
+        check_media_type(attributes["datacontenttype"], f"{label}datacontenttype")
+    if "dataschema" in attributes and not urlsplit(attributes["dataschema"]).scheme:
+        raise InvalidEvent(f"{label}dataschema must be an absolute URI")
+    try:
+        return CloudEvent(sdk_attributes, data)
+    except (BaseCloudEventException, ValueError, TypeError) as error:
+        raise InvalidEvent(_sdk_message(error)) from None
 
 
-def _check_time(value: str, label: str):
-    if not _RFC3339.match(value):
-        raise InvalidEvent(f"{_label(label, 'time')} is not an RFC 3339 timestamp")
+def _check_value(name: str, value: object, label: str) -> None:
+    if isinstance(value, str):
+        if not value and name in STRING_ATTRIBUTES:
+            raise InvalidEvent(f"{label}{name} must be a non-empty string")
+        if _NOT_STRING.search(value):
+            raise InvalidEvent(
+                f"{label}{name} holds control characters or lone surrogates (not a String)"
+            )
+        return
+    if name in STRING_ATTRIBUTES:
+        raise InvalidEvent(f"{label}{name} must be a non-empty string")
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not INT32_MIN <= value <= INT32_MAX:
+            raise InvalidEvent(f"{label}{name} is outside the 32-bit Integer range")
+        return
+    raise InvalidEvent(
+        f"{label}{name} must be a string, a boolean or an integer (CloudEvents type system), "
+        f"not {_json_type(value)}"
+    )
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, float):
+        return "a number with a fraction or exponent"
+    return type(value).__name__
+
+
+def _parse_time(value: str, label: str) -> datetime:
+    """RFC 3339 as written; the datetime for the SDK (a leap second becomes :59)."""
+    match = _RFC3339.fullmatch(value)
+    if not match:
+        raise InvalidEvent(f"{label} is not an RFC 3339 timestamp")
+    if match["second"] == "60":
+        start, end = match.span("second")
+        value = value[:start] + "59" + value[end:]
     try:
         return isoparse(value)
     except (ValueError, OverflowError):
-        raise InvalidEvent(f"{_label(label, 'time')} is not a valid date and time") from None
-
-
-def _label(label: str, name: str) -> str:
-    return label if label.endswith(name) else f"{label}{name}"
+        raise InvalidEvent(f"{label} is not a valid date and time") from None
 
 
 def _decode_base64(value: object, where: str) -> bytes:
@@ -263,12 +399,34 @@ def _decode_base64(value: object, where: str) -> bytes:
         raise InvalidEvent(f"{where}'data_base64' is not valid base64") from None
 
 
-def _serialise_data(value: object, content_type: str | None) -> bytes:
-    if isinstance(value, str) and content_type and not _JSON_MEDIA_TYPE.match(content_type):
-        return value.encode("utf-8")
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+def _serialise_data(value: object, content_type: str | None, where: str) -> bytes:
+    try:
+        if isinstance(value, str) and content_type and not is_json_media_type(content_type):
+            return value.encode("utf-8")
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEvent(f"{where}'data' holds a lone surrogate (not UTF-8 text)") from None
+    except RecursionError:
+        raise InvalidEvent(f"{where}'data' is nested too deeply") from None
+
+
+def _check_duplicates(events: list[ReceivedEvent]) -> None:
+    seen: dict[tuple[str, str], ReceivedEvent] = {}
+    for index, received in enumerate(events):
+        key = (received.event.get_source(), received.id)
+        first = seen.setdefault(key, received)
+        if first is not received and (
+            first.attributes != received.attributes or first.data != received.data
+        ):
+            raise InvalidEvent(
+                f"event {index}: same source and id as an earlier event of the batch, but a "
+                "different event (source + id must identify one event)",
+                index=index,
+            )
 
 
 def _sdk_message(error: Exception) -> str:
-    # The SDK's messages name attributes and rules, never values; keep them one line.
-    return " ".join(str(error).split()) or type(error).__name__
+    # The SDK's messages name attributes and rules, never values; keep them one line and ASCII
+    # (an attribute name may hold a lone surrogate, which no log stream can encode).
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text.encode("ascii", "backslashreplace").decode("ascii")

@@ -5,11 +5,18 @@ from __future__ import annotations
 import base64
 import json
 import random
+from types import SimpleNamespace
+from urllib.parse import unquote, urlparse, urlsplit
 
 import oss2
 import oss2.http
 import oss2.utils
 import pytest
+import requests
+import yarl
+from alibabacloud_oss_v2._client import AddressStyle, _build_url
+from alibabacloud_oss_v2.types import OperationInput
+from oss2.api import _UrlMaker
 from oss2.exceptions import (
     AccessDenied,
     ClientError,
@@ -25,6 +32,7 @@ from runtime.alibaba_oss_target.core import (
     error_event,
     event_document,
     plan_write,
+    plan_writes,
     success_event,
 )
 from runtime.alibaba_oss_target.errors import Failure, classify
@@ -94,6 +102,83 @@ def test_invalid_keys_are_400(prefix, event_id, reason):
     assert event_id not in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("prefix", "event_id"),
+    [
+        ("", "."),
+        ("", ".."),
+        ("", "a/./b"),
+        ("", "a/../b"),
+        ("", "./a"),
+        ("", "a/."),
+        ("", "a/.."),
+        ("events/", "."),
+        ("events/", ".."),
+        ("events/", "../x"),
+        ("events", "/.."),  # the prefix's last segment is completed by the id
+    ],
+)
+def test_dot_segments_are_invalid_keys(prefix, event_id):
+    with pytest.raises(InvalidKey, match="segment") as caught:
+        object_key(prefix, event_id)
+    assert caught.value.code == "invalid-key"
+
+
+@pytest.mark.parametrize(
+    "key", ["a//b", "a.", "a..b", "...", ".a", "a/", "x/.y", "events/.hidden", "a/.../b"]
+)
+def test_keys_that_look_like_paths_but_survive_the_url_are_valid(key):
+    assert object_key("", key) == key
+
+
+KEY_SAMPLES = [
+    ".",
+    "..",
+    "a/./b",
+    "a/../b",
+    "./a",
+    "a/.",
+    "a/..",
+    "x/.y",
+    "a//b",
+    "a.",
+    "...",
+    ".a",
+    "a/",
+    "a/.../b",
+    "ü/./ß",
+    "%2e",
+    "a?b#c",
+]
+
+
+@pytest.mark.parametrize("key", KEY_SAMPLES)
+def test_the_key_rule_matches_what_both_sdks_http_layers_send(key):
+    """A key is accepted exactly when the URL each SDK builds still names that key after its HTTP
+    layer (requests/urllib3 for oss2; yarl for alibabacloud-oss-v2's aiohttp transport, requests
+    for its sync one) has normalised the path."""
+    endpoint = "https://oss-cn-hangzhou.aliyuncs.com"
+    urls = []
+    for path_style in (False, True):
+        urls.append(_UrlMaker(endpoint, False, path_style)("b", key))
+        style = AddressStyle.Path if path_style else AddressStyle.Virtual
+        options = SimpleNamespace(endpoint=urlparse(endpoint), address_style=style)
+        urls.append(_build_url(OperationInput("PutObject", "PUT", bucket="b", key=key), options))
+    assert all(unquote(urlsplit(url).path).endswith("/" + key) for url in urls)
+    sent = [requests.Request("PUT", url).prepare().path_url for url in urls]
+    sent += [yarl.URL(url).raw_path for url in urls[1::2]]  # the v2 SDK's aiohttp transport
+    survives = all(
+        path.split("?")[0] == urlsplit(url).path
+        for path, url in zip(sent, urls + urls[1::2], strict=True)
+    )
+    try:
+        object_key("", key)
+        accepted = True
+    except InvalidKey:
+        accepted = False
+    assert accepted == survives
+
+
 # ---- what gets written
 
 
@@ -122,9 +207,9 @@ def test_missing_content_type_is_octet_stream_never_guessed_from_the_key():
 
 
 def test_metadata_values_are_percent_encoded_so_headers_stay_ascii_and_single_line():
-    event = structured_event(subject="ü\r\nInjected: yes", count=3, flag=True)
+    event = structured_event(subject='ü "x" 100%', count=3, flag=True)
     headers = plan_write(event, prefix="", store="data").headers
-    assert headers["x-oss-meta-ce-subject"] == "%C3%BC%0D%0AInjected:%20yes"
+    assert headers["x-oss-meta-ce-subject"] == "%C3%BC%20%22x%22%20100%25"
     assert headers["x-oss-meta-ce-count"] == "3"
     assert headers["x-oss-meta-ce-flag"] == "true"
     assert all(value.isascii() and value.isprintable() for value in headers.values())
@@ -349,3 +434,89 @@ def test_crc64_matches_oss2s_own_implementation():
     reference = oss2.utils.Crc64()
     reference.update(data)
     assert crc64_ecma(data) == reference.crc
+
+
+# ---- issue 11: attributes as sent, JSON data kept exact, one object per key in a request
+
+
+def test_metadata_holds_attribute_values_as_sent():
+    event = binary_event(time="2018-04-05T03:56:24.10-00:00", subject="Caf%C3%A9", flag="true")
+    headers = plan_write(event, prefix="", store="data").headers
+    # Not re-spelled as 2018-04-05T03:56:24.100000Z; percent-decoding gives back what was sent.
+    assert headers["x-oss-meta-ce-time"] == "2018-04-05T03:56:24.10-00:00"
+    assert headers["x-oss-meta-ce-subject"] == "Caf%C3%A9"
+    leap = structured_event(time="2016-12-31T23:59:60Z", extint=-7, extbool=False)
+    headers = plan_write(leap, prefix="", store="data").headers
+    assert headers["x-oss-meta-ce-time"] == "2016-12-31T23:59:60Z"
+    assert (headers["x-oss-meta-ce-extint"], headers["x-oss-meta-ce-extbool"]) == ("-7", "false")
+    assert json.loads(event_document(leap))["time"] == "2016-12-31T23:59:60Z"
+
+
+@pytest.mark.parametrize("encoded", ["%FF", "%FE", "%C0%A0"])
+def test_ids_that_decode_to_invalid_utf8_are_refused_not_merged_into_one_key(encoded):
+    # Both used to become U+FFFD, one key: the second event overwrote the first.
+    with pytest.raises(InvalidEvent, match="not UTF-8"):
+        binary_event(id=encoded)
+    assert binary_event(id="%C3%BF").id != binary_event(id="%C3%BE").id
+
+
+def test_explicit_null_data_is_stored_as_json_null_and_absent_data_as_nothing():
+    null = structured_event(data=None)
+    assert plan_write(null, prefix="", store="data").body == b"null"
+    assert plan_write(null, prefix="", store="data").headers["Content-Type"] == "application/json"
+    assert json.loads(event_document(null))["data"] is None
+    absent = structured_event()
+    assert plan_write(absent, prefix="", store="data").body == b""
+    assert "data" not in json.loads(event_document(absent))
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "APPLICATION/JSON", "application/vnd.x+JSON; v=1"]
+)
+def test_store_event_inlines_every_json_media_type(content_type):
+    event = binary_event(body=b'{"a": 1}', content_type=content_type)
+    assert json.loads(event_document(event))["data"] == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"x": NaN}',
+        b"[1E400]",
+        b'"\\ud800"',  # a lone surrogate escape: parses, cannot be written as UTF-8
+        b"[" * 50_000 + b"]" * 50_000,  # RecursionError while parsing
+        b"[" + b"9" * 5000 + b"]",  # over Python's integer conversion limit
+        b"{oops",
+    ],
+)
+def test_store_event_keeps_binary_data_that_is_not_strict_json_exact(body):
+    event = binary_event(body=body, content_type="application/json")
+    document = json.loads(event_document(event))
+    assert base64.b64decode(document["data_base64"]) == body
+    assert "data" not in document
+
+
+def test_an_event_repeated_in_a_batch_is_one_write():
+    same = [structured_event(id="a"), structured_event(id="a"), structured_event(id="b")]
+    writes = plan_writes(same, prefix="", store="data", batch=True)
+    assert [w.key for w in writes] == ["a", "a", "b"]
+    assert writes[0] == writes[1]
+
+
+def test_the_same_id_from_two_sources_in_one_batch_is_refused():
+    events = [structured_event(id="a", source="s1"), structured_event(id="a", source="s2")]
+    with pytest.raises(InvalidKey) as caught:
+        plan_writes(events, prefix="", store="data", batch=True)
+    assert caught.value.index == 1
+    assert caught.value.code == "invalid-key"
+    assert caught.value.message.startswith("event 1: ")
+
+
+def test_plan_writes_names_the_index_of_an_invalid_key_in_a_batch_only():
+    events = [structured_event(id="ok"), structured_event(id="..")]
+    with pytest.raises(InvalidKey) as caught:
+        plan_writes(events, prefix="", store="data", batch=True)
+    assert caught.value.index == 1
+    with pytest.raises(InvalidKey) as caught:
+        plan_writes(events[1:], prefix="", store="data", batch=False)
+    assert caught.value.index is None

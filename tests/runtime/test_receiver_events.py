@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+from pathlib import Path
 
 import pytest
+import yaml
 
+from runtime.receiver import BackgroundServer, Delivery, Receiver, error_response
 from runtime.receiver.errors import InvalidEvent, UnsupportedMediaType
 from runtime.receiver.events import parse_events
 
@@ -253,5 +257,206 @@ def test_attributes_are_as_sent_without_an_invented_time():
     assert event.attributes["datacontenttype"] == "application/json"
     _, [event] = parse_events(*structured(data={"a": 1}))
     assert "time" not in event.attributes
-    _, [event] = parse_events(*binary(time="2026-11-22T01:02:03Z"))
-    assert event.attributes["time"].year == 2026
+    _, [event] = parse_events(*binary(time="2026-11-22T01:02:03.50+08:00"))
+    # As sent, not re-spelled (a datetime would print 01:02:03.500000+08:00).
+    assert event.attributes["time"] == "2026-11-22T01:02:03.50+08:00"
+    assert event.event.get_time().utcoffset().total_seconds() == 8 * 3600
+
+
+# ---- conformance tables (tests/runtime/fixtures/cloudevents/, see their notes for the sources)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "cloudevents"
+JSON_FORMAT = json.loads((FIXTURES / "json-format.json").read_text(encoding="utf-8"))
+HTTP_BINARY = yaml.safe_load((FIXTURES / "http-binary.yaml").read_text(encoding="utf-8"))
+STRUCTURED_HEADERS = [("Content-Type", "application/cloudevents+json")]
+BATCH_HEADERS = [("Content-Type", "application/cloudevents-batch+json")]
+
+
+def _case_body(case) -> bytes:
+    if "body" in case:
+        return case["body"].encode("utf-8")
+    return json.dumps(case["event"]).encode("utf-8")
+
+
+def _by_name(cases):
+    return [pytest.param(case, id=case["name"]) for case in cases]
+
+
+@pytest.mark.parametrize("case", _by_name(c for c in JSON_FORMAT["events"] if c["valid"]))
+def test_json_format_valid_events(case):
+    for headers, body in (
+        (STRUCTURED_HEADERS, _case_body(case)),
+        (BATCH_HEADERS, b"[" + _case_body(case) + b"]"),
+    ):
+        _, [event] = parse_events(headers, body)
+        if "attributes" in case:
+            assert event.attributes == case["attributes"]
+        if "data" in case:
+            assert event.data == case["data"].encode("utf-8")
+        if "data_base64" in case:
+            assert event.data == base64.b64decode(case["data_base64"])
+        if "content_type" in case:
+            assert event.content_type == case["content_type"]
+
+
+@pytest.mark.parametrize("case", _by_name(c for c in JSON_FORMAT["events"] if not c["valid"]))
+def test_json_format_invalid_events(case):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events(STRUCTURED_HEADERS, _case_body(case))
+    assert case["reason"].lower() in caught.value.message.lower()
+    assert caught.value.status == 400
+    json.dumps(caught.value.to_json()).encode("utf-8")  # the error body is always encodable
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events(BATCH_HEADERS, b"[" + _case_body(case) + b"]")
+    if caught.value.index is not None:  # body-level errors (bad JSON) have no index
+        assert caught.value.index == 0
+
+
+@pytest.mark.parametrize("case", _by_name(JSON_FORMAT["batches"]))
+def test_json_format_batches(case):
+    body = json.dumps(case["batch"]).encode()
+    if case["valid"]:
+        mode, events = parse_events(BATCH_HEADERS, body)
+        assert mode == "batch"
+        assert [e.id for e in events] == case["ids"]
+    else:
+        with pytest.raises(InvalidEvent) as caught:
+            parse_events(BATCH_HEADERS, body)
+        assert caught.value.index == case["index"]
+
+
+def _binary_case(case):
+    headers = {**HTTP_BINARY["base"], "Content-Type": "application/octet-stream"}
+    for name, value in case.get("headers", {}).items():
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
+    return list(headers.items()), case.get("body", "{}").encode("utf-8")
+
+
+@pytest.mark.parametrize("case", _by_name(HTTP_BINARY["valid"]))
+def test_http_binary_valid(case):
+    headers, body = _binary_case(case)
+    mode, [event] = parse_events(headers, body)
+    assert mode == "binary"
+    assert event.data == body
+    for name, value in case.get("attributes", {}).items():
+        assert event.attributes[name] == value
+
+
+@pytest.mark.parametrize("case", _by_name(HTTP_BINARY["invalid"]))
+def test_http_binary_invalid(case):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events(*_binary_case(case))
+    assert case["reason"].lower() in caught.value.message.lower()
+    assert caught.value.status == 400
+
+
+# ---- through aiohttp's own HTTP parser: raw bytes as a real server receives them
+# aiohttp (both its C and Python parsers) decodes header bytes as UTF-8 with `surrogateescape`:
+# a byte that is not UTF-8 reaches the parser as a lone surrogate, and used to fail as a 500
+# where the value was re-encoded (object metadata, relay headers).
+
+
+def _raw_post(port: int, head: bytes, body: bytes) -> tuple[int, bytes]:
+    request = (
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + head
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+class _Accept:
+    def __init__(self):
+        self.events = []
+
+    async def __call__(self, delivery: Delivery):
+        self.events.extend(delivery.events)
+        return error_response(200, "ok", "stored")
+
+
+@pytest.fixture
+def raw_server():
+    handler = _Accept()
+    receiver = Receiver(handler, name="conformance", max_body_bytes=1 << 20)
+    with BackgroundServer(receiver, drain_timeout=1) as running:
+        yield running, handler, receiver
+
+
+def _rejected(receiver: Receiver, code: str) -> float:
+    value = receiver.registry.get_sample_value(
+        "conformance_requests_rejected_total", {"reason": code}
+    )
+    return value or 0.0
+
+
+BINARY_HEAD = b"ce-specversion: 1.0\r\nce-type: t\r\nce-source: s\r\nce-id: e-1\r\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "subject"),
+    [
+        # Raw UTF-8: accepted as before.
+        (b"ce-subject: Caf\xc3\xa9\r\nContent-Type: text/plain\r\n", 200, "Caf\u00e9"),
+        # Latin-1, as the npm SDK's binary mode sends it: was a 500, retried into a DLQ.
+        (b"ce-subject: Caf\xe9\r\nContent-Type: text/plain\r\n", 400, None),
+        (b"ce-id: \xff\xfe\r\nContent-Type: text/plain\r\n", 400, None),
+        (b"ce-partition: \xed\xa0\x80\r\nContent-Type: text/plain\r\n", 400, None),
+        (b"Content-Type: text/plain; charset=\xe9\r\n", 400, None),
+    ],
+)
+def test_raw_header_bytes_must_be_utf8(raw_server, head, status, subject):
+    server, handler, receiver = raw_server
+    if b"ce-id:" in head:
+        head = BINARY_HEAD.replace(b"ce-id: e-1\r\n", b"") + head
+    else:
+        head = BINARY_HEAD + head
+    status_code, payload = _raw_post(server.port, head, b"x")
+    assert status_code == status
+    if status == 400:
+        reply = json.loads(payload)
+        assert reply["error"] == "invalid-event"
+        assert "UTF-8" in reply["message"]
+        assert handler.events == []
+        assert _rejected(receiver, "invalid-event") == 1
+    else:
+        assert handler.events[0].attributes["subject"] == subject
+
+
+def test_non_token_header_names_never_reach_the_parser(raw_server):
+    # llhttp refuses a header name that is not an RFC 9110 token with its own 400.
+    server, handler, _ = raw_server
+    status_code, _ = _raw_post(server.port, BINARY_HEAD + b"ce-caf\xe9: x\r\n", b"x")
+    assert status_code == 400
+    assert handler.events == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "message"),
+    [
+        (b"application/cloudevents+json", b"[" * 200_000, "nested too deeply"),
+        (b"application/cloudevents-batch+json", b"[" * 200_000, "nested too deeply"),
+        (b"application/cloudevents+json", b'{"data":' + b"9" * 20_000 + b"}", "JSON"),
+        (b"application/cloudevents+json", b'{"data":1E400}', "non-finite"),
+    ],
+)
+def test_hostile_json_is_400_with_the_json_error_body(raw_server, content_type, body, message):
+    server, handler, receiver = raw_server
+    status_code, payload = _raw_post(server.port, b"Content-Type: " + content_type + b"\r\n", body)
+    assert status_code == 400
+    reply = json.loads(payload)
+    assert reply["error"] == "invalid-event"
+    assert message.lower() in reply["message"].lower()
+    assert _rejected(receiver, "invalid-event") == 1
+    assert handler.events == []
