@@ -41,7 +41,7 @@ _MEMORY_UNITS = {
 # Environment names Knative Serving reserves (k8s_validation.go `reservedEnvVars`); it sets them.
 KNATIVE_RESERVED_ENV = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
 # Where the projected RRSA token is mounted: the path ACK's pod-identity webhook uses too.
-OIDC_TOKEN_DIR = "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens"
+OIDC_TOKEN_DIR = "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens"  # noqa: S105 - a path
 OIDC_TOKEN_FILE = f"{OIDC_TOKEN_DIR}/token"
 # Audience of the token AssumeRoleWithOIDC accepts (Alibaba RRSA docs).
 OIDC_AUDIENCE = "sts.aliyuncs.com"
