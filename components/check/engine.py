@@ -147,6 +147,9 @@ def _computed_outputs(args: mocks.MockResourceArgs, app_id: str, preview: bool) 
             "base64": secret(base64.b64encode(raw).decode()),
             "hex": secret(raw.hex()),
         }
+    if typ == "alicloud:ram/role:Role":
+        role = inputs.get("roleName", name)
+        return role, {"arn": f"acs:ram::1000000000000001:role/{role.lower()}"}
     if typ == "alicloud:ram/accessKey:AccessKey":
         return "LTAI5t" + digest[:18], {"secret": secret("mock-" + digest[:30]), "status": "Active"}
     return f"{name}-id", {}
