@@ -87,7 +87,12 @@ def deploy(config: StackConfig, prefix: str = "") -> dict[str, Any]:
 
 
 def main() -> None:
-    for name, value in deploy(read_stack_config(pulumi.Config())).items():
+    try:
+        config = read_stack_config(pulumi.Config())
+    except ValueError as error:
+        # RunError: Pulumi prints the message alone, without a Python stack trace.
+        raise pulumi.RunError(f"stack {pulumi.get_stack()}: {error}") from None
+    for name, value in deploy(config).items():
         pulumi.export(name, value)
 
 

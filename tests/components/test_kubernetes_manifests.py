@@ -37,6 +37,19 @@ def _scenarios(tmp_dir: str) -> dict:
                 "runtime": {**RUNTIME, "mode": "knative"},
             },
         ),
+        "oss-target-rrsa-knative": lambda: AlibabaOssTarget(
+            "oss-target",
+            {
+                "region": "cn-hangzhou",
+                "bucket_name": "acme-events",
+                "credentials": {
+                    "mode": "rrsa",
+                    "oidc_provider_arn": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",
+                    "oidc_issuer_url": "https://oidc-ack-cn-hangzhou.oss-cn-hangzhou.aliyuncs.com/c1",
+                },
+                "runtime": {**RUNTIME, "mode": "knative"},
+            },
+        ),
         "cos-relay": lambda: TencentCosSource("cos-source", {**cos, "relay": {"sink_url": broker}}),
         "cos-relay-knative": lambda: TencentCosSource(
             "cos-source",

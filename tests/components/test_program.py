@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import pulumi
 import pytest
 
 from components.check.stack_file import engine_config, load_project, read_stack
@@ -187,7 +188,8 @@ def test_supplied_secrets_stay_secret(pulumi_mocks):
 
 def test_invalid_config_fails_before_anything_is_declared(pulumi_mocks):
     config = _config({"ossTarget": {"region": "cn-hangzhou", "bucketName": "Bad_Name"}})
-    with pytest.raises(ValueError, match=r"^ossTarget\.bucketName: "):
+    # RunError: `pulumi up` shows the message without a Python stack trace.
+    with pytest.raises(pulumi.RunError, match=r"^stack dev: ossTarget\.bucketName: "):
         pulumi_mocks.run_program(PROGRAM, config)
     assert pulumi_mocks.resources == []
 
