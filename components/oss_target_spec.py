@@ -133,8 +133,9 @@ def oss_endpoint(region: str, internal: bool = False) -> str:
 def put_only_policy(bucket_name: str, kms_key_id: str | None = None, region: str = "*") -> str:
     """RAM policy document allowing exactly PutObject on the objects of one bucket and, when the
     bucket encrypts with a customer KMS key, generating and decrypting data keys with that key
-    alone (OSS docs, server-side encryption: a requester writing with a specified CMK needs
-    kms:GenerateDataKey and kms:Decrypt on it; the OSS-managed default key needs nothing)."""
+    alone (Alibaba's OSS server-side encryption docs: writing with a specified CMK needs
+    kms:GenerateDataKey and kms:Decrypt on it). The OSS-managed default key gets no grant: OSS
+    uses it on the requester's behalf (not re-checked against a live account)."""
     statements: list[dict[str, Any]] = [
         {
             "Effect": "Allow",
