@@ -37,6 +37,9 @@ def deploy(config: StackConfig, prefix: str = "") -> dict[str, Any]:
             context=kube.context,
             kubeconfig=kube.kubeconfig,
             namespace=kube.namespace,
+            # Replace (never patch) a Secret whose data changes, whatever PULUMI_K8S_ENABLE_SECRET_
+            # MUTABLE says: the replacement's new name is what rolls the pods onto a rotated key.
+            enable_secret_mutable=False,
         )
         cluster = [provider]
         if kube.create_namespace:

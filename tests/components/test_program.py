@@ -99,6 +99,9 @@ def test_program_runs_for_each_stack_file(pulumi_mocks, stack):
     tencent = pulumi_mocks.one("pulumi:providers:tencentcloud")
     assert tencent.inputs["region"] == stack_values["cosSource"]["region"]
     assert exports["ossTargetUrl"].endswith(".svc.cluster.local")
+    # Rotation relies on Secrets being replaced (new auto-name), never mutated in place.
+    # (Provider inputs travel as strings.)
+    assert pulumi_mocks.one("pulumi:providers:kubernetes").inputs["enableSecretMutable"] == "false"
     _assert_no_secret_in_plain_text(pulumi_mocks)
     assert all(t.startswith('{"event":"cos:') for t in exports["cosSourceTriggers"])
 
