@@ -18,7 +18,7 @@ from components.check.stack_file import (
     read_stack,
     stack_path,
 )
-from components.stack_config import NOTHING_DEPLOYED, deploys_nothing, parse_stack_config
+from components.stack_config import parse_stack_config
 
 
 class _SecretPlaceholder:
@@ -58,10 +58,8 @@ def check(stack: str, project_dir: Path, out=sys.stdout, err=sys.stderr) -> int:
     path = stack_path(project, stack)
     stack_values = read_stack(project, stack)
     secrets = {key: _SecretPlaceholder() for key in stack_values.secrets}
-    parsed = parse_stack_config(stack_values.values, secrets, project=project.name, stack=stack)
+    parse_stack_config(stack_values.values, secrets, project=project.name, stack=stack)
     print(f"{path}: valid", file=out)
-    if deploys_nothing(parsed):
-        print(f"warning: stack {stack}: {NOTHING_DEPLOYED}", file=err)
 
     config, secret_keys = engine_config(project, stack_values)
     engine = MockEngine(project.name, stack=stack, preview=True).install()
@@ -70,6 +68,9 @@ def check(stack: str, project_dir: Path, out=sys.stdout, err=sys.stderr) -> int:
         engine.run_program(project.main, config, secret_keys)
     finally:
         sys.path.remove(str(project.root))
+    # What the program warns about (e.g. a stack that deploys nothing), as the CLI would show it.
+    for message in engine.warnings:
+        print(f"warning: stack {stack}: {message}", file=err)
     from pulumi.runtime.settings import get_root_resource
 
     exports = getattr(get_root_resource(), "outputs", {}) or {}

@@ -130,9 +130,16 @@ def test_dev_is_not_protected_and_creates_its_namespace(pulumi_mocks):
     assert namespace.urn in target.dependencies
 
 
-def test_empty_config_deploys_nothing(pulumi_mocks):
+def test_empty_config_deploys_nothing_and_says_so(pulumi_mocks):
     assert pulumi_mocks.run_program(PROGRAM, {}) == {}
     assert pulumi_mocks.resources == []
+    assert [w for w in pulumi_mocks.warnings if "deploys nothing" in w]
+
+
+def test_a_stack_with_a_connector_does_not_warn(pulumi_mocks):
+    cos = {"region": "ap-guangzhou", "bucketName": "uploads", "sinkUrl": "https://s.example/"}
+    pulumi_mocks.run_program(PROGRAM, _config({"cosSource": cos}))
+    assert pulumi_mocks.warnings == []
 
 
 def test_a_sink_only_source_needs_no_cluster(pulumi_mocks, tmp_path):
