@@ -122,3 +122,30 @@ def test_knative_rules_refuse_what_the_webhook_refuses(pulumi_mocks):
         "spec.template.spec.terminationGracePeriodSeconds: not allowed in a revision",
         "container app: env PORT is reserved",
     ]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (lambda c, p: c["volumeMounts"].append({"name": "tmp", "mountPath": "/dev"}), "reserved"),
+        (
+            lambda c, p: c["securityContext"].update(privileged=True),
+            "privileged may only be false",
+        ),
+        (
+            lambda c, p: (
+                p["volumes"].append({"name": "s", "secret": {"secretName": "x"}})
+                or c["volumeMounts"].append({"name": "s", "mountPath": "/etc/s"})
+            ),
+            "volumeMount s must be readOnly",
+        ),
+        (lambda c, p: c["ports"].append({"containerPort": 9000}), "exactly one container port"),
+        (lambda c, p: c.update(lifecycle={}), "lifecycle not allowed"),
+    ],
+)
+def test_knative_rules_cover_mounts_security_context_and_ports(pulumi_mocks, change, error):
+    pulumi_mocks.run(lambda: ContainerRuntime("app", {**RUNTIME, "mode": "knative"}))
+    manifest = kubernetes_manifest(pulumi_mocks.one(KNATIVE))
+    pod = manifest["spec"]["template"]["spec"]
+    change(pod["containers"][0], pod)
+    assert any(error in e for e in admission_errors(manifest)), admission_errors(manifest)
