@@ -1,5 +1,6 @@
 """AlibabaOssTarget: a private OSS bucket, a put-only writer identity, and the target runtime."""
 
+import dataclasses
 from typing import TypedDict
 
 import pulumi
@@ -23,9 +24,9 @@ class CredentialsArgs(TypedDict):
     """`accessKey` (default): an AccessKey pair in a Kubernetes Secret (created put-only RAM user,
     or access_key_id/access_key_secret). `rrsa`: no key anywhere; on ACK, a RAM role assumed with
     the pod's projected OIDC token (AssumeRoleWithOIDC), refreshed by the runtime."""
-    oidc_provider_arn: NotRequired[str]
+    oidc_provider_arn: NotRequired[pulumi.Input[str]]
     """rrsa: the cluster's RAM OIDC provider, `acs:ram::<account>:oidc-provider/ack-rrsa-<id>`."""
-    oidc_issuer_url: NotRequired[str]
+    oidc_issuer_url: NotRequired[pulumi.Input[str]]
     """rrsa: the cluster's OIDC issuer URL (`https://oidc-ack-<region>...`, cluster details)."""
     service_account_name: NotRequired[str]
     """rrsa: the ServiceAccount created for the pods (default: the component's name)."""
@@ -256,7 +257,12 @@ def _rrsa_identity(
     role = alicloud.ram.Role(
         f"{name}-writer-role",
         role_name=r.ram_role_name,
-        assume_role_policy_document=spec.rrsa_trust_policy(r, namespace),
+        assume_role_policy_document=pulumi.Output.all(r.oidc_provider_arn, r.oidc_issuer_url).apply(
+            lambda arns: spec.rrsa_trust_policy(
+                dataclasses.replace(r, oidc_provider_arn=arns[0], oidc_issuer_url=arns[1]),
+                namespace,
+            )
+        ),
         description=f"Writes CloudEvents into OSS bucket {s.bucket_name} (RRSA)",
         opts=child,
     )

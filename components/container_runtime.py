@@ -27,7 +27,7 @@ class PodIdentityArgs(TypedDict):
     """ServiceAccount the pod runs as (it must exist; the trust policy names it)."""
     role_arn: pulumi.Input[str]
     """ARN of the RAM role (ALIBABA_CLOUD_ROLE_ARN)."""
-    oidc_provider_arn: str
+    oidc_provider_arn: pulumi.Input[str]
     """ARN of the cluster's RAM OIDC provider (ALIBABA_CLOUD_OIDC_PROVIDER_ARN)."""
 
 

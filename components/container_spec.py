@@ -64,7 +64,7 @@ class PodIdentity:
 
     service_account_name: str
     role_arn: Any  # str, or an Output of one
-    oidc_provider_arn: str
+    oidc_provider_arn: Any  # str, or an Output of one
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def _pod_identity(value: Any) -> PodIdentity | None:
     if role_arn is None or (isinstance(role_arn, str) and not role_arn):
         raise _fail("pod_identity.role_arn", "is required")
     provider = value.get("oidc_provider_arn")
-    if not isinstance(provider, str) or not provider:
+    if provider is None or (isinstance(provider, str) and not provider):
         raise _fail("pod_identity.oidc_provider_arn", "is required")
     return PodIdentity(account, role_arn, provider)
 

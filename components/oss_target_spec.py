@@ -66,8 +66,8 @@ OPTIONS = (
 class RrsaSettings:
     """RRSA: a RAM role the cluster's OIDC provider may hand to exactly one ServiceAccount."""
 
-    oidc_provider_arn: str
-    oidc_issuer_url: str
+    oidc_provider_arn: Any  # str, or an Output of one
+    oidc_issuer_url: Any  # str, or an Output of one
     service_account_name: str
     ram_role_name: str
 
@@ -187,6 +187,11 @@ def _bool(args: Mapping[str, Any], field: str, default: bool) -> bool:
     return value
 
 
+def _plain(value: Any) -> bool:
+    """True for a value given as is (checked here); False for an Output (resolved later)."""
+    return not hasattr(value, "apply")
+
+
 def _credentials(
     name: str, args: Mapping[str, Any], defaults: dict[str, str]
 ) -> tuple[str, RrsaSettings | None]:
@@ -214,19 +219,21 @@ def _credentials(
     for field in ("access_key_id", "ram_user_name"):
         if field in args:
             raise ValueError(f"{field}: applies only to credentials mode accessKey")
+    # Both may be Outputs of a cluster declared in the same program (rrsa_metadata of
+    # alicloud.cs.ManagedKubernetes); those are checked by the provider, plain strings here.
     provider = value.get("oidc_provider_arn")
-    if provider is None:
+    if provider is None or provider == "":
         raise ValueError("credentials.oidc_provider_arn: is required with mode rrsa")
-    if not isinstance(provider, str) or not _OIDC_PROVIDER_ARN.match(provider):
+    if _plain(provider) and not (isinstance(provider, str) and _OIDC_PROVIDER_ARN.match(provider)):
         raise ValueError(
             f"credentials.oidc_provider_arn: {provider!r} is not a RAM OIDC provider ARN "
             "(acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>)"
         )
     issuer = value.get("oidc_issuer_url")
-    if issuer is None:
+    if issuer is None or issuer == "":
         raise ValueError("credentials.oidc_issuer_url: is required with mode rrsa")
     parts = urlsplit(issuer) if isinstance(issuer, str) else None
-    if not parts or parts.scheme != "https" or not parts.hostname:
+    if _plain(issuer) and (not parts or parts.scheme != "https" or not parts.hostname):
         raise ValueError(
             f"credentials.oidc_issuer_url: {issuer!r} is not the cluster's https issuer URL"
         )

@@ -302,3 +302,22 @@ def test_invalid_arguments_raise_before_anything_is_registered(pulumi_mocks, ove
     with pytest.raises(ValueError, match=f"^{field}: "):
         pulumi_mocks.run(lambda: _target(**overrides))
     assert pulumi_mocks.resources == []
+
+
+def test_rrsa_takes_the_clusters_outputs(pulumi_mocks):
+    """A cluster declared in the same program gives its RRSA metadata as Outputs."""
+    credentials = {
+        "mode": "rrsa",
+        "oidc_provider_arn": pulumi.Output.from_input(RRSA["oidc_provider_arn"]),
+        "oidc_issuer_url": pulumi.Output.from_input(RRSA["oidc_issuer_url"]),
+    }
+    pulumi_mocks.run(lambda: _target(credentials=credentials))
+    trust = json.loads(
+        pulumi_mocks.one("alicloud:ram/role:Role").inputs["assumeRolePolicyDocument"]
+    )
+    statement = trust["Statement"][0]
+    assert statement["Principal"] == {"Federated": [RRSA["oidc_provider_arn"]]}
+    assert statement["Condition"]["StringEquals"]["oidc:iss"] == [RRSA["oidc_issuer_url"]]
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"] == RRSA["oidc_provider_arn"]

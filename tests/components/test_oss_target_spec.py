@@ -259,6 +259,8 @@ def test_rrsa_settings_and_trust_policy():
         ({k: v for k, v in RRSA.items() if k != "oidc_issuer_url"}, "credentials.oidc_issuer_url"),
         ({**RRSA, "service_account_name": "Writer"}, "credentials.service_account_name"),
         ({**RRSA, "audience": "x"}, "credentials.audience"),
+        ({**RRSA, "oidc_provider_arn": 5}, "credentials.oidc_provider_arn"),
+        ({**RRSA, "oidc_issuer_url": 5}, "credentials.oidc_issuer_url"),
     ],
 )
 def test_rrsa_arguments_are_checked(credentials, field):
