@@ -5,7 +5,6 @@ credentials come from the providers' environment variables (ALICLOUD_ACCESS_KEY/
 TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY, KUBECONFIG); see README.md, Credentials.
 """
 
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -20,9 +19,6 @@ from components.stack_config import (
     StackConfig,
     read_stack_config,
 )
-
-# The function zip must outlive the run that writes it (the provider uploads it during `up`).
-BUILD_DIR = Path(__file__).resolve().parent / ".build"
 
 
 def deploy(config: StackConfig, prefix: str = "") -> dict[str, Any]:
@@ -41,6 +37,9 @@ def deploy(config: StackConfig, prefix: str = "") -> dict[str, Any]:
             context=kube.context,
             kubeconfig=kube.kubeconfig,
             namespace=kube.namespace,
+            # Replace (never patch) a Secret whose data changes, whatever PULUMI_K8S_ENABLE_SECRET_
+            # MUTABLE says: the replacement's new name is what rolls the pods onto a rotated key.
+            enable_secret_mutable=False,
         )
         cluster = [provider]
         if kube.create_namespace:
@@ -68,13 +67,16 @@ def deploy(config: StackConfig, prefix: str = "") -> dict[str, Any]:
             ossTargetEndpoint=target.endpoint,
             ossTargetUrl=target.url,
             ossTargetSecretName=target.secret_name,
+            ossTargetRoleArn=target.role_arn,
         )
 
     if config.cos_source is not None:
         tencent = tencentcloud.Provider(f"{prefix}tencentcloud", region=config.cos_source["region"])
         source = TencentCosSource(
             f"{prefix}{COS_SOURCE_NAME}",
-            {**config.cos_source, "package_dir": str(BUILD_DIR)},  # type: ignore[typeddict-item]
+            # The zip goes to ~/.cache/cloudevents-connectors, declared with `~`: the same string
+            # from every checkout, so CI and laptops agree and only new code redeploys.
+            config.cos_source,  # type: ignore[arg-type]
             opts=pulumi.ResourceOptions(providers=[tencent, *cluster], depends_on=depends_on),
         )
         outputs.update(
@@ -88,7 +90,12 @@ def deploy(config: StackConfig, prefix: str = "") -> dict[str, Any]:
 
 
 def main() -> None:
-    for name, value in deploy(read_stack_config(pulumi.Config())).items():
+    try:
+        config = read_stack_config(pulumi.Config())
+    except ValueError as error:
+        # RunError: Pulumi prints the message alone, without a Python stack trace.
+        raise pulumi.RunError(f"stack {pulumi.get_stack()}: {error}") from None
+    for name, value in deploy(config).items():
         pulumi.export(name, value)
 
 

@@ -4,14 +4,16 @@
 the public API; `__main__.py` uses exactly these classes.
 """
 
-from components.alibaba_oss_target import AlibabaOssTarget, AlibabaOssTargetArgs
+from components.alibaba_oss_target import AlibabaOssTarget, AlibabaOssTargetArgs, CredentialsArgs
 from components.container_runtime import (
     ContainerRuntime,
     ContainerRuntimeArgs,
+    PodIdentityArgs,
     RuntimeOptions,
     SecretKeyRef,
 )
 from components.tencent_cos_source import (
+    FunctionVpcArgs,
     GatewayArgs,
     RelayArgs,
     TencentCosSource,
@@ -23,7 +25,10 @@ __all__ = [
     "AlibabaOssTargetArgs",
     "ContainerRuntime",
     "ContainerRuntimeArgs",
+    "CredentialsArgs",
+    "FunctionVpcArgs",
     "GatewayArgs",
+    "PodIdentityArgs",
     "RelayArgs",
     "RuntimeOptions",
     "SecretKeyRef",

@@ -1,5 +1,6 @@
 """AlibabaOssTarget: a private OSS bucket, a put-only writer identity, and the target runtime."""
 
+import dataclasses
 from typing import TypedDict
 
 import pulumi
@@ -14,6 +15,23 @@ from components.container_spec import validate_runtime_options
 RESOURCE_TYPE = "cloudevents-connectors:index:AlibabaOssTarget"
 _COMPONENT = "alibaba-oss-target"
 _KEY_ID, _KEY_SECRET = "access-key-id", "access-key-secret"
+
+
+class CredentialsArgs(TypedDict):
+    """How the target authenticates to OSS."""
+
+    mode: NotRequired[str]
+    """`accessKey` (default): an AccessKey pair in a Kubernetes Secret (created put-only RAM user,
+    or access_key_id/access_key_secret). `rrsa`: no key anywhere; on ACK, a RAM role assumed with
+    the pod's projected OIDC token (AssumeRoleWithOIDC), refreshed by the runtime."""
+    oidc_provider_arn: NotRequired[pulumi.Input[str]]
+    """rrsa: the cluster's RAM OIDC provider, `acs:ram::<account>:oidc-provider/ack-rrsa-<id>`."""
+    oidc_issuer_url: NotRequired[pulumi.Input[str]]
+    """rrsa: the cluster's OIDC issuer URL (`https://oidc-ack-<region>...`, cluster details)."""
+    service_account_name: NotRequired[str]
+    """rrsa: the ServiceAccount created for the pods (default: the component's name)."""
+    ram_role_name: NotRequired[str]
+    """rrsa: name of the created RAM role (default `<project>-<stack>-<name>-oss-writer`)."""
 
 
 class AlibabaOssTargetArgs(TypedDict):
@@ -35,14 +53,20 @@ class AlibabaOssTargetArgs(TypedDict):
     """Delete stored events after this many days (lifecycle rule on key_prefix; default: keep)."""
     protect: NotRequired[bool]
     """Protect the created bucket from `pulumi destroy` and replacement (default false)."""
+    force_destroy: NotRequired[bool]
+    """Let `pulumi destroy` delete the created bucket with every object in it (default false;
+    without it a non-empty bucket fails with BucketNotEmpty)."""
+    credentials: NotRequired[CredentialsArgs]
+    """accessKey (default) or rrsa; see CredentialsArgs."""
     access_key_id: NotRequired[str]
     """An existing writer's AccessKey ID; with access_key_secret, no RAM user is created."""
     access_key_secret: NotRequired[pulumi.Input[str]]
     """The existing writer's AccessKey secret, as a Pulumi secret."""
     ram_user_name: NotRequired[str]
-    """Name of the created RAM user (default `<name>-oss-writer`)."""
+    """Name of the created RAM user (default `<project>-<stack>-<name>-oss-writer`; RAM names are
+    unique per account)."""
     ram_policy_name: NotRequired[str]
-    """Name of the created put-only RAM policy (default `<name>-oss-put-only`)."""
+    """Name of the created put-only RAM policy (default `<project>-<stack>-<name>-oss-put-only`)."""
     use_internal_endpoint: NotRequired[bool]
     """Write through `oss-<region>-internal.aliyuncs.com` (only from inside Alibaba Cloud)."""
     store: NotRequired[str]
@@ -63,7 +87,10 @@ class AlibabaOssTarget(pulumi.ComponentResource):
     url: pulumi.Output[str]
     """In-cluster URL to send CloudEvents to."""
     secret_name: pulumi.Output[str]
-    """Kubernetes Secret holding the writer's key pair."""
+    """Kubernetes Secret holding the writer's key pair ('' with RRSA). Auto-named: a new key gives a
+    new name, which rolls the pods."""
+    role_arn: pulumi.Output[str]
+    """ARN of the RRSA RAM role ('' with an AccessKey)."""
 
     def __init__(
         self,
@@ -71,7 +98,9 @@ class AlibabaOssTarget(pulumi.ComponentResource):
         args: AlibabaOssTargetArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        settings = spec.oss_target_settings(name, args)
+        settings = spec.oss_target_settings(
+            name, args, project=pulumi.get_project(), stack=pulumi.get_stack()
+        )
         runtime_options = validate_runtime_options(
             "runtime", args.get("runtime") or {}, name, _COMPONENT, spec.DEFAULT_IMAGE
         )
@@ -94,35 +123,45 @@ class AlibabaOssTarget(pulumi.ComponentResource):
                 ),
             ]
 
-        if settings.supplied_key:
-            key_id: pulumi.Input[str] = args["access_key_id"]
-            key_secret = pulumi.Output.secret(args["access_key_secret"])
-        else:
-            key_id, key_secret = _writer_identity(name, settings, self)
-
         namespace = runtime_options.get("namespace", "default")
-        credentials = k8s.core.v1.Secret(
-            f"{name}-credentials",
-            metadata={"name": f"{name}-oss-credentials", "namespace": namespace},
-            type="Opaque",
-            string_data={_KEY_ID: key_id, _KEY_SECRET: key_secret},
-            opts=child,
-        )
+        connector_args: dict = {"env": spec.runtime_env(settings)}
+        secret_name: pulumi.Output[str] = pulumi.Output.from_input("")
+        role_arn: pulumi.Output[str] = pulumi.Output.from_input("")
+        if settings.rrsa:
+            role_arn = _rrsa_identity(name, settings, settings.rrsa, namespace, self)
+            connector_args["pod_identity"] = {
+                "service_account_name": settings.rrsa.service_account_name,
+                "role_arn": role_arn,
+                "oidc_provider_arn": settings.rrsa.oidc_provider_arn,
+            }
+        else:
+            if settings.supplied_key:
+                key_id: pulumi.Input[str] = args["access_key_id"]
+                key_secret = pulumi.Output.secret(args["access_key_secret"])
+            else:
+                key_id, key_secret = _writer_identity(name, settings, self)
+            # No fixed name: new key data replaces the Secret under a new name, the name flows
+            # into the pod template, and the pods roll onto the new key.
+            credentials = k8s.core.v1.Secret(
+                f"{name}-credentials",
+                metadata={"namespace": namespace, "labels": {"app.kubernetes.io/instance": name}},
+                type="Opaque",
+                string_data={_KEY_ID: key_id, _KEY_SECRET: key_secret},
+                opts=child,
+            )
+            secret_name = credentials.metadata.name
+            connector_args["secret_env"] = {
+                "OSS_ACCESS_KEY_ID": {"secret_name": secret_name, "key": _KEY_ID},
+                "OSS_ACCESS_KEY_SECRET": {"secret_name": secret_name, "key": _KEY_SECRET},
+            }
         runtime = ContainerRuntime(
             f"{name}-runtime",
             {
                 **runtime_options,  # type: ignore[typeddict-item]
+                **connector_args,
                 "app_name": name,
                 "component": _COMPONENT,
                 "command": ["python", "-m", "runtime.alibaba_oss_target"],
-                "env": spec.runtime_env(settings),
-                "secret_env": {
-                    "OSS_ACCESS_KEY_ID": {"secret_name": credentials.metadata.name, "key": _KEY_ID},
-                    "OSS_ACCESS_KEY_SECRET": {
-                        "secret_name": credentials.metadata.name,
-                        "key": _KEY_SECRET,
-                    },
-                },
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=bucket_deps),
         )
@@ -134,7 +173,8 @@ class AlibabaOssTarget(pulumi.ComponentResource):
         )
         self.endpoint = pulumi.Output.from_input(settings.endpoint)
         self.url = runtime.url
-        self.secret_name = credentials.metadata.name
+        self.secret_name = secret_name
+        self.role_arn = role_arn
         # Last: marks the component complete and records its outputs in the state.
         self.register_outputs(
             {
@@ -142,6 +182,7 @@ class AlibabaOssTarget(pulumi.ComponentResource):
                 "endpoint": self.endpoint,
                 "url": self.url,
                 "secret_name": self.secret_name,
+                "role_arn": self.role_arn,
             }
         )
 
@@ -152,20 +193,24 @@ def _bucket(name: str, s: spec.OssTargetSettings, parent: pulumi.Resource) -> al
         encryption["kms_master_key_id"] = s.kms_key_id
     lifecycle = None
     if s.expiration_days:
-        lifecycle = [
-            {
-                "id": "expire-events",
-                "enabled": True,
-                "prefix": s.key_prefix,
-                "expirations": [{"days": s.expiration_days}],
-            }
-        ]
+        rule: dict = {
+            "id": "expire-events",
+            "enabled": True,
+            "prefix": s.key_prefix,
+            "expirations": [{"days": s.expiration_days}],
+        }
+        if s.versioning:
+            # On a versioned bucket an expiration only adds a delete marker; the old versions
+            # would stay (and cost) forever without this.
+            rule["noncurrent_version_expirations"] = [{"days": s.expiration_days}]
+        lifecycle = [rule]
     return alicloud.oss.Bucket(
         f"{name}-bucket",
         bucket=s.bucket_name,
         server_side_encryption_rule=encryption,
         versioning={"status": "Enabled"} if s.versioning else None,
         lifecycle_rules=lifecycle,
+        force_destroy=s.force_destroy,
         opts=pulumi.ResourceOptions(parent=parent, protect=s.protect),
     )
 
@@ -184,7 +229,7 @@ def _writer_identity(
     policy = alicloud.ram.Policy(
         f"{name}-writer-policy",
         policy_name=s.ram_policy_name,
-        policy_document=spec.put_only_policy(s.bucket_name),
+        policy_document=spec.put_only_policy(s.bucket_name, s.kms_key_id, s.region),
         description=f"PutObject only, on oss bucket {s.bucket_name}",
         opts=child,
     )
@@ -197,3 +242,55 @@ def _writer_identity(
     )
     key = alicloud.ram.AccessKey(f"{name}-writer-key", user_name=user.name, opts=child)
     return key.id, pulumi.Output.secret(key.secret)
+
+
+def _rrsa_identity(
+    name: str,
+    s: spec.OssTargetSettings,
+    r: spec.RrsaSettings,
+    namespace: str,
+    parent: pulumi.Resource,
+) -> pulumi.Output[str]:
+    """RRSA: a RAM role only this cluster's ServiceAccount may assume, allowed only to put objects
+    into the bucket, and the ServiceAccount; answers the role's ARN."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = alicloud.ram.Role(
+        f"{name}-writer-role",
+        role_name=r.ram_role_name,
+        assume_role_policy_document=pulumi.Output.all(r.oidc_provider_arn, r.oidc_issuer_url).apply(
+            lambda arns: spec.rrsa_trust_policy(
+                dataclasses.replace(r, oidc_provider_arn=arns[0], oidc_issuer_url=arns[1]),
+                namespace,
+            )
+        ),
+        description=f"Writes CloudEvents into OSS bucket {s.bucket_name} (RRSA)",
+        opts=child,
+    )
+    policy = alicloud.ram.Policy(
+        f"{name}-writer-policy",
+        policy_name=s.ram_policy_name,
+        policy_document=spec.put_only_policy(s.bucket_name, s.kms_key_id, s.region),
+        description=f"PutObject only, on oss bucket {s.bucket_name}",
+        opts=child,
+    )
+    alicloud.ram.RolePolicyAttachment(
+        f"{name}-writer-policy-attachment",
+        policy_name=policy.policy_name,
+        policy_type="Custom",
+        role_name=role.role_name,
+        opts=child,
+    )
+    k8s.core.v1.ServiceAccount(
+        f"{name}-service-account",
+        metadata={
+            "name": r.service_account_name,
+            "namespace": namespace,
+            # For ACK's pod-identity webhook and for people reading the cluster; the pod spec
+            # carries the token volume and the variables itself, so the webhook is not needed.
+            "annotations": {spec.ROLE_NAME_ANNOTATION: r.ram_role_name},
+            "labels": {"app.kubernetes.io/instance": name},
+        },
+        automount_service_account_token=False,
+        opts=child,
+    )
+    return role.arn

@@ -20,6 +20,17 @@ class SecretKeyRef(TypedDict):
     """Key inside the Secret."""
 
 
+class PodIdentityArgs(TypedDict):
+    """RRSA on ACK: the pod's service account and the RAM role its OIDC token is exchanged for."""
+
+    service_account_name: str
+    """ServiceAccount the pod runs as (it must exist; the trust policy names it)."""
+    role_arn: pulumi.Input[str]
+    """ARN of the RAM role (ALIBABA_CLOUD_ROLE_ARN)."""
+    oidc_provider_arn: pulumi.Input[str]
+    """ARN of the cluster's RAM OIDC provider (ALIBABA_CLOUD_OIDC_PROVIDER_ARN)."""
+
+
 class RuntimeOptions(TypedDict, total=False):
     """How a connector's runtime runs; every field is optional."""
 
@@ -73,6 +84,9 @@ class ContainerRuntimeArgs(RuntimeOptions):
     ClusterIP adds the cluster-local visibility label and LoadBalancer leaves the service public."""
     create_namespace: NotRequired[bool]
     """Create the namespace instead of using an existing one (default False)."""
+    pod_identity: NotRequired[PodIdentityArgs]
+    """Run as this ServiceAccount with a projected STS-audience token and the ALIBABA_CLOUD_*
+    variables of RRSA (default: no service account token at all)."""
 
 
 class ContainerRuntime(pulumi.ComponentResource):

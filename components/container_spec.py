@@ -26,6 +26,26 @@ _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
 _MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _IMAGE = re.compile(r"^[^\s@]+(@sha256:[0-9a-f]{64})?$")
+# Kubernetes quantity suffixes (k8s.io/apimachinery resource.Quantity) -> multiplier in bytes.
+_MEMORY_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+# Environment names Knative Serving reserves (k8s_validation.go `reservedEnvVars`); it sets them.
+KNATIVE_RESERVED_ENV = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
+# Where the projected RRSA token is mounted: the path ACK's pod-identity webhook uses too.
+OIDC_TOKEN_DIR = "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens"  # noqa: S105 - a path
+OIDC_TOKEN_FILE = f"{OIDC_TOKEN_DIR}/token"
+# Audience of the token AssumeRoleWithOIDC accepts (Alibaba RRSA docs).
+OIDC_AUDIENCE = "sts.aliyuncs.com"
+OIDC_TOKEN_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -35,6 +55,16 @@ class SecretRef:
     env: str
     secret_name: str
     key: str
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    """RRSA: the pod runs as `service_account_name` and exchanges a projected OIDC token (audience
+    sts.aliyuncs.com) for the RAM role `role_arn` through `oidc_provider_arn`."""
+
+    service_account_name: str
+    role_arn: Any  # str, or an Output of one
+    oidc_provider_arn: Any  # str, or an Output of one
 
 
 @dataclass(frozen=True)
@@ -62,6 +92,7 @@ class RuntimeSettings:
     service_type: str
     run_as_user: int
     version: str
+    pod_identity: PodIdentity | None = None
 
     @property
     def termination_grace_period_seconds(self) -> int:
@@ -98,6 +129,33 @@ def _match(field: str, value: Any, pattern: re.Pattern, what: str) -> str:
     if not isinstance(value, str) or not pattern.match(value):
         raise _fail(field, f"{value!r} is not {what}")
     return value
+
+
+def memory_bytes(quantity: str) -> int:
+    """Bytes of a Kubernetes memory quantity as this module accepts it (`256Mi`, `1G`, `1048576`).
+    Raises ValueError for anything else."""
+    match = re.fullmatch(r"([0-9]+)([A-Za-z]*)", quantity)
+    if not match or match.group(2) not in _MEMORY_UNITS:
+        raise ValueError(f"{quantity!r} is not a memory quantity")
+    return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
+
+
+def _pod_identity(value: Any) -> PodIdentity | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise _fail("pod_identity", "must be a mapping")
+    unknown = sorted(set(value) - {"service_account_name", "role_arn", "oidc_provider_arn"})
+    if unknown:
+        raise _fail(f"pod_identity.{unknown[0]}", "unknown option")
+    account = dns_label("pod_identity.service_account_name", value.get("service_account_name"))
+    role_arn = value.get("role_arn")
+    if role_arn is None or (isinstance(role_arn, str) and not role_arn):
+        raise _fail("pod_identity.role_arn", "is required")
+    provider = value.get("oidc_provider_arn")
+    if provider is None or (isinstance(provider, str) and not provider):
+        raise _fail("pod_identity.oidc_provider_arn", "is required")
+    return PodIdentity(account, role_arn, provider)
 
 
 def runtime_settings(
@@ -171,6 +229,7 @@ def runtime_settings(
         service_type=_choice("service_type", args.get("service_type", "ClusterIP"), SERVICE_TYPES),
         run_as_user=_int("run_as_user", args.get("run_as_user", DEFAULT_RUN_AS_USER), 1, 2**31 - 1),
         version=version,
+        pod_identity=_pod_identity(args.get("pod_identity")),
     )
 
 
@@ -202,6 +261,7 @@ CONNECTOR_FIELDS = (
     "component",
     "service_type",
     "create_namespace",
+    "pod_identity",
 )
 
 
@@ -243,17 +303,29 @@ def metadata(s: RuntimeSettings) -> dict[str, Any]:
 
 
 def container(s: RuntimeSettings) -> dict[str, Any]:
-    env: list[dict[str, Any]] = [
-        {"name": "PORT", "value": str(CONTAINER_PORT)},
+    knative = s.mode == "knative"
+    env: list[dict[str, Any]] = []
+    if not knative:
+        # Knative reserves PORT and sets it itself (to the one declared containerPort).
+        env.append({"name": "PORT", "value": str(CONTAINER_PORT)})
+    env += [
         {"name": "DRAIN_TIMEOUT_SECONDS", "value": str(s.drain_timeout_seconds)},
         {"name": "LOG_LEVEL", "value": s.log_level},
+        # The runtime sizes its in-flight byte budget from the container's memory limit.
+        {"name": "MEMORY_LIMIT_BYTES", "value": str(memory_bytes(s.memory_limit))},
     ]
     env += [{"name": k, "value": v} for k, v in s.env]
     env += [
         {"name": r.env, "valueFrom": {"secretKeyRef": {"name": r.secret_name, "key": r.key}}}
         for r in s.secret_env
     ]
-    knative = s.mode == "knative"
+    if s.pod_identity:
+        # The names alibabacloud-credentials' OIDC provider reads (the same the ACK webhook sets).
+        env += [
+            {"name": "ALIBABA_CLOUD_ROLE_ARN", "value": s.pod_identity.role_arn},
+            {"name": "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "value": s.pod_identity.oidc_provider_arn},
+            {"name": "ALIBABA_CLOUD_OIDC_TOKEN_FILE", "value": OIDC_TOKEN_FILE},
+        ]
 
     def probe(path: str, period: int) -> dict[str, Any]:
         # Knative accepts no probe port but the serving one, so name it by number there.
@@ -284,13 +356,19 @@ def container(s: RuntimeSettings) -> dict[str, Any]:
         # The root filesystem is read-only; Python and the SDKs still want a writable /tmp.
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir
     }
+    if s.pod_identity:
+        spec["volumeMounts"].append(
+            {"name": "rrsa-oidc-token", "mountPath": OIDC_TOKEN_DIR, "readOnly": True}
+        )
     if s.command:
         spec["command"] = list(s.command)
     return spec
 
 
 def pod_spec(s: RuntimeSettings) -> dict[str, Any]:
-    return {
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    pod: dict[str, Any] = {
+        # The API-server token stays out; RRSA mounts only a token whose audience is STS.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": s.termination_grace_period_seconds,
@@ -300,8 +378,27 @@ def pod_spec(s: RuntimeSettings) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container(s)],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "volumes": volumes,
     }
+    if s.pod_identity:
+        pod["serviceAccountName"] = s.pod_identity.service_account_name
+        volumes.append(
+            {
+                "name": "rrsa-oidc-token",
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "path": "token",
+                                "audience": OIDC_AUDIENCE,
+                                "expirationSeconds": OIDC_TOKEN_SECONDS,
+                            }
+                        }
+                    ]
+                },
+            }
+        )
+    return pod
 
 
 def deployment_spec(s: RuntimeSettings) -> dict[str, Any]:
@@ -352,6 +449,12 @@ def pdb_spec(s: RuntimeSettings) -> dict[str, Any]:
 def knative_service_spec(s: RuntimeSettings) -> dict[str, Any]:
     pod = pod_spec(s)
     pod.pop("enableServiceLinks")
+    # Knative's admission webhook refuses both in a revision template (fieldmask.go: the grace
+    # period is never allowed; a pod-level securityContext only behind the
+    # kubernetes.podspec-securitycontext flag, off by default). The container-level context keeps
+    # non-root, read-only root, no escalation; Knative gives the pod its own grace period.
+    pod.pop("terminationGracePeriodSeconds")
+    pod.pop("securityContext")
     annotations = {
         "autoscaling.knative.dev/min-scale": str(s.min_replicas),
         "autoscaling.knative.dev/max-scale": str(s.max_replicas),

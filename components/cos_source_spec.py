@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from components.container_spec import validate_runtime_options
+from components.regions import check_region
 
 DEFAULT_RELAY_IMAGE = "ghcr.io/cloudevents-connectors/relay:0.1.0"
 DEFAULT_EVENTS = ("cos:ObjectCreated:*",)
@@ -31,15 +32,26 @@ COS_EVENTS = (
     "cos:ObjectRestore:Completed",
 )
 VANUS_APIS = ("gateway", "namespaces")
-# SCF memory sizes: 64 MB, then steps of 128 MB up to 3072 MB.
-MEMORY_SIZES = (64, *range(128, 3073, 128))
+# The provider's validator (resource_tc_scf_function.go) refuses any mem_size that is not a multiple
+# of 128, although the SCF API takes 64: 128 to 3072 in steps of 128.
+MEMORY_SIZES = tuple(range(128, 3073, 128))
+# The SCF API documents letters, digits, space, comma, period, newline and Chinese characters for a
+# function description (CreateFunction `Description`, at most 1000); nothing else is sent.
+FUNCTION_DESCRIPTION = "Turns COS notifications into CloudEvents. cloudevents connectors"
+DESCRIPTION_CHARACTERS = re.compile(r"^[A-Za-z0-9 ,.\n\u4e00-\u9fff]{0,1000}$")
+# SCF async invocation (COS triggers invoke asynchronously): SCF's own defaults are 2 retries and
+# 6 hours of message retention; UpdateFunctionEventInvokeConfig takes 0-2 and 60-21600 s.
+DEFAULT_RETRY_ATTEMPTS = 2
+MAX_RETRY_ATTEMPTS = 2
+DEFAULT_MAX_EVENT_AGE_SECONDS = 21600
 
 # COS: BucketName of lowercase letters, digits and '-', not starting or ending with '-'; the whole
 # domain `<name>-<appid>.cos.<region>.myqcloud.com` at most 60 characters (COS docs 436/13312).
 _COS_SHORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _APP_ID = re.compile(r"^[0-9]{10}$")
 _COS_DOMAIN_MAX = 60
-_REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+_VPC_ID = re.compile(r"^vpc-[a-z0-9]{8}$")
+_SUBNET_ID = re.compile(r"^subnet-[a-z0-9]{8}$")
 _FUNCTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$")
 _FUNCTION_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,28}[A-Za-z0-9]$")
 _EVENTBUS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -55,6 +67,11 @@ OPTIONS = (
     "function_namespace",
     "memory_mb",
     "timeout_seconds",
+    "public_network",
+    "function_vpc",
+    "retry_attempts",
+    "max_event_age_seconds",
+    "force_destroy",
     "debug",
     "events",
     "prefix",
@@ -86,6 +103,12 @@ class RelaySettings:
 
 
 @dataclass(frozen=True)
+class VpcSettings:
+    vpc_id: str
+    subnet_id: str
+
+
+@dataclass(frozen=True)
 class CosSourceSettings:
     region: str
     bucket_short_name: str
@@ -97,6 +120,11 @@ class CosSourceSettings:
     function_namespace: str
     memory_mb: int
     timeout_seconds: int
+    public_network: bool
+    vpc: VpcSettings | None
+    retry_attempts: int
+    max_event_age_seconds: int
+    force_destroy: bool
     debug: bool
     events: tuple[str, ...]
     prefix: str
@@ -170,7 +198,12 @@ def validate_app_id(app_id: Any, field: str = "app_id") -> str:
 
 
 def validate_events(events: Any, prefix: str, suffix: str) -> tuple[str, ...]:
-    if isinstance(events, str) or not isinstance(events, (list, tuple)) or not events:
+    if isinstance(events, str):
+        raise _fail(
+            "events",
+            f"is the string {events!r}, not a list; write one `- <event>` line per event",
+        )
+    if not isinstance(events, (list, tuple)) or not events:
         raise _fail("events", "must be a non-empty list of COS event names")
     for event in events:
         if event not in COS_EVENTS:
@@ -262,19 +295,39 @@ def _relay(name: str, value: Any) -> RelaySettings:
     return RelaySettings(sink, public, "signing_secret" in value, runtime)
 
 
+def _vpc(value: Any) -> VpcSettings | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise _fail("function_vpc", "must be a mapping with vpc_id and subnet_id")
+    unknown = sorted(set(value) - {"vpc_id", "subnet_id"})
+    if unknown:
+        raise _fail(f"function_vpc.{unknown[0]}", "unknown option")
+    for field, pattern, example in (
+        ("vpc_id", _VPC_ID, "vpc-1a2b3c4d"),
+        ("subnet_id", _SUBNET_ID, "subnet-1a2b3c4d"),
+    ):
+        if field not in value:
+            raise _fail(f"function_vpc.{field}", "is required")
+        if not isinstance(value[field], str) or not pattern.match(value[field]):
+            raise _fail(f"function_vpc.{field}", f"{value[field]!r} is not an id like {example}")
+    return VpcSettings(value["vpc_id"], value["subnet_id"])
+
+
 def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings:
     """Validates TencentCosSourceArgs; a ValueError names the bad or conflicting field."""
     unknown = sorted(set(args) - set(OPTIONS))
     if unknown:
         raise _fail(unknown[0], "unknown argument")
-    region = args.get("region")
-    if not isinstance(region, str) or not _REGION.match(region):
-        raise _fail("region", f"{region!r} is not a Tencent Cloud region (e.g. ap-guangzhou)")
-    short_name = validate_bucket_name(args.get("bucket_name"), region)
+    for required in ("region", "bucket_name"):
+        if required not in args:
+            raise _fail(required, "is required")
+    region = check_region("Tencent Cloud", args["region"])
+    short_name = validate_bucket_name(args["bucket_name"], region)
     app_id = validate_app_id(args["app_id"]) if "app_id" in args else None
     create_bucket = _bool(args, "create_bucket", True)
     if not create_bucket:
-        for field in ("protect", "versioning"):
+        for field in ("protect", "versioning", "force_destroy"):
             if field in args:
                 raise _fail(field, "applies only to a bucket this component creates")
     function_name = args.get("function_name", name)
@@ -289,10 +342,28 @@ def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings
         raise _fail("function_namespace", f"{namespace!r} is not an SCF namespace name")
     memory = args.get("memory_mb", 128)
     if memory not in MEMORY_SIZES or isinstance(memory, bool):
-        raise _fail("memory_mb", f"{memory!r} must be 64 or a multiple of 128 up to 3072")
+        raise _fail("memory_mb", f"{memory!r} must be a multiple of 128 from 128 to 3072")
     timeout = _int("timeout_seconds", args.get("timeout_seconds", 30), 1, 900)
+    vpc = _vpc(args.get("function_vpc"))
+    public_network = _bool(args, "public_network", True)
+    if not public_network and vpc is None:
+        # The provider can only turn public access off for a function inside a VPC, and without
+        # either the function reaches no sink at all.
+        raise _fail("public_network", "can be false only with function_vpc (a sink in the VPC)")
+    retry_attempts = _int(
+        "retry_attempts",
+        args.get("retry_attempts", DEFAULT_RETRY_ATTEMPTS),
+        0,
+        MAX_RETRY_ATTEMPTS,
+    )
+    max_event_age = _int(
+        "max_event_age_seconds",
+        args.get("max_event_age_seconds", DEFAULT_MAX_EVENT_AGE_SECONDS),
+        60,
+        DEFAULT_MAX_EVENT_AGE_SECONDS,
+    )
     prefix, suffix = _filter_value(args, "prefix"), _filter_value(args, "suffix")
-    events = validate_events(list(args.get("events", DEFAULT_EVENTS)), prefix, suffix)
+    events = validate_events(args.get("events", list(DEFAULT_EVENTS)), prefix, suffix)
 
     destinations = [d for d in ("sink_url", "gateway", "relay") if args.get(d) is not None]
     if len(destinations) != 1:
@@ -325,6 +396,11 @@ def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings
         function_namespace=namespace,
         memory_mb=memory,
         timeout_seconds=timeout,
+        public_network=public_network,
+        vpc=vpc,
+        retry_attempts=retry_attempts,
+        max_event_age_seconds=max_event_age,
+        force_destroy=_bool(args, "force_destroy", False),
         debug=_bool(args, "debug", False),
         events=events,
         prefix=prefix,

@@ -1,23 +1,44 @@
-"""Pure rules of AlibabaOssTarget: argument validation, bucket names, endpoint, the RAM policy."""
+"""Pure rules of AlibabaOssTarget: argument validation, bucket names, endpoint, RAM documents."""
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+
+from components.regions import check_region
+from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
 
 DEFAULT_IMAGE = "ghcr.io/cloudevents-connectors/alibaba-oss-target:0.1.0"
 ENCRYPTIONS = ("AES256", "KMS")
 STORE_MODES = ("data", "event")
+CREDENTIAL_MODES = ("accessKey", "rrsa")
+# The ServiceAccount annotation ACK's ack-pod-identity-webhook reads (Alibaba docs,
+# "ack-pod-identity-webhook": pod-identity.alibabacloud.com/role-name = the RAM role's name).
+ROLE_NAME_ANNOTATION = "pod-identity.alibabacloud.com/role-name"
+OIDC_AUDIENCE = "sts.aliyuncs.com"
 
-# OSS bucket naming rules: 3-63 characters, lowercase letters, digits and hyphens, starting and
-# ending with a letter or digit.
-_OSS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
-# RAM: user names 1-64 of [A-Za-z0-9._@-]; custom policy names 1-128 of [A-Za-z0-9-].
-_RAM_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+# RAM name rules (RAM API CreateUser/CreatePolicy/CreateRole): user 1-64 of letters, digits, '.',
+# '_' and '-', not starting with '-'; custom policy 1-128 of letters, digits and '-'; role 1-64 of
+# letters, digits, '.' and '-'.
+_RAM_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$")
 _RAM_POLICY = re.compile(r"^[A-Za-z0-9-]{1,128}$")
+_RAM_ROLE = re.compile(r"^[A-Za-z0-9.-]{1,64}$")
+_RAM_RULES = {
+    "ram_user_name": (
+        _RAM_USER,
+        64,
+        "1-64 letters, digits, '.', '_' or '-', not starting with '-'",
+    ),
+    "ram_policy_name": (_RAM_POLICY, 128, "1-128 letters, digits or '-'"),
+    "ram_role_name": (_RAM_ROLE, 64, "1-64 letters, digits, '.' or '-'"),
+}
 _ACCESS_KEY_ID = re.compile(r"^[A-Za-z0-9]{16,128}$")
+# ACK's RRSA OIDC provider: acs:ram::<account id>:oidc-provider/<name> (ack-rrsa-<cluster id>).
+_OIDC_PROVIDER_ARN = re.compile(r"^acs:ram::[0-9]+:oidc-provider/[A-Za-z0-9._-]{1,128}$")
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 OPTIONS = (
     "region",
@@ -32,11 +53,23 @@ OPTIONS = (
     "access_key_secret",
     "ram_user_name",
     "ram_policy_name",
+    "credentials",
+    "force_destroy",
     "use_internal_endpoint",
     "store",
     "key_prefix",
     "runtime",
 )
+
+
+@dataclass(frozen=True)
+class RrsaSettings:
+    """RRSA: a RAM role the cluster's OIDC provider may hand to exactly one ServiceAccount."""
+
+    oidc_provider_arn: Any  # str, or an Output of one
+    oidc_issuer_url: Any  # str, or an Output of one
+    service_account_name: str
+    ram_role_name: str
 
 
 @dataclass(frozen=True)
@@ -49,21 +82,47 @@ class OssTargetSettings:
     versioning: bool
     expiration_days: int | None
     protect: bool
+    force_destroy: bool
     supplied_key: bool
     ram_user_name: str
     ram_policy_name: str
     endpoint: str
     store: str
     key_prefix: str
+    rrsa: RrsaSettings | None = None
 
 
 def validate_bucket_name(name: Any, field: str = "bucket_name") -> str:
-    if not isinstance(name, str) or not _OSS_BUCKET.match(name):
-        raise ValueError(
-            f"{field}: {name!r} is not a valid OSS bucket name (3-63 lowercase letters, digits "
-            "or '-', starting and ending with a letter or digit)"
-        )
-    return name
+    """The runtime's own rule (runtime/alibaba_oss_target/bucket_name.py), so a name the component
+    accepts never makes the pod exit at start-up."""
+    problem = bucket_name_problem(name)
+    if problem:
+        raise ValueError(f"{field}: {problem}")
+    return name  # type: ignore[return-value]
+
+
+def default_ram_name(field: str, project: str, stack: str, name: str, suffix: str) -> str:
+    """`<project>-<stack>-<name>-<suffix>` made valid for `field`'s RAM rule: RAM names are unique
+    per account, so two stacks (or projects) must never share one. Characters the rule does not
+    allow become '-'; a name over the limit keeps its start plus a hash of the whole."""
+    pattern, limit, _ = _RAM_RULES[field]
+    allowed = {"ram_user_name": "._-", "ram_policy_name": "-", "ram_role_name": ".-"}[field]
+    full = f"{project}-{stack}-{name}-{suffix}"
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in allowed) else "-" for c in full)
+    cleaned = cleaned.lstrip("-") or "cloudevents"
+    if len(cleaned) > limit:
+        digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+        cleaned = f"{cleaned[: limit - 9].rstrip('-')}-{digest}"
+    if not pattern.match(cleaned):
+        raise ValueError(f"{field}: cannot derive a valid default from {full!r}; set it")
+    return cleaned
+
+
+def _ram_name(field: str, value: Any) -> str:
+    pattern, _, rule = _RAM_RULES[field]
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ValueError(f"{field}: {value!r} is not a valid RAM name ({rule})")
+    return value
 
 
 def oss_endpoint(region: str, internal: bool = False) -> str:
@@ -71,15 +130,50 @@ def oss_endpoint(region: str, internal: bool = False) -> str:
     return f"https://oss-{region}{'-internal' if internal else ''}.aliyuncs.com"
 
 
-def put_only_policy(bucket_name: str) -> str:
-    """RAM policy document allowing exactly PutObject on the objects of one bucket."""
+def put_only_policy(bucket_name: str, kms_key_id: str | None = None, region: str = "*") -> str:
+    """RAM policy document allowing exactly PutObject on the objects of one bucket and, when the
+    bucket encrypts with a customer KMS key, generating and decrypting data keys with that key
+    alone (Alibaba's OSS server-side encryption docs: writing with a specified CMK needs
+    kms:GenerateDataKey and kms:Decrypt on it). The OSS-managed default key gets no grant: OSS
+    uses it on the requester's behalf (not re-checked against a live account)."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Effect": "Allow",
+            "Action": ["oss:PutObject"],
+            "Resource": [f"acs:oss:*:*:{bucket_name}/*"],
+        }
+    ]
+    if kms_key_id:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": [f"acs:kms:{region}:*:key/{kms_key_id}"],
+            }
+        )
+    return json.dumps({"Version": "1", "Statement": statements}, separators=(",", ":"))
+
+
+def rrsa_trust_policy(r: RrsaSettings, namespace: str) -> str:
+    """Trust policy of the RRSA role: only tokens of this cluster's OIDC provider (issuer), for STS,
+    naming this namespace's ServiceAccount may assume it (ACK docs, "Use RRSA to authorize
+    different pods to access different cloud services": Federated principal = the provider ARN;
+    StringEquals on oidc:iss, oidc:aud = sts.aliyuncs.com and
+    oidc:sub = system:serviceaccount:<namespace>:<name>)."""
     document = {
         "Version": "1",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Action": ["oss:PutObject"],
-                "Resource": [f"acs:oss:*:*:{bucket_name}/*"],
+                "Action": "sts:AssumeRole",
+                "Principal": {"Federated": [r.oidc_provider_arn]},
+                "Condition": {
+                    "StringEquals": {
+                        "oidc:iss": [r.oidc_issuer_url],
+                        "oidc:aud": [OIDC_AUDIENCE],
+                        "oidc:sub": [f"system:serviceaccount:{namespace}:{r.service_account_name}"],
+                    }
+                },
             }
         ],
     }
@@ -93,18 +187,91 @@ def _bool(args: Mapping[str, Any], field: str, default: bool) -> bool:
     return value
 
 
-def oss_target_settings(name: str, args: Mapping[str, Any]) -> OssTargetSettings:
-    """Validates AlibabaOssTargetArgs; a ValueError names the bad or conflicting field."""
+def _plain(value: Any) -> bool:
+    """True for a value given as is (checked here); False for an Output (resolved later)."""
+    return not hasattr(value, "apply")
+
+
+def _credentials(
+    name: str, args: Mapping[str, Any], defaults: dict[str, str]
+) -> tuple[str, RrsaSettings | None]:
+    value = args.get("credentials") or {}
+    if not isinstance(value, Mapping):
+        raise ValueError("credentials: must be a mapping with mode (accessKey or rrsa)")
+    mode = value.get("mode", "accessKey")
+    if mode not in CREDENTIAL_MODES:
+        raise ValueError(f"credentials.mode: {mode!r} must be one of {', '.join(CREDENTIAL_MODES)}")
+    fields = {
+        "accessKey": {"mode"},
+        "rrsa": {
+            "mode",
+            "oidc_provider_arn",
+            "oidc_issuer_url",
+            "service_account_name",
+            "ram_role_name",
+        },
+    }[mode]
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        raise ValueError(f"credentials.{unknown[0]}: unknown with mode {mode}")
+    if mode == "accessKey":
+        return mode, None
+    for field in ("access_key_id", "ram_user_name"):
+        if field in args:
+            raise ValueError(f"{field}: applies only to credentials mode accessKey")
+    # Both may be Outputs of a cluster declared in the same program (rrsa_metadata of
+    # alicloud.cs.ManagedKubernetes); those are checked by the provider, plain strings here.
+    provider = value.get("oidc_provider_arn")
+    if provider is None or provider == "":
+        raise ValueError("credentials.oidc_provider_arn: is required with mode rrsa")
+    if _plain(provider) and not (isinstance(provider, str) and _OIDC_PROVIDER_ARN.match(provider)):
+        raise ValueError(
+            f"credentials.oidc_provider_arn: {provider!r} is not a RAM OIDC provider ARN "
+            "(acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>)"
+        )
+    issuer = value.get("oidc_issuer_url")
+    if issuer is None or issuer == "":
+        raise ValueError("credentials.oidc_issuer_url: is required with mode rrsa")
+    parts = urlsplit(issuer) if isinstance(issuer, str) else None
+    if _plain(issuer) and (not parts or parts.scheme != "https" or not parts.hostname):
+        raise ValueError(
+            f"credentials.oidc_issuer_url: {issuer!r} is not the cluster's https issuer URL"
+        )
+    account = value.get("service_account_name", name)
+    if not isinstance(account, str) or not _DNS_LABEL.match(account):
+        raise ValueError(
+            f"credentials.service_account_name: {account!r} is not a ServiceAccount name "
+            "(a DNS-1035 label)"
+        )
+    role = value.get("ram_role_name")
+    role = defaults["ram_role_name"] if role is None else _ram_name("ram_role_name", role)
+    return mode, RrsaSettings(provider, issuer, account, role)
+
+
+def oss_target_settings(
+    name: str, args: Mapping[str, Any], *, project: str, stack: str
+) -> OssTargetSettings:
+    """Validates AlibabaOssTargetArgs; a ValueError names the bad or conflicting field. `project`
+    and `stack` go into the default RAM names (unique per account)."""
     unknown = sorted(set(args) - set(OPTIONS))
     if unknown:
         raise ValueError(f"{unknown[0]}: unknown argument")
-    region = args.get("region")
-    if not isinstance(region, str) or not _REGION.match(region):
-        raise ValueError(f"region: {region!r} is not an Alibaba Cloud region id (e.g. cn-hangzhou)")
-    bucket = validate_bucket_name(args.get("bucket_name"))
+    if "region" not in args:
+        raise ValueError("region: is required")
+    region = check_region("Alibaba Cloud", args["region"])
+    if "bucket_name" not in args:
+        raise ValueError("bucket_name: is required")
+    bucket = validate_bucket_name(args["bucket_name"])
     create_bucket = _bool(args, "create_bucket", True)
     if not create_bucket:
-        for field in ("encryption", "kms_key_id", "versioning", "expiration_days", "protect"):
+        for field in (
+            "encryption",
+            "kms_key_id",
+            "versioning",
+            "expiration_days",
+            "protect",
+            "force_destroy",
+        ):
             if field in args:
                 raise ValueError(f"{field}: applies only to a bucket this component creates")
     encryption = args.get("encryption", "AES256")
@@ -114,8 +281,8 @@ def oss_target_settings(name: str, args: Mapping[str, Any]) -> OssTargetSettings
     if kms_key_id is not None:
         if encryption != "KMS":
             raise ValueError("kms_key_id: needs encryption KMS")
-        if not isinstance(kms_key_id, str) or not kms_key_id:
-            raise ValueError("kms_key_id: must be a KMS key id")
+        if not isinstance(kms_key_id, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,128}", kms_key_id):
+            raise ValueError(f"kms_key_id: {kms_key_id!r} is not a KMS key id")
     expiration_days = args.get("expiration_days")
     if expiration_days is not None and (
         isinstance(expiration_days, bool)
@@ -125,6 +292,15 @@ def oss_target_settings(name: str, args: Mapping[str, Any]) -> OssTargetSettings
         raise ValueError(
             f"expiration_days: {expiration_days!r} must be a whole number of days >= 1"
         )
+    defaults = {
+        field: default_ram_name(field, project, stack, name, suffix)
+        for field, suffix in (
+            ("ram_user_name", "oss-writer"),
+            ("ram_policy_name", "oss-put-only"),
+            ("ram_role_name", "oss-writer"),
+        )
+    }
+    mode, rrsa = _credentials(name, args, defaults)
     has_id, has_secret = "access_key_id" in args, "access_key_secret" in args
     if has_id != has_secret:
         missing = "access_key_secret" if has_id else "access_key_id"
@@ -138,16 +314,16 @@ def oss_target_settings(name: str, args: Mapping[str, Any]) -> OssTargetSettings
         for field in ("ram_user_name", "ram_policy_name"):
             if field in args:
                 raise ValueError(f"{field}: conflicts with a supplied access key")
-    ram_user = args.get("ram_user_name", f"{name}-oss-writer")
-    if not isinstance(ram_user, str) or not _RAM_USER.match(ram_user):
-        raise ValueError(
-            f"ram_user_name: {ram_user!r} is not a RAM user name (1-64 of A-Za-z0-9._@-)"
-        )
-    ram_policy = args.get("ram_policy_name", f"{name}-oss-put-only")
-    if not isinstance(ram_policy, str) or not _RAM_POLICY.match(ram_policy):
-        raise ValueError(
-            f"ram_policy_name: {ram_policy!r} is not a RAM policy name (1-128 of A-Za-z0-9-)"
-        )
+    ram_user = (
+        _ram_name("ram_user_name", args["ram_user_name"])
+        if "ram_user_name" in args
+        else defaults["ram_user_name"]
+    )
+    ram_policy = (
+        _ram_name("ram_policy_name", args["ram_policy_name"])
+        if "ram_policy_name" in args
+        else defaults["ram_policy_name"]
+    )
     store = args.get("store", "data")
     if store not in STORE_MODES:
         raise ValueError(f"store: {store!r} must be one of {', '.join(STORE_MODES)}")
@@ -169,12 +345,14 @@ def oss_target_settings(name: str, args: Mapping[str, Any]) -> OssTargetSettings
         versioning=_bool(args, "versioning", False),
         expiration_days=expiration_days,
         protect=_bool(args, "protect", False),
+        force_destroy=_bool(args, "force_destroy", False),
         supplied_key=has_id,
         ram_user_name=ram_user,
         ram_policy_name=ram_policy,
         endpoint=oss_endpoint(region, _bool(args, "use_internal_endpoint", False)),
         store=store,
         key_prefix=key_prefix,
+        rrsa=rrsa if mode == "rrsa" else None,
     )
 
 

@@ -47,6 +47,8 @@ _OSS_TARGET = {
     "accessKeyId",
     "ramUserName",
     "ramPolicyName",
+    "credentials",
+    "forceDestroy",
     "useInternalEndpoint",
     "store",
     "keyPrefix",
@@ -59,6 +61,7 @@ _COS_SOURCE = {
     "createBucket",
     "protect",
     "versioning",
+    "forceDestroy",
     "function",
     "debug",
     "events",
@@ -70,8 +73,19 @@ _COS_SOURCE = {
     "deliveryTimeoutSeconds",
     "deliveryRetryBudgetSeconds",
 }
-_FUNCTION = {"name": "function_name", "namespace": "function_namespace"}
-_FUNCTION_KEYS = {"name", "namespace", "memoryMb", "timeoutSeconds"}
+_FUNCTION = {"name": "function_name", "namespace": "function_namespace", "vpc": "function_vpc"}
+_FUNCTION_KEYS = {
+    "name",
+    "namespace",
+    "memoryMb",
+    "timeoutSeconds",
+    "publicNetwork",
+    "vpc",
+    "retryAttempts",
+    "maxEventAgeSeconds",
+}
+_VPC = {"vpcId", "subnetId"}
+_CREDENTIALS = {"mode", "oidcProviderArn", "oidcIssuerUrl", "serviceAccountName", "ramRoleName"}
 _GATEWAY = {"target", "eventbus", "api", "namespace"}
 _RELAY = {"sinkUrl", "publicUrl", "runtime"}
 # Component argument -> where it is written in the stack file, when not the plain camelCase.
@@ -80,7 +94,17 @@ _COS_PATHS = {
     "function_namespace": "function.namespace",
     "memory_mb": "function.memoryMb",
     "timeout_seconds": "function.timeoutSeconds",
+    "public_network": "function.publicNetwork",
+    "function_vpc": "function.vpc",
+    "function_vpc.vpc_id": "function.vpc.vpcId",
+    "function_vpc.subnet_id": "function.vpc.subnetId",
+    "retry_attempts": "function.retryAttempts",
+    "max_event_age_seconds": "function.maxEventAgeSeconds",
 }
+NOTHING_DEPLOYED = (
+    "this stack deploys nothing: both ossTarget and cosSource are absent or empty; set at least "
+    "one (README.md, Configuration)"
+)
 
 
 @dataclass(frozen=True)
@@ -151,6 +175,8 @@ def _kubernetes(value: Any) -> KubernetesConfig:
 
 def _oss_target(value: Mapping[str, Any], secret: Any, namespace: str) -> dict[str, Any]:
     args = _converted("ossTarget", value, _OSS_TARGET)
+    if "credentials" in args:
+        args["credentials"] = _converted("ossTarget.credentials", args["credentials"], _CREDENTIALS)
     args["runtime"] = _runtime("ossTarget.runtime", value.get("runtime") or {}, namespace)
     if secret is not None:
         if "access_key_id" not in args:
@@ -172,6 +198,8 @@ def _cos_source(value: Mapping[str, Any], secret: Any, namespace: str) -> dict[s
     function = _known("cosSource.function", args.pop("function", None) or {}, _FUNCTION_KEYS)
     for key, arg in function.items():
         args[_FUNCTION.get(key, snake(key))] = arg
+    if "function_vpc" in args:
+        args["function_vpc"] = _converted("cosSource.function.vpc", args["function_vpc"], _VPC)
     if "gateway" in args:
         args["gateway"] = _converted("cosSource.gateway", args["gateway"], _GATEWAY)
     if "relay" in args:
@@ -197,11 +225,21 @@ def _stack_path(block: str, error: ValueError, paths: Mapping[str, str]) -> Valu
     return ValueError(f"{block}.{written}: {message}")
 
 
+def deploys_nothing(config: StackConfig) -> bool:
+    """True when neither connector is configured: `pulumi up` would create only providers."""
+    return config.oss_target is None and config.cos_source is None
+
+
 def parse_stack_config(
-    values: Mapping[str, Any], secrets: Mapping[str, Any] | None = None
+    values: Mapping[str, Any],
+    secrets: Mapping[str, Any] | None = None,
+    *,
+    project: str = "cloudevents-connectors",
+    stack: str = "dev",
 ) -> StackConfig:
     """Validates the object keys (`values`: key without project prefix -> value) and the set
-    secrets (`secrets`: key -> Output or placeholder, absent when unset) into component args."""
+    secrets (`secrets`: key -> Output or placeholder, absent when unset) into component args.
+    `project` and `stack` only shape the default names the rules check (RAM names)."""
     secrets = {k: v for k, v in (secrets or {}).items() if v is not None}
     kubernetes = _kubernetes(values.get("kubernetes"))
     oss_target = cos_source = None
@@ -212,7 +250,9 @@ def parse_stack_config(
             kubernetes.namespace,
         )
         try:
-            oss_target_spec.oss_target_settings(OSS_TARGET_NAME, oss_target)
+            oss_target_spec.oss_target_settings(
+                OSS_TARGET_NAME, oss_target, project=project, stack=stack
+            )
             container_spec.validate_runtime_options(
                 "runtime",
                 oss_target["runtime"],
@@ -249,4 +289,9 @@ def read_stack_config(config: Any) -> StackConfig:
         # Declared with default "", so an unset secret reads as empty; peek without unwrapping.
         if pulumi.runtime.get_config(config.full_key(key)):
             secrets[key] = config.require_secret(key)
-    return parse_stack_config(values, secrets)
+    config = parse_stack_config(
+        values, secrets, project=pulumi.get_project(), stack=pulumi.get_stack()
+    )
+    if deploys_nothing(config):
+        pulumi.log.warn(NOTHING_DEPLOYED)
+    return config

@@ -1,6 +1,5 @@
 """TencentCosSource: COS bucket notifications turned into CloudEvents by an SCF function."""
 
-import tempfile
 from pathlib import Path
 from typing import TypedDict
 
@@ -14,6 +13,9 @@ from components import cos_source_spec as spec
 from components.container_runtime import ContainerRuntime, RuntimeOptions
 
 RESOURCE_TYPE = "cloudevents-connectors:index:TencentCosSource"
+# Written as is into `zip_file`: the provider expands `~` itself (homedir.Expand), so every checkout
+# and every machine declares the same path, and only a code change (a new hash) redeploys.
+DEFAULT_PACKAGE_DIR = "~/.cache/cloudevents-connectors"
 
 
 class GatewayArgs(TypedDict):
@@ -43,6 +45,15 @@ class RelayArgs(TypedDict):
     """How the relay runs on Kubernetes."""
 
 
+class FunctionVpcArgs(TypedDict):
+    """VPC placement of the SCF function, for a sink inside a VPC (e.g. a Vanus gateway)."""
+
+    vpc_id: str
+    """VPC id, `vpc-xxxxxxxx`."""
+    subnet_id: str
+    """Subnet id in that VPC, `subnet-xxxxxxxx`."""
+
+
 class TencentCosSourceArgs(TypedDict):
     """Arguments of TencentCosSource. Invalid or conflicting ones raise ValueError first."""
 
@@ -63,9 +74,20 @@ class TencentCosSourceArgs(TypedDict):
     function_namespace: NotRequired[str]
     """Existing SCF namespace of the function (default `default`)."""
     memory_mb: NotRequired[int]
-    """Function memory in MB: 64 or a multiple of 128 (default 128)."""
+    """Function memory in MB: a multiple of 128 up to 3072 (default 128)."""
     timeout_seconds: NotRequired[int]
     """Function timeout, 1-900 seconds (default 30)."""
+    public_network: NotRequired[bool]
+    """Internet access of the function (default true: the sink is on the internet); false only
+    with function_vpc."""
+    function_vpc: NotRequired[FunctionVpcArgs]
+    """Place the function in a VPC (default: none)."""
+    retry_attempts: NotRequired[int]
+    """Async retries SCF makes after a failed invocation, 0-2 (default 2, SCF's own)."""
+    max_event_age_seconds: NotRequired[int]
+    """How long SCF keeps an undelivered event for retries, 60-21600 s (default 21600, 6 h)."""
+    force_destroy: NotRequired[bool]
+    """Let `pulumi destroy` empty and delete the created bucket (default false)."""
     debug: NotRequired[bool]
     """DEBUG_MODE of the function: logs each delivered event (default false)."""
     events: NotRequired[list[str]]
@@ -85,7 +107,9 @@ class TencentCosSourceArgs(TypedDict):
     delivery_retry_budget_seconds: NotRequired[int]
     """How long the function retries a delivery; must be below timeout_seconds."""
     package_dir: NotRequired[str]
-    """Where the function's zip is written (default: a folder in the system temp dir)."""
+    """Where the function's zip is written, as declared to the provider (default
+    `~/.cache/cloudevents-connectors`); keep it the same string on every machine (`~` is expanded
+    by the provider), or each checkout redeploys identical code."""
 
 
 class TencentCosSource(pulumi.ComponentResource):
@@ -97,6 +121,8 @@ class TencentCosSource(pulumi.ComponentResource):
     """SCF function name."""
     function_namespace: pulumi.Output[str]
     """SCF namespace of the function."""
+    code_path: pulumi.Output[str]
+    """`zip_file` as declared: `<package_dir>/tencent-cos-source-<hash>.zip`."""
     trigger_descriptions: pulumi.Output[list[str]]
     """TriggerDesc JSON of each COS trigger."""
     relay_url: pulumi.Output[str]
@@ -109,7 +135,9 @@ class TencentCosSource(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         settings = spec.cos_source_settings(name, args)
-        package_dir = Path(args.get("package_dir") or _default_package_dir())
+        package_dir = args.get("package_dir", DEFAULT_PACKAGE_DIR)
+        if not isinstance(package_dir, str) or not package_dir:
+            raise ValueError("package_dir: must be a folder path")
         super().__init__(RESOURCE_TYPE, name, None, opts)
 
         app_id = settings.app_id or _lookup_app_id(self)
@@ -122,6 +150,7 @@ class TencentCosSource(pulumi.ComponentResource):
                 acl="private",
                 encryption_algorithm="AES256",
                 versioning_enable=settings.versioning,
+                force_clean=settings.force_destroy,
                 opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
             )
             depends_on.append(bucket)
@@ -136,26 +165,44 @@ class TencentCosSource(pulumi.ComponentResource):
         descriptions = spec.triggers(
             bucket_id, settings.region, settings.events, settings.prefix, settings.suffix
         )
-        package = _function_package(package_dir)
+        code_path = _function_package(package_dir)
+        placement: dict = {"enable_public_net": settings.public_network}
+        if settings.vpc:
+            placement.update(vpc_id=settings.vpc.vpc_id, subnet_id=settings.vpc.subnet_id)
         function = tencentcloud.scf.Function(
             f"{name}-function",
             name=settings.function_name,
             namespace=settings.function_namespace,
-            description="Turns COS notifications into CloudEvents (cloudevents-connectors)",
+            description=spec.FUNCTION_DESCRIPTION,
             runtime=spec.FUNCTION_RUNTIME,
             handler=spec.FUNCTION_HANDLER,
             # A path: the provider uploads the file, Pulumi diffs the name, which carries the hash.
-            zip_file=str(package),
+            zip_file=code_path,
             mem_size=settings.memory_mb,
             timeout=settings.timeout_seconds,
             environment=env,
             triggers=descriptions,
+            **placement,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        # COS invokes asynchronously: after a failed invocation SCF retries (the handler's event ids
+        # are stable, so a retry never duplicates), then drops the event. SDK 0.2.3 offers no
+        # dead-letter target on the function, so none is set.
+        tencentcloud.scf.FunctionEventInvokeConfig(
+            f"{name}-invoke-config",
+            function_name=function.name,
+            namespace=settings.function_namespace,
+            async_trigger_config={
+                "retry_configs": [{"retry_num": settings.retry_attempts}],
+                "msg_ttl": settings.max_event_age_seconds,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         self.bucket_name = pulumi.Output.from_input(bucket_id)
         self.function_name = function.name
         self.function_namespace = pulumi.Output.from_input(settings.function_namespace)
+        self.code_path = pulumi.Output.from_input(code_path)
         self.trigger_descriptions = pulumi.Output.from_input(
             [t["trigger_desc"] for t in descriptions]
         )
@@ -166,21 +213,21 @@ class TencentCosSource(pulumi.ComponentResource):
                 "bucket_name": self.bucket_name,
                 "function_name": self.function_name,
                 "function_namespace": self.function_namespace,
+                "code_path": self.code_path,
                 "trigger_descriptions": self.trigger_descriptions,
                 "relay_url": self.relay_url,
             }
         )
 
 
-def _default_package_dir() -> Path:
-    return Path(tempfile.gettempdir()) / "cloudevents-connectors"
-
-
-def _function_package(out_dir: Path) -> Path:
+def _function_package(package_dir: str) -> str:
+    """Writes the zip under `package_dir` (with `~` expanded) and answers its path as declared:
+    `package_dir` exactly as given, so the string is the same on every machine."""
     # Built at program run time (never inside apply), so preview and up see the same file name.
     from components.packaging import build_function_package
 
-    return build_function_package(out_dir)
+    written = build_function_package(Path(package_dir).expanduser())
+    return f"{package_dir.rstrip('/')}/{written.name}"
 
 
 def _lookup_app_id(parent: pulumi.Resource) -> str:
@@ -202,7 +249,12 @@ def _relay(
     namespace = options.get("namespace", "default")
     secret = k8s.core.v1.Secret(
         f"{name}-relay-signing-secret",
-        metadata={"name": f"{name}-relay-signing", "namespace": namespace},
+        # No fixed name: a new secret replaces the Secret under a new name, which flows into the
+        # pod template and rolls the relay onto it (a fixed name would leave pods on the old one).
+        metadata={
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/instance": f"{name}-relay"},
+        },
         type="Opaque",
         string_data={spec.SIGNING_ENTRY: signing_secret},
         opts=child,

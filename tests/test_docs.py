@@ -216,6 +216,8 @@ def test_every_stack_config_field_is_documented():
         "function": stack_config._FUNCTION_KEYS,
         "gateway": stack_config._GATEWAY,
         "relay": stack_config._RELAY,
+        "credentials": stack_config._CREDENTIALS,
+        "vpc": stack_config._VPC,
     }
     missing = []
     for block, keys in fields.items():

@@ -53,12 +53,12 @@ def _show(engine: MockEngine, value: object) -> str:
     return "(unknown until deployed)" if resolved is UNKNOWN else repr(resolved)
 
 
-def check(stack: str, project_dir: Path, out=sys.stdout) -> int:
+def check(stack: str, project_dir: Path, out=sys.stdout, err=sys.stderr) -> int:
     project = load_project(project_dir)
     path = stack_path(project, stack)
     stack_values = read_stack(project, stack)
     secrets = {key: _SecretPlaceholder() for key in stack_values.secrets}
-    parse_stack_config(stack_values.values, secrets)
+    parse_stack_config(stack_values.values, secrets, project=project.name, stack=stack)
     print(f"{path}: valid", file=out)
 
     config, secret_keys = engine_config(project, stack_values)
@@ -68,6 +68,9 @@ def check(stack: str, project_dir: Path, out=sys.stdout) -> int:
         engine.run_program(project.main, config, secret_keys)
     finally:
         sys.path.remove(str(project.root))
+    # What the program warns about (e.g. a stack that deploys nothing), as the CLI would show it.
+    for message in engine.warnings:
+        print(f"warning: stack {stack}: {message}", file=err)
     from pulumi.runtime.settings import get_root_resource
 
     exports = getattr(get_root_resource(), "outputs", {}) or {}
@@ -85,21 +88,56 @@ def check(stack: str, project_dir: Path, out=sys.stdout) -> int:
     return 0
 
 
+def _stack_and_project(argument: str, project_dir: Path | None) -> tuple[str, Path]:
+    """`dev`, or a path to a stack file (`stacks/Pulumi.dev.yaml`): the stack's name and the
+    folder of its Pulumi.yaml (given, or the nearest one above the stack file)."""
+    candidate = Path(argument)
+    is_path = candidate.suffix in (".yaml", ".yml") or "/" in argument
+    if not is_path:
+        return argument, (project_dir or Path.cwd()).resolve()
+    if not candidate.is_file():
+        raise StackFileError(f"{candidate}: no such stack file")
+    name = candidate.name
+    if not (name.startswith("Pulumi.") and name.endswith((".yaml", ".yml"))):
+        raise StackFileError(f"{candidate}: a stack file is named Pulumi.<stack>.yaml")
+    stack = name[len("Pulumi.") :].rsplit(".", 1)[0]
+    if project_dir is None:
+        project_dir = next(
+            (d for d in candidate.resolve().parents if (d / "Pulumi.yaml").is_file()), None
+        )
+        if project_dir is None:
+            raise StackFileError(f"{candidate}: no Pulumi.yaml above it; pass --project-dir")
+    project_dir = project_dir.resolve()
+    expected = stack_path(load_project(project_dir), stack)
+    if expected.resolve() != candidate.resolve():
+        raise StackFileError(
+            f"{candidate}: Pulumi reads stack {stack} from {expected} (stackConfigDir), not here"
+        )
+    return stack, project_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m components.check",
         description="Validate stacks/Pulumi.<STACK>.yaml and list what the program would declare "
         "(mock engine: no Pulumi CLI, cloud or credentials).",
     )
-    parser.add_argument("stack", help="stack name, e.g. dev")
     parser.add_argument(
-        "--project-dir", type=Path, default=Path.cwd(), help="folder of Pulumi.yaml (default: .)"
+        "stack", help="stack name (e.g. dev) or path to its file (stacks/Pulumi.dev.yaml)"
+    )
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=None,
+        help="folder of Pulumi.yaml (default: . for a name, the stack file's project for a path)",
     )
     args = parser.parse_args(argv)
+    stack = args.stack
     try:
-        return check(args.stack, args.project_dir.resolve())
+        stack, project_dir = _stack_and_project(args.stack, args.project_dir)
+        return check(stack, project_dir)
     except (StackFileError, ValueError) as error:
-        print(f"error: stack {args.stack}: {error}", file=sys.stderr)
+        print(f"error: stack {stack}: {error}", file=sys.stderr)
         return 1
 
 

@@ -8,6 +8,7 @@ mode those computed outputs are left out, so they stay unknown exactly as in a `
 
 import base64
 import hashlib
+import logging
 import runpy
 import threading
 from collections.abc import Callable, Iterator
@@ -147,6 +148,9 @@ def _computed_outputs(args: mocks.MockResourceArgs, app_id: str, preview: bool) 
             "base64": secret(base64.b64encode(raw).decode()),
             "hex": secret(raw.hex()),
         }
+    if typ == "alicloud:ram/role:Role":
+        role = inputs.get("roleName", name)
+        return role, {"arn": f"acs:ram::1000000000000001:role/{role.lower()}"}
     if typ == "alicloud:ram/accessKey:AccessKey":
         return "LTAI5t" + digest[:18], {"secret": secret("mock-" + digest[:30]), "status": "Active"}
     return f"{name}-id", {}
@@ -170,6 +174,8 @@ class MockEngine(pulumi.runtime.Mocks):
         self.resources: list[Registration] = []
         self.invokes: list[tuple[str, dict]] = []
         self.registered_outputs: dict[str, dict] = {}
+        self.warnings: list[str] = []
+        """What the program logged with pulumi.log.warn (the CLI would show it as a warning)."""
         self._lock = threading.Lock()
         self._last_args = threading.local()
         self._monitor = _RecordingMonitor(self)
@@ -180,9 +186,26 @@ class MockEngine(pulumi.runtime.Mocks):
             project=self.project,
             stack=self.stack,
             preview=self.preview,
+            logger=self._program_logger(),
             monitor=self._monitor,
         )
         return self
+
+    def _program_logger(self) -> logging.Logger:
+        """A logger keeping the program's warnings in `self.warnings` instead of printing them."""
+        engine = self
+
+        class _Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.levelno >= logging.WARNING:
+                    with engine._lock:
+                        engine.warnings.append(record.getMessage())
+
+        logger = logging.getLogger(f"cloudevents_connectors.check.{id(self)}")
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+        logger.handlers = [_Keep()]
+        return logger
 
     # --- pulumi.runtime.Mocks -------------------------------------------------------------------
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict]:
@@ -233,6 +256,7 @@ class MockEngine(pulumi.runtime.Mocks):
             self.resources.clear()
             self.invokes.clear()
             self.registered_outputs.clear()
+            self.warnings.clear()
         root = pulumi.runtime.settings.get_root_resource()
         if root is not None and hasattr(root, "outputs"):
             root.outputs.clear()

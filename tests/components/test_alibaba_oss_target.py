@@ -80,6 +80,111 @@ def test_kms_versioning_lifecycle_and_protect(pulumi_mocks):
     (rule,) = bucket.inputs["lifecycleRules"]
     assert rule["enabled"] is True and rule["prefix"] == "events/"
     assert rule["expirations"] == [{"days": 30.0}]
+    # Versioned: old versions expire too, or the expiration would only add delete markers.
+    assert rule["noncurrentVersionExpirations"] == [{"days": 30.0}]
+    # A customer key: the writer may use exactly that key.
+    document = json.loads(pulumi_mocks.one("alicloud:ram/policy:Policy").inputs["policyDocument"])
+    assert document["Statement"][1] == {
+        "Effect": "Allow",
+        "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+        "Resource": ["acs:kms:cn-hangzhou:*:key/key-123"],
+    }
+
+
+def test_unversioned_bucket_has_no_noncurrent_rule_and_default_kms_no_kms_grant(pulumi_mocks):
+    pulumi_mocks.run(lambda: _target(encryption="KMS", expiration_days=7))
+    bucket = pulumi_mocks.one("alicloud:oss/bucket:Bucket")
+    assert "noncurrentVersionExpirations" not in bucket.inputs["lifecycleRules"][0]
+    document = json.loads(pulumi_mocks.one("alicloud:ram/policy:Policy").inputs["policyDocument"])
+    assert [s["Action"] for s in document["Statement"]] == [["oss:PutObject"]]
+
+
+@pytest.mark.parametrize("force", [True, False])
+def test_force_destroy_reaches_the_bucket(pulumi_mocks, force):
+    pulumi_mocks.run(lambda: _target(force_destroy=force))
+    assert pulumi_mocks.one("alicloud:oss/bucket:Bucket").inputs["forceDestroy"] is force
+
+
+def test_default_ram_names_carry_project_stack_and_component(pulumi_mocks):
+    pulumi_mocks.run(lambda: AlibabaOssTarget("archive", ARGS))
+    user = pulumi_mocks.one("alicloud:ram/user:User").inputs["name"]
+    policy = pulumi_mocks.one("alicloud:ram/policy:Policy").inputs["policyName"]
+    assert user == "cloudevents-connectors-dev-archive-oss-writer"
+    assert policy == "cloudevents-connectors-dev-archive-oss-put-only"
+
+
+def test_credentials_secret_is_auto_named_so_a_new_key_rolls_the_pods(pulumi_mocks):
+    """A fixed name keeps the Deployment unchanged when the key changes (pods keep the old key);
+    without one, the replacement Secret's new name is what the pod template references."""
+    pulumi_mocks.run(_target)
+    secret = pulumi_mocks.one("kubernetes:core/v1:Secret")
+    assert "name" not in secret.inputs["metadata"]
+    deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in deployment.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "valueFrom" in e
+    }
+    assert refs == {secret.outputs["metadata"]["name"]}
+
+
+RRSA = {
+    "mode": "rrsa",
+    "oidc_provider_arn": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1a2b3",
+    "oidc_issuer_url": "https://oidc-ack-cn-hangzhou.oss-cn-hangzhou.aliyuncs.com/c1a2b3",
+}
+
+
+def test_rrsa_role_trusts_exactly_this_cluster_and_service_account(pulumi_mocks):
+    target = pulumi_mocks.run(lambda: _target(credentials=RRSA))
+    assert not [r for r in pulumi_mocks.resources if r.typ == "alicloud:ram/user:User"]
+    assert not [r for r in pulumi_mocks.resources if r.typ == "alicloud:ram/accessKey:AccessKey"]
+    assert not [r for r in pulumi_mocks.resources if r.typ == "kubernetes:core/v1:Secret"]
+    role = pulumi_mocks.one("alicloud:ram/role:Role")
+    assert role.inputs["roleName"] == "cloudevents-connectors-dev-oss-target-oss-writer"
+    trust = json.loads(role.inputs["assumeRolePolicyDocument"])
+    assert trust == {
+        "Version": "1",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Federated": [RRSA["oidc_provider_arn"]]},
+                "Condition": {
+                    "StringEquals": {
+                        "oidc:iss": [RRSA["oidc_issuer_url"]],
+                        "oidc:aud": ["sts.aliyuncs.com"],
+                        "oidc:sub": ["system:serviceaccount:ce:oss-target"],
+                    }
+                },
+            }
+        ],
+    }
+    attachment = pulumi_mocks.one("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment")
+    policy = pulumi_mocks.one("alicloud:ram/policy:Policy")
+    assert attachment.inputs == {
+        "policyName": policy.inputs["policyName"],
+        "policyType": "Custom",
+        "roleName": role.inputs["roleName"],
+    }
+    assert json.loads(policy.inputs["policyDocument"])["Statement"][0]["Action"] == [
+        "oss:PutObject"
+    ]
+    account = pulumi_mocks.one("kubernetes:core/v1:ServiceAccount")
+    assert account.inputs["metadata"]["name"] == "oss-target"
+    assert account.inputs["metadata"]["namespace"] == "ce"
+    assert account.inputs["metadata"]["annotations"] == {
+        "pod-identity.alibabacloud.com/role-name": role.inputs["roleName"]
+    }
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "oss-target"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert not {"OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET"} & set(env)
+    assert env["ALIBABA_CLOUD_ROLE_ARN"] == role.outputs["arn"]
+    assert pulumi_mocks.value(target.role_arn) == role.outputs["arn"]
+    assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"] == RRSA["oidc_provider_arn"]
+    assert env["ALIBABA_CLOUD_OIDC_TOKEN_FILE"].startswith("/var/run/secrets/")
+    assert pulumi_mocks.value(target.secret_name) == ""
 
 
 def test_ram_policy_allows_exactly_put_object_on_that_bucket(pulumi_mocks):
@@ -99,7 +204,7 @@ def test_ram_policy_allows_exactly_put_object_on_that_bucket(pulumi_mocks):
         "userName": pulumi_mocks.one("alicloud:ram/user:User").inputs["name"],
     }
     key = pulumi_mocks.one("alicloud:ram/accessKey:AccessKey")
-    assert key.inputs == {"userName": "oss-target-oss-writer"}
+    assert key.inputs == {"userName": "cloudevents-connectors-dev-oss-target-oss-writer"}
 
 
 def test_generated_secret_stays_secret(pulumi_mocks):
@@ -126,7 +231,7 @@ def test_supplied_key_pair_replaces_the_ram_identity(pulumi_mocks):
     }
     for r in pulumi_mocks.resources:
         assert not any(KEY_SECRET in s for s in plain_strings(r.inputs)), r.urn
-    assert pulumi_mocks.value(target.secret_name) == "oss-target-oss-credentials"
+    assert pulumi_mocks.value(target.secret_name) == credentials.outputs["metadata"]["name"]
 
 
 def test_existing_bucket_is_used_not_managed(pulumi_mocks):
@@ -150,13 +255,14 @@ def test_runtime_wiring_and_outputs(pulumi_mocks):
     assert env["OSS_BUCKET"]["value"] == "acme-events"
     assert env["STORE"]["value"] == "event"
     assert env["OSS_KEY_PREFIX"]["value"] == "ce/"
+    secret_name = pulumi_mocks.one("kubernetes:core/v1:Secret").outputs["metadata"]["name"]
     for name, key in (
         ("OSS_ACCESS_KEY_ID", "access-key-id"),
         ("OSS_ACCESS_KEY_SECRET", "access-key-secret"),
     ):
         assert env[name] == {
             "name": name,
-            "valueFrom": {"secretKeyRef": {"name": "oss-target-oss-credentials", "key": key}},
+            "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}},
         }
     runtime = pulumi_mocks.one("cloudevents-connectors:index:ContainerRuntime")
     assert pulumi_mocks.one("alicloud:oss/bucket:Bucket").urn in runtime.dependencies
@@ -179,9 +285,39 @@ def test_runtime_wiring_and_outputs(pulumi_mocks):
         ({"runtime": {"min_replicas": 0}}, "runtime.min_replicas"),
         ({"runtime": {"command": ["sh"]}}, "runtime.command"),
         ({"unknown": 1}, "unknown"),
+        ({"region": "ap-guangzhou"}, "region"),
+        ({"bucket_name": "acme--events-"}, "bucket_name"),
+        ({"ram_user_name": "-writer"}, "ram_user_name"),
+        ({"ram_user_name": "writer@acme"}, "ram_user_name"),
+        ({"ram_policy_name": "put_only"}, "ram_policy_name"),
+        ({"credentials": {"mode": "sts"}}, "credentials.mode"),
+        ({"credentials": {"mode": "rrsa"}}, "credentials.oidc_provider_arn"),
+        ({"credentials": {**RRSA, "oidc_issuer_url": "http://x"}}, "credentials.oidc_issuer_url"),
+        ({"credentials": {**RRSA, "ram_role_name": "a_b"}}, "ram_role_name"),
+        ({"credentials": RRSA, "ram_user_name": "w"}, "ram_user_name"),
+        ({"credentials": {"mode": "accessKey", "ram_role_name": "r"}}, "credentials.ram_role_name"),
     ],
 )
 def test_invalid_arguments_raise_before_anything_is_registered(pulumi_mocks, overrides, field):
     with pytest.raises(ValueError, match=f"^{field}: "):
         pulumi_mocks.run(lambda: _target(**overrides))
     assert pulumi_mocks.resources == []
+
+
+def test_rrsa_takes_the_clusters_outputs(pulumi_mocks):
+    """A cluster declared in the same program gives its RRSA metadata as Outputs."""
+    credentials = {
+        "mode": "rrsa",
+        "oidc_provider_arn": pulumi.Output.from_input(RRSA["oidc_provider_arn"]),
+        "oidc_issuer_url": pulumi.Output.from_input(RRSA["oidc_issuer_url"]),
+    }
+    pulumi_mocks.run(lambda: _target(credentials=credentials))
+    trust = json.loads(
+        pulumi_mocks.one("alicloud:ram/role:Role").inputs["assumeRolePolicyDocument"]
+    )
+    statement = trust["Statement"][0]
+    assert statement["Principal"] == {"Federated": [RRSA["oidc_provider_arn"]]}
+    assert statement["Condition"]["StringEquals"]["oidc:iss"] == [RRSA["oidc_issuer_url"]]
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"] == RRSA["oidc_provider_arn"]

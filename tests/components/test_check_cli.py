@@ -80,3 +80,45 @@ def test_unknown_stack_lists_the_known_ones():
 
 def test_usage_error():
     assert _check().returncode == 2
+
+
+def test_a_path_to_the_stack_file_is_accepted(tmp_path):
+    result = _check("stacks/Pulumi.dev.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "stacks/Pulumi.dev.yaml: valid" in result.stdout
+    elsewhere = _check(str(REPO_ROOT / "stacks" / "Pulumi.prod.yaml"), cwd=tmp_path)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert "Pulumi.prod.yaml: valid" in elsewhere.stdout
+
+
+def test_a_stack_file_outside_the_stack_config_dir_is_refused(tmp_path):
+    stray = tmp_path / "Pulumi.dev.yaml"
+    stray.write_text((REPO_ROOT / "stacks" / "Pulumi.dev.yaml").read_text())
+    result = _check(str(stray), "--project-dir", str(REPO_ROOT))
+    assert result.returncode == 1
+    assert "Pulumi reads stack dev from" in result.stderr
+
+
+def test_a_stack_that_deploys_nothing_warns(tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(
+        REPO_ROOT, project, ignore=shutil.ignore_patterns(".venv", ".git", ".build", "tests")
+    )
+    (project / "stacks" / "Pulumi.empty.yaml").write_text(
+        "config:\n  cloudevents-connectors:kubernetes:\n    namespace: ce\n"
+    )
+    result = _check("empty", "--project-dir", str(project))
+    assert result.returncode == 0, result.stderr
+    assert "warning: stack empty: this stack deploys nothing" in result.stderr
+
+
+def test_missing_field_says_is_required(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.bad.yaml").write_text(
+        "config:\n  cloudevents-connectors:cosSource:\n    region: ap-guangzhou\n"
+        "    sinkUrl: https://sink.example/\n    events: cos:ObjectCreated:*\n"
+    )
+    result = _check("bad", "--project-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "error: stack bad: cosSource.bucketName: is required" in result.stderr

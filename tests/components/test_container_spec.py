@@ -161,3 +161,71 @@ def test_validate_runtime_options(options, message):
 def test_validate_runtime_options_fills_the_default_image():
     checked = spec.validate_runtime_options("runtime", {}, "relay", "relay", "img:1")
     assert checked == {"image": "img:1"}
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [("256Mi", 268435456), ("1Gi", 1073741824), ("512M", 512000000), ("1048576", 1048576)],
+)
+def test_memory_limit_bytes_reaches_the_container(quantity, expected):
+    for mode in spec.MODES:
+        env = spec.container(settings(memory_limit=quantity, mode=mode))["env"]
+        assert {"name": "MEMORY_LIMIT_BYTES", "value": str(expected)} in env
+
+
+def test_memory_bytes_refuses_what_is_not_a_quantity():
+    for bad in ("1GB", "Mi", "1.5Gi", ""):
+        with pytest.raises(ValueError, match="not a memory quantity"):
+            spec.memory_bytes(bad)
+
+
+def test_port_env_only_outside_knative():
+    names = {e["name"] for e in spec.container(settings())["env"]}
+    assert "PORT" in names
+    names = {e["name"] for e in spec.container(settings(mode="knative"))["env"]}
+    assert not names & set(spec.KNATIVE_RESERVED_ENV)
+
+
+IDENTITY = {
+    "service_account_name": "oss-target",
+    "role_arn": "acs:ram::1234567890123456:role/writer",
+    "oidc_provider_arn": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0ffee",
+}
+
+
+@pytest.mark.parametrize("mode", spec.MODES)
+def test_pod_identity_projects_an_sts_token_and_names_the_role(mode):
+    s = settings(mode=mode, pod_identity=IDENTITY)
+    pod = spec.pod_spec(s)
+    assert pod["serviceAccountName"] == "oss-target"
+    # Not the API-server token: only a token whose audience is STS.
+    assert pod["automountServiceAccountToken"] is False
+    (token,) = [v for v in pod["volumes"] if "projected" in v]
+    source = token["projected"]["sources"][0]["serviceAccountToken"]
+    assert source["audience"] == "sts.aliyuncs.com"
+    container = pod["containers"][0]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == token["name"])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ALIBABA_CLOUD_OIDC_TOKEN_FILE"] == f"{mount['mountPath']}/{source['path']}"
+    assert env["ALIBABA_CLOUD_ROLE_ARN"] == IDENTITY["role_arn"]
+    assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"] == IDENTITY["oidc_provider_arn"]
+
+
+def test_without_pod_identity_no_service_account_at_all():
+    pod = spec.pod_spec(settings())
+    assert "serviceAccountName" not in pod
+    assert not any(e["name"].startswith("ALIBABA_CLOUD_") for e in pod["containers"][0]["env"])
+
+
+@pytest.mark.parametrize(
+    ("identity", "field"),
+    [
+        ({**IDENTITY, "service_account_name": "Bad_SA"}, "pod_identity.service_account_name"),
+        ({**IDENTITY, "role_arn": ""}, "pod_identity.role_arn"),
+        ({k: v for k, v in IDENTITY.items() if k != "oidc_provider_arn"}, "pod_identity.oidc"),
+        ({**IDENTITY, "audience": "x"}, "pod_identity.audience"),
+    ],
+)
+def test_pod_identity_is_validated(identity, field):
+    with pytest.raises(ValueError, match=rf"^{field}"):
+        settings(pod_identity=identity)

@@ -81,7 +81,8 @@ def test_triggers_are_named_by_bucket_id_with_their_region():
     ("events", "message"),
     [
         ([], "non-empty"),
-        ("cos:ObjectCreated:*", "non-empty list"),
+        # A YAML scalar where a list belongs: reported as a string, not as unknown event 'c'.
+        ("cos:ObjectCreated:*", "is the string 'cos:ObjectCreated:\\*', not a list"),
         (["cos:ObjectCreated:Upload"], "unknown COS event"),
         (["cos:ObjectCreated:Put", "cos:ObjectCreated:Put"], "twice"),
         (["cos:ObjectCreated:*", "cos:ObjectCreated:Put"], "overlaps cos:ObjectCreated:\\*"),
@@ -118,6 +119,21 @@ RELAY = {"sink_url": "http://broker.ns.svc.cluster.local/"}
         ({"function_namespace": "bad ns"}, "function_namespace"),
         ({"memory_mb": 100}, "memory_mb"),
         ({"memory_mb": 4096}, "memory_mb"),
+        # The SCF API takes 64, the provider's validator does not (multiples of 128 only).
+        ({"memory_mb": 64}, "memory_mb"),
+        ({"region": "ap-guangzou"}, "region"),
+        ({"region": "cn-hangzhou"}, "region"),
+        ({"public_network": False}, "public_network"),
+        ({"function_vpc": {"vpc_id": "vpc-1a2b3c4d"}}, "function_vpc.subnet_id"),
+        (
+            {"function_vpc": {"vpc_id": "vpc_1", "subnet_id": "subnet-1a2b3c4d"}},
+            "function_vpc.vpc_id",
+        ),
+        ({"retry_attempts": 3}, "retry_attempts"),
+        ({"retry_attempts": -1}, "retry_attempts"),
+        ({"max_event_age_seconds": 59}, "max_event_age_seconds"),
+        ({"max_event_age_seconds": 21601}, "max_event_age_seconds"),
+        ({"create_bucket": False, "force_destroy": True}, "force_destroy"),
         ({"timeout_seconds": 0}, "timeout_seconds"),
         ({"timeout_seconds": 901}, "timeout_seconds"),
         ({"debug": "yes"}, "debug"),
@@ -218,3 +234,33 @@ def test_relay_settings_fill_the_default_image():
     )
     assert s.relay.runtime == {"image": spec.DEFAULT_RELAY_IMAGE}
     assert not s.relay.supplied_secret
+
+
+def test_function_description_uses_only_documented_characters():
+    assert spec.DESCRIPTION_CHARACTERS.match(spec.FUNCTION_DESCRIPTION)
+    # The old description, refused by the rule: parentheses and '-' are not documented.
+    old = "Turns COS notifications into CloudEvents (cloudevents-connectors)"
+    assert not spec.DESCRIPTION_CHARACTERS.match(old)
+
+
+def test_missing_required_fields_say_is_required():
+    for missing in ("region", "bucket_name"):
+        args = {k: v for k, v in BASE.items() if k != missing}
+        with pytest.raises(ValueError, match=rf"^{missing}: is required$"):
+            spec.cos_source_settings("cos-source", args)
+
+
+def test_network_and_retry_defaults():
+    s = spec.cos_source_settings("cos-source", BASE)
+    assert (s.public_network, s.vpc, s.retry_attempts, s.max_event_age_seconds) == (
+        True,
+        None,
+        2,
+        21600,
+    )
+    assert s.force_destroy is False
+    vpc = {"vpc_id": "vpc-1a2b3c4d", "subnet_id": "subnet-5e6f7a8b"}
+    s = spec.cos_source_settings(
+        "cos-source", {**BASE, "function_vpc": vpc, "public_network": False}
+    )
+    assert (s.public_network, s.vpc) == (False, spec.VpcSettings(**vpc))

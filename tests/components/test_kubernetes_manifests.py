@@ -8,6 +8,7 @@ import pytest
 
 from components import AlibabaOssTarget, ContainerRuntime, TencentCosSource
 from tests.components.helpers import kubernetes_manifest, kubernetes_objects
+from tests.components.knative_rules import admission_errors
 
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
 KNATIVE = "kubernetes:serving.knative.dev/v1:Service"
@@ -33,6 +34,19 @@ def _scenarios(tmp_dir: str) -> dict:
                 "bucket_name": "acme-events",
                 "access_key_id": "LTAI5tAAAAAAAAAAAAAA",
                 "access_key_secret": pulumi.Output.secret("s"),
+                "runtime": {**RUNTIME, "mode": "knative"},
+            },
+        ),
+        "oss-target-rrsa-knative": lambda: AlibabaOssTarget(
+            "oss-target",
+            {
+                "region": "cn-hangzhou",
+                "bucket_name": "acme-events",
+                "credentials": {
+                    "mode": "rrsa",
+                    "oidc_provider_arn": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",
+                    "oidc_issuer_url": "https://oidc-ack-cn-hangzhou.oss-cn-hangzhou.aliyuncs.com/c1",
+                },
                 "runtime": {**RUNTIME, "mode": "knative"},
             },
         ),
@@ -84,3 +98,54 @@ def test_the_validator_rejects_what_it_should(pulumi_mocks):
     manifest["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsUser"] = "root"
     with pytest.raises(kubernetes_validate.ValidationError):
         _validate(manifest)
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.endswith("knative")])
+def test_knative_services_pass_the_admission_rules(pulumi_mocks, tmp_path, scenario):
+    pulumi_mocks.run(_scenarios(str(tmp_path))[scenario])
+    services = [r for r in kubernetes_objects(pulumi_mocks) if r.typ == KNATIVE]
+    assert services
+    for registration in services:
+        assert admission_errors(kubernetes_manifest(registration)) == [], registration.urn
+
+
+def test_knative_rules_refuse_what_the_webhook_refuses(pulumi_mocks):
+    """Guards the test above with the three refusals a real cluster gave the old template."""
+    pulumi_mocks.run(lambda: ContainerRuntime("app", {**RUNTIME, "mode": "knative"}))
+    manifest = kubernetes_manifest(pulumi_mocks.one(KNATIVE))
+    pod = manifest["spec"]["template"]["spec"]
+    pod["terminationGracePeriodSeconds"] = 30
+    pod["securityContext"] = {"runAsNonRoot": True}
+    pod["containers"][0]["env"].append({"name": "PORT", "value": "8080"})
+    assert admission_errors(manifest) == [
+        "spec.template.spec.securityContext: not allowed in a revision",
+        "spec.template.spec.terminationGracePeriodSeconds: not allowed in a revision",
+        "container app: env PORT is reserved",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (lambda c, p: c["volumeMounts"].append({"name": "tmp", "mountPath": "/dev"}), "reserved"),
+        (
+            lambda c, p: c["securityContext"].update(privileged=True),
+            "privileged may only be false",
+        ),
+        (
+            lambda c, p: (
+                p["volumes"].append({"name": "s", "secret": {"secretName": "x"}})
+                or c["volumeMounts"].append({"name": "s", "mountPath": "/etc/s"})
+            ),
+            "volumeMount s must be readOnly",
+        ),
+        (lambda c, p: c["ports"].append({"containerPort": 9000}), "exactly one container port"),
+        (lambda c, p: c.update(lifecycle={}), "lifecycle not allowed"),
+    ],
+)
+def test_knative_rules_cover_mounts_security_context_and_ports(pulumi_mocks, change, error):
+    pulumi_mocks.run(lambda: ContainerRuntime("app", {**RUNTIME, "mode": "knative"}))
+    manifest = kubernetes_manifest(pulumi_mocks.one(KNATIVE))
+    pod = manifest["spec"]["template"]["spec"]
+    change(pod["containers"][0], pod)
+    assert any(error in e for e in admission_errors(manifest)), admission_errors(manifest)

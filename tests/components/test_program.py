@@ -1,7 +1,12 @@
 """The program (`__main__.py`) run under the mocks, once per stack file and for edge configs."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
+import pulumi
 import pytest
 
 from components.check.stack_file import engine_config, load_project, read_stack
@@ -11,7 +16,13 @@ PROGRAM = REPO_ROOT / "__main__.py"
 STACKS = sorted(
     p.name[len("Pulumi.") : -len(".yaml")] for p in (REPO_ROOT / "stacks").glob("Pulumi.*.yaml")
 )
-OSS_OUTPUTS = {"ossTargetBucket", "ossTargetEndpoint", "ossTargetUrl", "ossTargetSecretName"}
+OSS_OUTPUTS = {
+    "ossTargetBucket",
+    "ossTargetEndpoint",
+    "ossTargetUrl",
+    "ossTargetSecretName",
+    "ossTargetRoleArn",
+}
 COS_OUTPUTS = {
     "cosSourceBucket",
     "cosSourceFunction",
@@ -88,6 +99,9 @@ def test_program_runs_for_each_stack_file(pulumi_mocks, stack):
     tencent = pulumi_mocks.one("pulumi:providers:tencentcloud")
     assert tencent.inputs["region"] == stack_values["cosSource"]["region"]
     assert exports["ossTargetUrl"].endswith(".svc.cluster.local")
+    # Rotation relies on Secrets being replaced (new auto-name), never mutated in place.
+    # (Provider inputs travel as strings.)
+    assert pulumi_mocks.one("pulumi:providers:kubernetes").inputs["enableSecretMutable"] == "false"
     _assert_no_secret_in_plain_text(pulumi_mocks)
     assert all(t.startswith('{"event":"cos:') for t in exports["cosSourceTriggers"])
 
@@ -116,9 +130,16 @@ def test_dev_is_not_protected_and_creates_its_namespace(pulumi_mocks):
     assert namespace.urn in target.dependencies
 
 
-def test_empty_config_deploys_nothing(pulumi_mocks):
+def test_empty_config_deploys_nothing_and_says_so(pulumi_mocks):
     assert pulumi_mocks.run_program(PROGRAM, {}) == {}
     assert pulumi_mocks.resources == []
+    assert [w for w in pulumi_mocks.warnings if "deploys nothing" in w]
+
+
+def test_a_stack_with_a_connector_does_not_warn(pulumi_mocks):
+    cos = {"region": "ap-guangzhou", "bucketName": "uploads", "sinkUrl": "https://s.example/"}
+    pulumi_mocks.run_program(PROGRAM, _config({"cosSource": cos}))
+    assert pulumi_mocks.warnings == []
 
 
 def test_a_sink_only_source_needs_no_cluster(pulumi_mocks, tmp_path):
@@ -177,6 +198,62 @@ def test_supplied_secrets_stay_secret(pulumi_mocks):
 
 def test_invalid_config_fails_before_anything_is_declared(pulumi_mocks):
     config = _config({"ossTarget": {"region": "cn-hangzhou", "bucketName": "Bad_Name"}})
-    with pytest.raises(ValueError, match=r"^ossTarget\.bucketName: "):
+    # RunError: `pulumi up` shows the message without a Python stack trace.
+    with pytest.raises(pulumi.RunError, match=r"^stack dev: ossTarget\.bucketName: "):
         pulumi_mocks.run_program(PROGRAM, config)
     assert pulumi_mocks.resources == []
+
+
+_DECLARE = """
+import json, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+sys.path.insert(0, str(root))
+from components.check.engine import MockEngine, unwrap
+from components.check.stack_file import engine_config, load_project, read_stack
+project = load_project(root)
+engine = MockEngine(project.name, stack="dev", preview=False).install()
+out = {}
+for stack in sys.argv[2:]:
+    engine.reset()
+    config, keys = engine_config(project, read_stack(project, stack))
+    engine.run_program(project.main, config, keys)
+    out[stack] = sorted([r.typ, r.name, unwrap(r.inputs)] for r in engine.resources)
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def test_two_checkouts_declare_the_same_inputs(tmp_path):
+    """The PR preview runs from another folder than a laptop: every input (the function's code
+    location above all) must be the same, or every other checkout diffs and redeploys."""
+    home = tmp_path / "home"
+    home.mkdir()
+    declared = []
+    for checkout in ("checkout-a", "nested/elsewhere/checkout-b"):
+        root = tmp_path / checkout
+        shutil.copytree(
+            REPO_ROOT,
+            root,
+            ignore=shutil.ignore_patterns(".venv", ".git", ".build", "tests", "bench", "docs"),
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", _DECLARE, str(root), *STACKS],
+            cwd=root,
+            env={**os.environ, "HOME": str(home), "PYTHONPATH": ""},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        declared.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert declared[0] == declared[1]
+    text = json.dumps(declared[0])
+    assert str(tmp_path) not in text  # no checkout folder (or home) in any input
+    zip_files = [
+        inputs["zipFile"]
+        for stack in declared[0].values()
+        for typ, _name, inputs in stack
+        if typ == "tencentcloud:Scf/function:Function"
+    ]
+    assert zip_files and all(z.startswith("~/.cache/cloudevents-connectors/") for z in zip_files)

@@ -2,7 +2,13 @@
 
 import pytest
 
-from components.stack_config import KubernetesConfig, camel, parse_stack_config, snake
+from components.stack_config import (
+    KubernetesConfig,
+    camel,
+    deploys_nothing,
+    parse_stack_config,
+    snake,
+)
 
 OSS = {"region": "cn-hangzhou", "bucketName": "acme-events"}
 COS = {"region": "ap-guangzhou", "bucketName": "uploads", "sinkUrl": "https://sink.example/"}
@@ -156,6 +162,50 @@ def test_errors_name_the_stack_file_path(values, secrets, message):
 
 
 @pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"ossTarget": {"region": "cn-hangzhou"}}, r"^ossTarget\.bucketName: is required$"),
+        ({"ossTarget": {"bucketName": "acme-events"}}, r"^ossTarget\.region: is required$"),
+        ({"cosSource": {"bucketName": "uploads"}}, r"^cosSource\.region: is required$"),
+        (
+            {"cosSource": {**COS, "events": "cos:ObjectCreated:*"}},
+            r"^cosSource\.events: is the string 'cos:ObjectCreated:\*', not a list",
+        ),
+        (
+            {"cosSource": {**COS, "function": {"timeoutSeconds": 0}}},
+            r"^cosSource\.function\.timeoutSeconds: ",
+        ),
+        (
+            {"cosSource": {**COS, "function": {"vpc": {"vpcId": "vpc-1a2b3c4d"}}}},
+            r"^cosSource\.function\.vpc\.subnetId: is required",
+        ),
+        (
+            {"cosSource": {**COS, "function": {"publicNetwork": False}}},
+            r"^cosSource\.function\.publicNetwork: ",
+        ),
+        (
+            {"cosSource": {**COS, "function": {"retryAttempts": 5}}},
+            r"^cosSource\.function\.retryAttempts: ",
+        ),
+        ({"cosSource": {**COS, "region": "cn-hangzhou"}}, r"^cosSource\.region: .*Alibaba"),
+        ({"ossTarget": {**OSS, "region": "cn-hangzou"}}, r"did you mean cn-hangzhou\?"),
+        (
+            {"ossTarget": {**OSS, "credentials": {"mode": "rrsa"}}},
+            r"^ossTarget\.credentials\.oidcProviderArn: is required",
+        ),
+        (
+            {"ossTarget": {**OSS, "credentials": {"mode": "rrsa", "oidcIssuer": "x"}}},
+            r"^ossTarget\.credentials\.oidcIssuer: unknown key",
+        ),
+        ({"ossTarget": {**OSS, "ramUserName": "-w"}}, r"^ossTarget\.ramUserName: "),
+    ],
+)
+def test_stack_file_errors_use_the_stack_files_names(values, message):
+    with pytest.raises(ValueError, match=message):
+        parse_stack_config(values)
+
+
+@pytest.mark.parametrize(
     ("camel_name", "snake_name"),
     [
         ("bucketName", "bucket_name"),
@@ -167,3 +217,46 @@ def test_errors_name_the_stack_file_path(values, secrets, message):
 def test_case_conversion_round_trips(camel_name, snake_name):
     assert snake(camel_name) == snake_name
     assert camel(snake_name) == camel_name
+
+
+def test_new_fields_reach_the_components():
+    config = parse_stack_config(
+        {
+            "ossTarget": {
+                **OSS,
+                "forceDestroy": True,
+                "credentials": {
+                    "mode": "rrsa",
+                    "oidcProviderArn": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",
+                    "oidcIssuerUrl": "https://oidc-ack-cn-hangzhou.oss-cn-hangzhou.aliyuncs.com/c1",
+                    "serviceAccountName": "writer",
+                },
+            },
+            "cosSource": {
+                **COS,
+                "forceDestroy": True,
+                "function": {
+                    "vpc": {"vpcId": "vpc-1a2b3c4d", "subnetId": "subnet-5e6f7a8b"},
+                    "publicNetwork": False,
+                    "retryAttempts": 0,
+                    "maxEventAgeSeconds": 600,
+                },
+            },
+        }
+    )
+    assert config.oss_target["force_destroy"] is True
+    assert config.oss_target["credentials"]["service_account_name"] == "writer"
+    assert config.oss_target["credentials"]["oidc_issuer_url"].startswith("https://")
+    cos = config.cos_source
+    assert cos["function_vpc"] == {"vpc_id": "vpc-1a2b3c4d", "subnet_id": "subnet-5e6f7a8b"}
+    assert (cos["public_network"], cos["retry_attempts"], cos["max_event_age_seconds"]) == (
+        False,
+        0,
+        600,
+    )
+    assert cos["force_destroy"] is True
+
+
+def test_a_stack_that_deploys_nothing_is_flagged():
+    assert deploys_nothing(parse_stack_config({"kubernetes": {"namespace": "x"}}))
+    assert not deploys_nothing(parse_stack_config({"ossTarget": OSS}))

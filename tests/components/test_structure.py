@@ -153,7 +153,7 @@ def test_pulumi_component_provider_infers_a_schema_from_the_classes():
     oss = resources["cloudevents-connectors:index:AlibabaOssTarget"]
     assert oss["isComponent"] is True
     assert set(oss["requiredInputs"]) == {"region", "bucketName"}
-    assert set(oss["properties"]) == {"bucketName", "endpoint", "url", "secretName"}
+    assert set(oss["properties"]) == {"bucketName", "endpoint", "url", "secretName", "roleArn"}
     assert oss["inputProperties"]["bucketName"]["description"].startswith("Name of the bucket")
     cos = resources["cloudevents-connectors:index:TencentCosSource"]
     assert {"relay", "gateway", "sinkUrl", "events"} <= set(cos["inputProperties"])

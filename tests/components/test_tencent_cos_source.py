@@ -31,6 +31,10 @@ def test_sink_mode_declares_bucket_and_function_only(pulumi_mocks, base):
     assert names_by_type(pulumi_mocks, component.urn) == {
         ("tencentcloud:Cos/bucket:Bucket", "cos-source-bucket"),
         ("tencentcloud:Scf/function:Function", "cos-source-function"),
+        (
+            "tencentcloud:Scf/functionEventInvokeConfig:FunctionEventInvokeConfig",
+            "cos-source-invoke-config",
+        ),
     }
     for child in pulumi_mocks.children_of(component.urn):
         assert urn_parent_type(child.urn) == component.typ, child.urn
@@ -77,6 +81,11 @@ def test_function_settings_and_package_carries_its_content_hash(pulumi_mocks, ba
     assert (inputs["memSize"], inputs["timeout"]) == (256.0, 60.0)
     package = Path(inputs["zipFile"])
     assert package.parent == Path(base["package_dir"])
+    assert inputs["enablePublicNet"] is True  # the sink is on the internet
+    assert "vpcId" not in inputs
+    assert (
+        inputs["description"] == "Turns COS notifications into CloudEvents. cloudevents connectors"
+    )
     match = re.fullmatch(r"tencent-cos-source-([0-9a-f]{16})\.zip", package.name)
     assert match, package.name
     assert hashlib.sha256(package.read_bytes()).hexdigest()[:16] == match.group(1)
@@ -134,6 +143,10 @@ def test_relay_wiring(pulumi_mocks, base):
     assert names_by_type(pulumi_mocks, component.urn) == {
         ("tencentcloud:Cos/bucket:Bucket", "cos-source-bucket"),
         ("tencentcloud:Scf/function:Function", "cos-source-function"),
+        (
+            "tencentcloud:Scf/functionEventInvokeConfig:FunctionEventInvokeConfig",
+            "cos-source-invoke-config",
+        ),
         ("random:index/randomBytes:RandomBytes", "cos-source-relay-signing-key"),
         ("kubernetes:core/v1:Secret", "cos-source-relay-signing-secret"),
         ("cloudevents-connectors:index:ContainerRuntime", "cos-source-relay"),
@@ -157,8 +170,11 @@ def test_relay_wiring(pulumi_mocks, base):
     assert container["command"] == ["python", "-m", "runtime.relay"]
     env = {e["name"]: e for e in container["env"]}
     assert env["K_SINK"]["value"] == BROKER
+    # Auto-named: a new signing secret replaces the Secret under a new name, and the pod template
+    # follows it, so the relay's pods roll onto the secret the function signs with.
+    assert "name" not in secret.inputs["metadata"]
     assert env["RELAY_SIGNING_SECRET"]["valueFrom"]["secretKeyRef"] == {
-        "name": "cos-source-relay-signing",
+        "name": secret.outputs["metadata"]["name"],
         "key": "signing-secret",
     }
 
@@ -221,3 +237,63 @@ def test_invalid_arguments_raise_before_anything_is_registered(
         pulumi_mocks.run(lambda: _source(base, **overrides))
     assert pulumi_mocks.resources == []
     assert pulumi_mocks.invokes == []
+
+
+def test_invoke_config_sets_retries_and_event_age(pulumi_mocks, base):
+    pulumi_mocks.run(
+        lambda: _source(
+            base, sink_url="https://sink.example/", retry_attempts=1, max_event_age_seconds=3600
+        )
+    )
+    config = pulumi_mocks.one(
+        "tencentcloud:Scf/functionEventInvokeConfig:FunctionEventInvokeConfig"
+    )
+    assert config.inputs == {
+        "functionName": "cos-source",
+        "namespace": "default",
+        "asyncTriggerConfig": {"retryConfigs": [{"retryNum": 1.0}], "msgTtl": 3600.0},
+    }
+    function = pulumi_mocks.one("tencentcloud:Scf/function:Function")
+    assert function.urn in config.dependencies
+
+
+def test_vpc_placement_may_turn_public_access_off(pulumi_mocks, base):
+    vpc = {"vpc_id": "vpc-1a2b3c4d", "subnet_id": "subnet-5e6f7a8b"}
+    pulumi_mocks.run(
+        lambda: _source(
+            base,
+            gateway={"target": "10.0.0.5:8081", "eventbus": "e"},
+            function_vpc=vpc,
+            public_network=False,
+        )
+    )
+    inputs = pulumi_mocks.one("tencentcloud:Scf/function:Function").inputs
+    assert (inputs["vpcId"], inputs["subnetId"], inputs["enablePublicNet"]) == (
+        "vpc-1a2b3c4d",
+        "subnet-5e6f7a8b",
+        False,
+    )
+
+
+@pytest.mark.parametrize("force", [True, False])
+def test_force_destroy_cleans_the_created_bucket(pulumi_mocks, base, force):
+    pulumi_mocks.run(lambda: _source(base, sink_url="https://s.example/", force_destroy=force))
+    assert pulumi_mocks.one("tencentcloud:Cos/bucket:Bucket").inputs["forceClean"] is force
+
+
+def test_default_code_path_is_home_relative_and_the_zip_is_written_there(
+    pulumi_mocks, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    source = pulumi_mocks.run(
+        lambda: TencentCosSource(
+            "cos-source",
+            {"region": "ap-guangzhou", "bucket_name": "uploads", "sink_url": "https://s.example/"},
+        )
+    )
+    zip_file = pulumi_mocks.one("tencentcloud:Scf/function:Function").inputs["zipFile"]
+    assert re.fullmatch(
+        r"~/\.cache/cloudevents-connectors/tencent-cos-source-[0-9a-f]{16}\.zip", zip_file
+    )
+    assert Path(zip_file).expanduser().is_file()
+    assert pulumi_mocks.value(source.code_path) == zip_file
