@@ -425,7 +425,7 @@ def event_time(value: object, now: datetime) -> str:
     """RFC 3339 UTC for an `eventTime`: epoch seconds, or epoch milliseconds when the number is at
     least `MILLISECONDS_FROM` (a number or a string of ASCII digits), or ISO 8601.
 
-    Raises TypeError/ValueError/OverflowError for anything else.
+    Raises TypeError or ValueError, whose message never quotes the value, for anything else.
     """
     if value is None or value == "":
         moment = now
@@ -438,18 +438,24 @@ def event_time(value: object, now: datetime) -> str:
         if _EPOCH_NUMBER.fullmatch(text):
             moment = _from_epoch(float(text) if len(text) < 40 else math.inf)
         else:
-            moment = _parse_iso(text)
+            try:
+                moment = _parse_iso(text)
+            except ValueError:  # its message would quote the text
+                raise ValueError("neither epoch seconds, milliseconds nor ISO 8601") from None
     else:
         raise TypeError(f"unsupported type {type(value).__name__}")
     return rfc3339(moment)
 
 
 def _from_epoch(number: float) -> datetime:
-    if not math.isfinite(number):
-        raise ValueError("out of range")
-    if number >= MILLISECONDS_FROM:
-        number /= 1000
-    return datetime.fromtimestamp(number, timezone.utc)
+    try:
+        if not math.isfinite(number):
+            raise ValueError("not finite")
+        if number >= MILLISECONDS_FROM:
+            number /= 1000
+        return datetime.fromtimestamp(number, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError("out of range") from None
 
 
 def rfc3339(moment: datetime) -> str:

@@ -126,8 +126,10 @@ def test_identical_records_in_one_batch_are_one_event():
 def test_invalid_event_time_is_a_clear_error(event_time):
     record = load("cos_notification_seed.json")["Records"][0]
     record["event"]["eventTime"] = event_time
-    with pytest.raises(NotACosNotification, match=r"^record 0: invalid eventTime: "):
+    with pytest.raises(NotACosNotification, match=r"^record 0: invalid eventTime: ") as raised:
         events({"Records": [record]})
+    if isinstance(event_time, str):  # the reason says what is wrong, never repeats the value
+        assert event_time not in str(raised.value)
 
 
 def test_missing_event_time_uses_now():
