@@ -7,8 +7,9 @@ Modes: binary (`ce-*` headers, `data` as the body) to an unsigned sink such as a
 a broker; structured (`application/cloudevents+json`, every attribute inside the body) when the
 sink is the relay, so the Standard Webhooks signature over the body covers the whole event.
 
-Retries follow the Knative data-plane contract (eventing `docs/spec/data-plane.md`, "Retries"):
-5xx, 429, 404 (the sink is not ready yet) and 409, timeouts and connection errors are retried with
+Retries follow the Knative data-plane contract (knative/specs `specs/eventing/data-plane.md`,
+"Event Acknowledgement and Delivery Retry"): 5xx, 429, 404 (the endpoint does not exist yet) and 409
+(processing in progress), timeouts and connection errors are retried with
 exponential backoff and jitter until the deadline; any other answer is final for that event, and so
 is a TLS certificate that does not verify (it will not verify on the next attempt either).
 """
