@@ -265,7 +265,8 @@ def scrub(record: object) -> object:
     - any string that is an http(s) URL (`cosObject.url`): user info, fragment, and every query
       parameter but `KEPT_URL_PARAMETERS` (presigned URLs carry `q-signature`, `q-ak`,
       `x-cos-security-token`).
-    Everything else, `cosObject.key` and `cosObject.meta` included, is kept as COS sent it.
+    Everything else (`cosObject.key`, `size`, the rest of `cosObject.meta`, the event fields) is
+    kept as COS sent it.
     """
     return _scrub(record, None)
 
