@@ -68,3 +68,85 @@ def test_user_backend_is_respected(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert all(line.endswith("backend=s3://bucket/state") for line in calls.splitlines())
+
+
+# --- `make up` / `make preview` as the README runs them ------------------------------------------
+
+_MAKE_TOOLS = ("bash", "env", "dirname", "ls", "sed", "tr", "mkdir", "cat", "test", "touch", "cp")
+
+
+def _vars(**values: object) -> list[str]:
+    return [f"{name}={value}" for name, value in values.items()]
+
+
+def _make(tmp_path: Path, target: str, *, with_fake_pulumi: bool, stack: str = "dev"):
+    """Runs `make <target>` with a PATH of only the basic tools (plus a recording `pulumi` when
+    asked), a fresh virtualenv folder and a recording stand-in for the Python that creates it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    make = subprocess.run(["which", "make"], capture_output=True, text=True).stdout.strip()
+    for tool in _MAKE_TOOLS:
+        target_path = subprocess.run(["which", tool], capture_output=True, text=True).stdout
+        if not (bin_dir / tool).exists():
+            (bin_dir / tool).symlink_to(target_path.strip())
+    log = tmp_path / "calls.log"
+    # `python -m venv DIR` makes DIR/bin/python, a copy of this recorder; every call is logged.
+    python = tmp_path / "python3"
+    python.write_text(
+        "#!/bin/bash\n"
+        f'echo "python $*" >> {log}\n'
+        'if [[ "$1 $2" == "-m venv" ]]; then mkdir -p "$3/bin"; cp "$0" "$3/bin/python"; fi\n'
+    )
+    python.chmod(0o755)
+    if with_fake_pulumi:
+        fake = bin_dir / "pulumi"
+        fake.write_text(f'#!/bin/bash\necho "pulumi $*" >> {log}\n')
+        fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    result = subprocess.run(
+        [make, "--no-print-directory", target, *_vars(STACK=stack, VENV=venv, PYTHON=python)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": str(bin_dir), "HOME": str(tmp_path), "PULUMI_CONFIG_PASSPHRASE": "x"},
+        check=False,
+        timeout=60,
+    )
+    return result, (log.read_text().splitlines() if log.exists() else []), venv
+
+
+def test_make_preview_without_cli_stops_before_installing_anything(tmp_path):
+    result, calls, venv = _make(tmp_path, "preview", with_fake_pulumi=False)
+    assert result.returncode != 0
+    assert "pulumi` CLI is not installed" in result.stderr
+    assert calls == []
+    assert not venv.exists()
+
+
+def test_make_up_with_unknown_stack_stops_before_installing_anything(tmp_path):
+    result, calls, venv = _make(tmp_path, "up", with_fake_pulumi=True, stack="nope")
+    assert result.returncode != 0
+    assert "stacks/Pulumi.nope.yaml" in result.stderr
+    assert calls == []
+    assert not venv.exists()
+
+
+def test_make_preview_installs_only_the_program_requirements(tmp_path):
+    result, calls, venv = _make(tmp_path, "preview", with_fake_pulumi=True)
+    assert result.returncode == 0, result.stderr
+    assert calls == [
+        f"python -m venv {venv}",
+        "python -m pip install --quiet -r requirements.txt",
+        "pulumi stack select --create --secrets-provider passphrase dev",
+        "pulumi preview --stack dev",
+    ]
+    # A second run finds the virtualenv up to date and goes straight to the CLI.
+    again, calls_again, _ = _make(tmp_path, "preview", with_fake_pulumi=True)
+    assert again.returncode == 0, again.stderr
+    assert calls_again[len(calls) :] == calls[2:]
+
+
+def test_program_requirements_leave_the_test_toolchain_out():
+    program = (ROOT / "requirements.txt").read_text()
+    for tool in ("pytest", "ruff", "hadolint", "check-jsonschema", "zizmor", "actionlint"):
+        assert tool not in program
