@@ -147,6 +147,9 @@ def _computed_outputs(args: mocks.MockResourceArgs, app_id: str, preview: bool) 
             "base64": secret(base64.b64encode(raw).decode()),
             "hex": secret(raw.hex()),
         }
+    if typ == "docker-build:index:Image":
+        # The registry's digest of the pushed manifest; unknown in preview, as in a real one.
+        return f"{name}-id", {"digest": f"sha256:{digest}"}
     if typ == "alicloud:ram/accessKey:AccessKey":
         return "LTAI5t" + digest[:18], {"secret": secret("mock-" + digest[:30]), "status": "Active"}
     return f"{name}-id", {}
