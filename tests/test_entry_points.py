@@ -1,6 +1,7 @@
 """The README's first command stops cleanly where the Pulumi CLI is missing, and otherwise drives
 the CLI with a local file backend and the passphrase secrets provider."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -150,3 +151,72 @@ def test_program_requirements_leave_the_test_toolchain_out():
     program = (ROOT / "requirements.txt").read_text()
     for tool in ("pytest", "ruff", "hadolint", "check-jsonschema", "zizmor", "actionlint"):
         assert tool not in program
+
+
+# --- `make images` -------------------------------------------------------------------------------
+
+BUILD_IMAGES = ROOT / "scripts" / "build-images.sh"
+
+
+def _build_images(tmp_path: Path, fakes: dict[str, str], **env: str):
+    """scripts/build-images.sh with a PATH of the basic tools plus `fakes` (name -> bash body)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("bash", "env", "dirname", "sed", "cat"):
+        target = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        if not (bin_dir / tool).exists():
+            (bin_dir / tool).symlink_to(target)
+    for name, body in fakes.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    return subprocess.run(
+        [str(bin_dir / "bash"), str(BUILD_IMAGES)],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(bin_dir), **env},
+        check=False,
+        timeout=30,
+    )
+
+
+def test_make_images_without_a_builder_says_what_to_install(tmp_path):
+    result = _build_images(tmp_path, {})
+    assert result.returncode == 127
+    assert "needs docker (with its daemon running) or buildah" in result.stderr
+    assert "apt-get install buildah" in result.stderr
+
+
+def test_make_images_says_when_docker_has_no_daemon(tmp_path):
+    result = _build_images(tmp_path, {"docker": "exit 1"})
+    assert result.returncode == 127
+    assert "its daemon is not reachable" in result.stderr
+
+
+def test_make_images_builds_both_dockerfiles_from_the_root(tmp_path):
+    log = tmp_path / "builds.log"
+    recorder = f'echo "$PWD | $*" >> {log}'
+    # docker without a daemon: buildah is used.
+    result = _build_images(tmp_path, {"docker": "exit 1", "buildah": recorder})
+    assert result.returncode == 0, result.stderr
+    version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)[1]
+    prefix = "ghcr.io/cloudevents-connectors/"
+    assert result.stdout.split() == [
+        f"{prefix}alibaba-oss-target:{version}",
+        f"{prefix}relay:{version}",
+    ]
+    assert log.read_text().splitlines() == [
+        f"{ROOT} | build --layers --file runtime/alibaba_oss_target/Dockerfile "
+        f"--tag {prefix}alibaba-oss-target:{version} .",
+        f"{ROOT} | build --layers --file runtime/relay/Dockerfile --tag {prefix}relay:{version} .",
+    ]
+    # docker with a daemon is preferred, and the names can be changed.
+    log.unlink()
+    result = _build_images(tmp_path, {"docker": recorder}, IMAGE_PREFIX="localhost/", IMAGE_TAG="t")
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == f"{ROOT} | info"
+    assert calls[1:] == [
+        f"{ROOT} | build --file runtime/alibaba_oss_target/Dockerfile --tag localhost/"
+        "alibaba-oss-target:t .",
+        f"{ROOT} | build --file runtime/relay/Dockerfile --tag localhost/relay:t .",
+    ]
