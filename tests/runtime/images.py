@@ -105,9 +105,6 @@ class RunningImage:
             command = ["docker", "run", "--rm", "--network", "host", "--user", "10001"]
             command += [f"--env={k}={v}" for k, v in env.items()] + [ref]
         else:
-            self.container = subprocess.run(
-                ["buildah", "from", ref], capture_output=True, text=True, check=True
-            ).stdout.strip()
             inspected = subprocess.run(
                 ["buildah", "inspect", "--type", "image", ref],
                 capture_output=True,
@@ -115,6 +112,9 @@ class RunningImage:
                 check=True,
             ).stdout
             entrypoint = json.loads(inspected)["OCIv1"]["config"]["Entrypoint"]
+            self.container = subprocess.run(
+                ["buildah", "from", ref], capture_output=True, text=True, check=True
+            ).stdout.strip()
             command = ["buildah", "run", "--user", "10001"]
             command += [f"--env={k}={v}" for k, v in env.items()]
             command += [self.container, "--", *entrypoint]
@@ -122,7 +122,11 @@ class RunningImage:
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.lines: list[str] = []
-        self.port = self._wait_listening()
+        try:
+            self.port = self._wait_listening()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_listening(self) -> int:
         assert self.process.stdout is not None
