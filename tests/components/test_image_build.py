@@ -240,3 +240,18 @@ def test_every_example_stack_builds_its_images(pulumi_mocks):
         for deployment in pulumi_mocks.of_type("kubernetes:apps/v1:Deployment"):
             container = deployment.plain_inputs["spec"]["template"]["spec"]["containers"][0]
             assert "@sha256:" in container["image"], (stack, deployment.name)
+
+
+def test_two_checkouts_declare_the_same_context(monkeypatch, tmp_path):
+    # Pulumi runs the program in the project folder; an absolute path of the checkout would differ
+    # on every machine (and in CI) and make every preview show the image as changed.
+    from components import image_build
+
+    seen = []
+    for checkout in ("one", "elsewhere/two"):
+        root = tmp_path / checkout
+        root.mkdir(parents=True)
+        monkeypatch.setattr(image_build, "REPOSITORY_ROOT", root)
+        monkeypatch.chdir(root)
+        seen.append(image_build.context_location())
+    assert seen == [".", "."]
