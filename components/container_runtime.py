@@ -1,5 +1,6 @@
 """ContainerRuntime: one connector runtime on Kubernetes, as a Deployment or a Knative Service."""
 
+import dataclasses
 from typing import TypedDict
 
 import pulumi
@@ -7,6 +8,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from components import container_spec as spec
+from components.image_build import ImageBuild, build_image
 
 RESOURCE_TYPE = "cloudevents-connectors:index:ContainerRuntime"
 
@@ -36,6 +38,8 @@ class RuntimeOptions(TypedDict, total=False):
 
     image: pulumi.Input[str]
     """Container image. Each connector has its own default (see README.md, Configuration)."""
+    build: ImageBuild
+    """Build the image from this repository, push it and run it by digest (instead of image)."""
     image_pull_policy: str
     """Always, IfNotPresent (default) or Never."""
     namespace: str
@@ -115,6 +119,9 @@ class ContainerRuntime(pulumi.ComponentResource):
         super().__init__(RESOURCE_TYPE, name, None, opts)
 
         child = pulumi.ResourceOptions(parent=self)
+        if settings.build is not None:
+            image = build_image(name, settings.build, self)
+            settings = dataclasses.replace(settings, image=image)
         if create_namespace:
             ns = k8s.core.v1.Namespace(
                 f"{name}-namespace",

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components import image_build
+
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 20
 # The pod must outlive the runtime's drain, or the kubelet kills in-flight deliveries.
 GRACE_MARGIN_SECONDS = 10
@@ -93,6 +95,8 @@ class RuntimeSettings:
     run_as_user: int
     version: str
     pod_identity: PodIdentity | None = None
+    build: image_build.BuildSettings | None = None
+    """`runtime.build`: the image is built and pushed, then `image` is set to its digest."""
 
     @property
     def termination_grace_period_seconds(self) -> int:
@@ -167,7 +171,12 @@ def runtime_settings(
     if unknown:
         raise _fail(unknown[0], "unknown argument")
     image = args.get("image")
-    if not image:
+    build = None
+    if args.get("build") is not None:
+        if image:
+            raise _fail("image", "conflicts with build (the built image is used, by digest)")
+        build = image_build.build_settings("build", args["build"], component)
+    elif not image:
         raise _fail("image", "is required")
     if isinstance(image, str):
         _match("image", image, _IMAGE, "a container image reference")
@@ -230,12 +239,14 @@ def runtime_settings(
         run_as_user=_int("run_as_user", args.get("run_as_user", DEFAULT_RUN_AS_USER), 1, 2**31 - 1),
         version=version,
         pod_identity=_pod_identity(args.get("pod_identity")),
+        build=build,
     )
 
 
 # The runtime options a connector passes through to its ContainerRuntime (see RuntimeOptions).
 RUNTIME_FIELDS = (
     "image",
+    "build",
     "image_pull_policy",
     "namespace",
     "min_replicas",
@@ -275,7 +286,9 @@ def validate_runtime_options(
     unknown = sorted(set(options) - set(RUNTIME_FIELDS))
     if unknown:
         raise _fail(f"{field}.{unknown[0]}", "unknown runtime option")
-    checked = {**options, "image": options.get("image", default_image)}
+    checked = dict(options)
+    if options.get("build") is None:
+        checked["image"] = options.get("image", default_image)
     try:
         runtime_settings(app_name, component, checked)
     except ValueError as error:

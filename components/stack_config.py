@@ -13,7 +13,12 @@ from typing import Any
 from components import container_spec, cos_source_spec, oss_target_spec
 
 OBJECT_KEYS = ("kubernetes", "ossTarget", "cosSource")
-SECRET_KEYS = ("ossTargetAccessKeySecret", "cosSourceRelaySigningSecret")
+SECRET_KEYS = (
+    "ossTargetAccessKeySecret",
+    "cosSourceRelaySigningSecret",
+    "ossTargetRegistryPassword",
+    "cosSourceRelayRegistryPassword",
+)
 DEFAULT_NAMESPACE = "cloudevents"
 
 OSS_TARGET_NAME = "oss-target"
@@ -22,6 +27,7 @@ COS_SOURCE_NAME = "cos-source"
 _KUBERNETES = {"context", "kubeconfig", "namespace", "createNamespace"}
 _RUNTIME = {
     "image",
+    "build",
     "imagePullPolicy",
     "minReplicas",
     "maxReplicas",
@@ -153,8 +159,25 @@ def _converted(path: str, value: Any, allowed: set[str]) -> dict[str, Any]:
     return {snake(k): v for k, v in _known(path, value, allowed).items()}
 
 
-def _runtime(path: str, value: Any, namespace: str) -> dict[str, Any]:
-    return {**_converted(path, value, _RUNTIME), "namespace": namespace}
+def _runtime(path: str, value: Any, namespace: str, password_key: str, password: Any) -> dict:
+    """A runtime block; the registry password of `runtime.build` comes from its own secret key."""
+    runtime = {**_converted(path, value, _RUNTIME), "namespace": namespace}
+    build = runtime.get("build")
+    if password is not None:
+        if not isinstance(build, Mapping):
+            raise ValueError(f"{password_key}: is set, but {path}.build is not")
+        runtime["build"] = {**build, "password": password}
+    elif isinstance(build, Mapping) and "password" in build:
+        raise ValueError(
+            f"{path}.build.password: not in the stack file; set it with "
+            f"`pulumi config set --secret {password_key} <password>`"
+        )
+    elif isinstance(build, Mapping) and "username" in build:
+        raise ValueError(
+            f"{password_key}: required with {path}.build.username; set it with "
+            f"`pulumi config set --secret {password_key} <password>`"
+        )
+    return runtime
 
 
 def _kubernetes(value: Any) -> KubernetesConfig:
@@ -173,11 +196,19 @@ def _kubernetes(value: Any) -> KubernetesConfig:
     return KubernetesConfig(block.get("context"), block.get("kubeconfig"), namespace, create)
 
 
-def _oss_target(value: Mapping[str, Any], secret: Any, namespace: str) -> dict[str, Any]:
+def _oss_target(
+    value: Mapping[str, Any], secret: Any, namespace: str, registry_password: Any = None
+) -> dict[str, Any]:
     args = _converted("ossTarget", value, _OSS_TARGET)
     if "credentials" in args:
         args["credentials"] = _converted("ossTarget.credentials", args["credentials"], _CREDENTIALS)
-    args["runtime"] = _runtime("ossTarget.runtime", value.get("runtime") or {}, namespace)
+    args["runtime"] = _runtime(
+        "ossTarget.runtime",
+        value.get("runtime") or {},
+        namespace,
+        "ossTargetRegistryPassword",
+        registry_password,
+    )
     if secret is not None:
         if "access_key_id" not in args:
             raise ValueError(
@@ -193,7 +224,9 @@ def _oss_target(value: Mapping[str, Any], secret: Any, namespace: str) -> dict[s
     return args
 
 
-def _cos_source(value: Mapping[str, Any], secret: Any, namespace: str) -> dict[str, Any]:
+def _cos_source(
+    value: Mapping[str, Any], secret: Any, namespace: str, registry_password: Any = None
+) -> dict[str, Any]:
     args = _converted("cosSource", value, _COS_SOURCE)
     function = _known("cosSource.function", args.pop("function", None) or {}, _FUNCTION_KEYS)
     for key, arg in function.items():
@@ -205,13 +238,22 @@ def _cos_source(value: Mapping[str, Any], secret: Any, namespace: str) -> dict[s
     if "relay" in args:
         relay = _converted("cosSource.relay", args["relay"], _RELAY)
         relay["runtime"] = _runtime(
-            "cosSource.relay.runtime", relay.get("runtime") or {}, namespace
+            "cosSource.relay.runtime",
+            relay.get("runtime") or {},
+            namespace,
+            "cosSourceRelayRegistryPassword",
+            registry_password,
         )
         if secret is not None:
             relay["signing_secret"] = secret
         args["relay"] = relay
-    elif secret is not None:
-        raise ValueError("cosSourceRelaySigningSecret: is set, but cosSource has no relay")
+    else:
+        for key, given in (
+            ("cosSourceRelaySigningSecret", secret),
+            ("cosSourceRelayRegistryPassword", registry_password),
+        ):
+            if given is not None:
+                raise ValueError(f"{key}: is set, but cosSource has no relay")
     return args
 
 
@@ -248,6 +290,7 @@ def parse_stack_config(
             _mapping("ossTarget", values["ossTarget"]),
             secrets.get("ossTargetAccessKeySecret"),
             kubernetes.namespace,
+            secrets.get("ossTargetRegistryPassword"),
         )
         try:
             oss_target_spec.oss_target_settings(
@@ -262,20 +305,25 @@ def parse_stack_config(
             )
         except ValueError as error:
             raise _stack_path("ossTarget", error, {}) from None
-    elif "ossTargetAccessKeySecret" in secrets:
-        raise ValueError("ossTargetAccessKeySecret: is set, but there is no ossTarget block")
+    else:
+        for key in ("ossTargetAccessKeySecret", "ossTargetRegistryPassword"):
+            if key in secrets:
+                raise ValueError(f"{key}: is set, but there is no ossTarget block")
     if values.get("cosSource"):
         cos_source = _cos_source(
             _mapping("cosSource", values["cosSource"]),
             secrets.get("cosSourceRelaySigningSecret"),
             kubernetes.namespace,
+            secrets.get("cosSourceRelayRegistryPassword"),
         )
         try:
             cos_source_spec.cos_source_settings(COS_SOURCE_NAME, cos_source)
         except ValueError as error:
             raise _stack_path("cosSource", error, _COS_PATHS) from None
-    elif "cosSourceRelaySigningSecret" in secrets:
-        raise ValueError("cosSourceRelaySigningSecret: is set, but there is no cosSource block")
+    else:
+        for key in ("cosSourceRelaySigningSecret", "cosSourceRelayRegistryPassword"):
+            if key in secrets:
+                raise ValueError(f"{key}: is set, but there is no cosSource block")
     return StackConfig(kubernetes, oss_target, cos_source)
 
 

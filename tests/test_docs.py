@@ -61,6 +61,7 @@ MAKE_TARGETS_RUN_BY = {
     "test": ROOT / ".ci" / "run",
     "check-stacks": ROOT / ".github" / "workflows" / "test.yml",
     "demo": ROOT / "tests" / "e2e" / "test_chain.py",
+    "images": ROOT / ".github" / "workflows" / "test.yml",
 }
 
 

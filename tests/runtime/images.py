@@ -1,8 +1,13 @@
-"""Checks shared by the container images' tests: hadolint findings and requirement pins."""
+"""Shared by the container images' tests: hadolint findings, requirement pins, and building and
+starting the images with docker or buildah (opt-in, IMAGE_TESTS=1)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +43,114 @@ def requirement_pins(path: Path) -> dict[str, str]:
             assert version, f"{path.name}: {line!r} is not pinned with =="
             pins[name.lower()] = version
     return pins
+
+
+# --- Building and starting the images (opt-in: IMAGE_TESTS=1) -----------------------------------
+
+IMAGE_TESTS = os.environ.get("IMAGE_TESTS") == "1"
+_OPT_IN = (
+    "building the images takes minutes: set IMAGE_TESTS=1 to build and start them (needs docker, "
+    "or buildah with the python base images; scripts/stand-in-base.sh makes stand-ins where "
+    "Docker Hub is unreachable). CI runs them in the `images` job of test.yml."
+)
+ROOT = Path(__file__).resolve().parents[2]
+TEST_PREFIX = "localhost/cloudevents-connectors-test/"
+
+
+def builder() -> str:
+    """docker or buildah, the one `make images` picks; skips the test with the reason otherwise."""
+    if not IMAGE_TESTS:
+        pytest.skip(_OPT_IN)
+    # The same choice as scripts/build-images.sh: docker with a reachable daemon, else buildah.
+    if shutil.which("docker"):
+        info = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=60)
+        if info.returncode == 0:
+            return "docker"
+    if shutil.which("buildah"):
+        return "buildah"
+    pytest.skip("IMAGE_TESTS=1, but neither docker (with a running daemon) nor buildah is usable")
+
+
+@functools.cache
+def _built() -> dict[str, str]:
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "build-images.sh")],
+        cwd=ROOT,
+        env={**os.environ, "IMAGE_PREFIX": TEST_PREFIX, "IMAGE_TAG": "test"},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    refs = result.stdout.split()
+    return {ref.rsplit("/", 1)[1].split(":", 1)[0]: ref for ref in refs}
+
+
+def built_image(name: str) -> tuple[str, str]:
+    """(builder, reference) of the image `name` (alibaba-oss-target or relay), built once per run
+    with scripts/build-images.sh, the script behind `make images`."""
+    tool = builder()
+    return tool, _built()[name]
+
+
+class RunningImage:
+    """An image's own entry point running as uid 10001 on the host network (buildah's chroot
+    isolation has no other), so PORT=0 and the `listening` log line tell where it answers."""
+
+    def __init__(self, tool: str, ref: str, env: dict[str, str]) -> None:
+        self.tool = tool
+        self.container = ""
+        if tool == "docker":
+            command = ["docker", "run", "--rm", "--network", "host", "--user", "10001"]
+            command += [f"--env={k}={v}" for k, v in env.items()] + [ref]
+        else:
+            inspected = subprocess.run(
+                ["buildah", "inspect", "--type", "image", ref],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            entrypoint = json.loads(inspected)["OCIv1"]["config"]["Entrypoint"]
+            self.container = subprocess.run(
+                ["buildah", "from", ref], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            command = ["buildah", "run", "--user", "10001"]
+            command += [f"--env={k}={v}" for k, v in env.items()]
+            command += [self.container, "--", *entrypoint]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        try:
+            self.port = self._wait_listening()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_listening(self) -> int:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("msg") == "listening":
+                return int(record["port"])
+        raise AssertionError(f"the image never logged `listening`: {self.process.stderr.read()}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.container:
+            subprocess.run(["buildah", "rm", self.container], capture_output=True, check=False)
