@@ -265,15 +265,15 @@ def test_store_event_keeps_the_attributes(start_target, store):
 @pytest.mark.parametrize(
     "env",
     [
+        {},  # V1 signing
         {"OSS_REGION": "cn-hangzhou"},  # V4 signing
-        {"OSS_ACCESS_KEY_ID": "sts-ak", "OSS_ACCESS_KEY_SECRET": STS_SECRET},  # token added below
         {
             "OSS_ACCESS_KEY_ID": "sts-ak",
             "OSS_ACCESS_KEY_SECRET": STS_SECRET,
             "OSS_REGION": "cn-hangzhou",
         },
     ],
-    ids=["v4", "sts-v1", "sts-v4"],
+    ids=["v1", "v4", "sts-v4"],
 )
 def test_signing_variants_are_accepted_by_the_verifying_emulator(start_target, store, env):
     if env.get("OSS_ACCESS_KEY_ID") == "sts-ak":

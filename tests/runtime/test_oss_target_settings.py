@@ -34,7 +34,7 @@ def test_defaults():
 
 
 def test_secrets_stay_out_of_repr():
-    text = repr(read(OSS_SECURITY_TOKEN="tok-secret"))
+    text = repr(read(OSS_SECURITY_TOKEN="tok-secret", OSS_REGION="cn-hangzhou"))
     assert "sk-secret" not in text and "tok-secret" not in text
 
 
