@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -210,7 +211,10 @@ class OidcSource:
                 "OidcTokenUnreadable", f"cannot read the OIDC token file: {error.strerror}"
             ) from None
         except Exception as error:  # the library raises CredentialException / RetryError
-            raise CredentialsUnavailable("AssumeRoleWithOIDCFailed", _sts_code(error)) from None
+            code = _sts_code(error)
+            raise CredentialsUnavailable(
+                code, f"AssumeRoleWithOIDC failed: {code} ({type(error).__name__})"
+            ) from None
         expiration = fetched.get_expiration()
         return Credentials(
             fetched.get_access_key_id(),
@@ -220,15 +224,14 @@ class OidcSource:
         )
 
 
+_STS_CODE = re.compile(r'"Code"\s*:\s*"([^"]{1,200})"')
+
+
 def _sts_code(error: Exception) -> str:
-    """The STS error code out of the library's message (which quotes the STS answer, never our
-    secrets: the request carries only the OIDC token, the answer only Code/Message/RequestId)."""
-    text = str(error)
-    start = text.find('"Code":"')
-    if start >= 0:
-        start += len('"Code":"')
-        return "STS answered " + text[start : text.find('"', start)]
-    return f"STS exchange failed ({type(error).__name__})"
+    """The STS error code out of the library's message, which quotes the STS answer (that holds
+    only Code, Message, RequestId: never the OIDC token or a secret)."""
+    found = _STS_CODE.search(str(error))
+    return found.group(1) if found else "AssumeRoleWithOIDCFailed"
 
 
 def _quiet_library_logger() -> None:
