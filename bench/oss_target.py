@@ -114,6 +114,43 @@ def role_plain(endpoint: str, size: int, concurrency: int, count: int) -> None:
     print(json.dumps({"latencies": latencies, "elapsed": elapsed, "cpu": cpu}))
 
 
+def role_cpu(endpoint: str, count: int) -> None:
+    """CPU per 1 KiB PUT, one at a time: the target's writer (asyncio SDK) against plain oss2."""
+    import logging
+
+    import oss2
+
+    sys.path.insert(0, str(ROOT))
+    from runtime.alibaba_oss_target.credentials import RefreshingCredentials, StaticSource
+    from runtime.alibaba_oss_target.settings import TargetSettings
+    from runtime.alibaba_oss_target.writer import OssWriter
+
+    body = os.urandom(KIB)
+    headers = {"Content-Type": "application/octet-stream"}
+
+    async def writer_cpu() -> float:
+        credentials = RefreshingCredentials(StaticSource(AK, SK), logging.getLogger("bench"))
+        await credentials.refresh()
+        writer = OssWriter(TargetSettings(endpoint, BUCKET, AK, SK), credentials)
+        for i in range(50):
+            await writer.put(f"cpu-warm-w-{i}", body, dict(headers))
+        started = time.process_time()
+        for i in range(count):
+            await writer.put(f"cpu-w-{i}", body, dict(headers))
+        spent = time.process_time() - started
+        await writer.close()
+        return spent / count
+
+    bucket = oss2.Bucket(oss2.Auth(AK, SK), endpoint, BUCKET)
+    for i in range(50):
+        bucket.put_object(f"cpu-warm-p-{i}", body, headers=dict(headers))
+    started = time.process_time()
+    for i in range(count):
+        bucket.put_object(f"cpu-p-{i}", body, headers=dict(headers))
+    plain = (time.process_time() - started) / count
+    print(json.dumps({"writer": asyncio.run(writer_cpu()), "plain": plain}))
+
+
 def role_probe(url: str, seconds: float) -> None:
     """GET /healthz every 10 ms for `seconds`; prints the latencies."""
     latencies = []
@@ -360,6 +397,9 @@ def main() -> None:
     if args.role == "plain":
         role_plain(rest[0], int(rest[1]), int(rest[2]), int(rest[3]))
         return
+    if args.role == "cpu":
+        role_cpu(rest[0], int(rest[1]))
+        return
     if args.role == "probe":
         role_probe(rest[0], float(rest[1]))
         return
@@ -381,6 +421,7 @@ def main() -> None:
             probe, large = healthz_under_load(url, 24 if args.quick else 64)
             reset_emulator(endpoint)
             peak_rss = memory_kib(target.pid, "VmHWM")
+            put_cpu = child("cpu", endpoint, 200 if args.quick else 1000)
         finally:
             target.terminate()
             target.wait(30)
@@ -409,6 +450,10 @@ def main() -> None:
     print(
         f"target peak RSS over the whole run (VmHWM): {peak_rss / 1024:.1f} MiB "
         f"(the component's default memory limit: {POD_LIMIT_MIB} MiB)"
+    )
+    print(
+        f"CPU per 1 KiB PUT, one at a time: the target's writer {put_cpu['writer'] * 1000:.2f} ms, "
+        f"plain oss2 put_object {put_cpu['plain'] * 1000:.2f} ms"
     )
     print("\nAgainst a do-nothing OSS (answers 200 at once; no signature, CRC or MD5 work):")
     print_rows(limits)
