@@ -267,6 +267,7 @@ class RefreshingCredentials(CredentialsProvider):
         self._current: Credentials | None = None
         self._wake = asyncio.Event()
         self._auth_failures = 0
+        self._refresh_failures = 0  # fetches that failed in a row
         self.failing_code: str | None = None  # set while authentication is failing
 
     # ---- the SDK side
@@ -311,10 +312,11 @@ class RefreshingCredentials(CredentialsProvider):
         try:
             fetched = await self.source.fetch()
         except CredentialsUnavailable as error:
+            self._refresh_failures += 1
             if self._current is None or self._expired(self._current):
                 self._current = None
                 self._fail(error.code, detail=str(error))
-            else:
+            elif self._refresh_failures == 1:
                 log_fields(
                     self._logger,
                     logging.WARNING,
@@ -324,6 +326,7 @@ class RefreshingCredentials(CredentialsProvider):
                     reason=str(error),
                 )
             return False
+        self._refresh_failures = 0
         changed = self._current is None or _identity(fetched) != _identity(self._current)
         self._current = fetched
         if changed:
@@ -348,7 +351,8 @@ class RefreshingCredentials(CredentialsProvider):
         while True:
             if not self.source.refreshable and self._current is not None:
                 return
-            failures = failures + 1 if self._current is None or self.failing_code else 0
+            troubled = self._current is None or self.failing_code or self._refresh_failures
+            failures = failures + 1 if troubled else 0
             delay = self._next_delay(failures)
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):

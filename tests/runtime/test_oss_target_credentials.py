@@ -251,3 +251,25 @@ def test_rrsa_invalidate_exchanges_again(sts, tmp_path):
     source.invalidate()
     assert asyncio.run(source.fetch()).access_key_id != first.access_key_id
     assert sts.sts.calls == 2
+
+
+def test_failed_refreshes_back_off_and_warn_once_while_cached_ones_last(tmp_path, logs):
+    path = tmp_path / "credentials.json"
+    write_json(path, DOCUMENT)
+    credentials = make(StsFileSource(str(path)), poll_seconds=0.01)
+    asyncio.run(credentials.refresh())
+    path.write_text("{")
+
+    async def run_briefly():
+        task = asyncio.create_task(credentials.run())
+        await asyncio.sleep(1.5)
+        task.cancel()
+
+    asyncio.run(run_briefly())
+    # Polling every 10 ms would have tried ~150 times; backing off (1 s, 2 s, ...) tries twice.
+    warnings = [
+        line for line in lines(logs) if line["msg"].startswith("credentials refresh failed")
+    ]
+    assert len(warnings) == 1
+    assert credentials._refresh_failures == 2
+    assert credentials.ready
