@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from runtime.alibaba_oss_target.bucket_name import RULE as BUCKET_NAME_RULE
+from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
 from runtime.alibaba_oss_target.keys import InvalidKey, check_prefix
 from runtime.receiver.settings import (
     EnvReader,
@@ -35,7 +37,6 @@ from runtime.receiver.settings import (
 STORE_CHOICES = ("data", "event")
 # oss2's own endpoint rule (host[:port] with an optional scheme), restricted to http/https.
 _ENDPOINT = re.compile(r"^(https?://)?[\w.-]+(:\d+)?/?$", re.ASCII | re.IGNORECASE)
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z0-9-]+$")
 
 
@@ -102,10 +103,9 @@ def normalise_endpoint(value: str) -> str:
 def read_settings(env: EnvReader) -> TargetSettings:
     endpoint = normalise_endpoint(env.required("OSS_ENDPOINT"))
     bucket = env.required("OSS_BUCKET")
-    if not _BUCKET.match(bucket) or "--" in bucket:
-        raise SettingError(
-            "OSS_BUCKET", "must be 3-63 lower-case letters, digits or hyphens, not ending in '-'"
-        )
+    if bucket_name_problem(bucket) is not None:
+        # The component checks stack files with the same rule, so a name it accepts starts here.
+        raise SettingError("OSS_BUCKET", f"must be {BUCKET_NAME_RULE}")
     region = env.text("OSS_REGION")
     if region is not None and not _REGION.match(region):
         raise SettingError("OSS_REGION", "must look like cn-hangzhou")

@@ -238,6 +238,26 @@ def test_batch_with_an_invalid_key_writes_nothing(target, store):
     assert store.keys(BUCKET) == []
 
 
+def test_batch_with_one_id_from_two_sources_writes_nothing(target, store):
+    # Both would land under one key and the later upload would silently replace the other.
+    events = [
+        {"specversion": "1.0", "type": "t", "source": "a", "id": "dup", "data": {"n": 1}},
+        {"specversion": "1.0", "type": "t", "source": "b", "id": "dup", "data": {"n": 2}},
+    ]
+    response = requests.post(target.url, data=json.dumps(events), headers=BATCH_HEADERS, timeout=30)
+    assert response.status_code == 400
+    assert (response.json()["error"], response.json()["index"]) == ("invalid-key", 1)
+    assert store.keys(BUCKET) == []
+
+
+def test_batch_repeating_one_event_stores_it_once(target, store):
+    response = requests.post(
+        target.url, data=batch_of("twice", "twice"), headers=BATCH_HEADERS, timeout=30
+    )
+    assert response.status_code == 200
+    assert store.keys(BUCKET) == ["twice"]
+
+
 def test_redelivery_overwrites_the_same_key(target, store):
     assert post(target, b"first").ok
     assert post(target, b"second").ok

@@ -146,3 +146,13 @@ def test_each_credentials_source():
     assert rrsa.rrsa.sts_endpoint == "http://127.0.0.1:9000"
     assert rrsa.rrsa.duration_seconds == 3600
     assert rrsa.access_key_id == "" and rrsa.access_key_secret == ""
+
+
+@pytest.mark.parametrize("bucket", ["acme--events", "a-b", "0ab", "x" * 63])
+def test_bucket_names_follow_the_components_rule(bucket):
+    # One rule (runtime.alibaba_oss_target.bucket_name) for the stack check and the pod: a name the
+    # component accepts must not make the pod exit 2.
+    from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
+
+    assert bucket_name_problem(bucket) is None
+    assert read(OSS_BUCKET=bucket).bucket == bucket
