@@ -1,8 +1,16 @@
 """Serving a Receiver: the process entry point (signals, draining, exit code) and a thread runner.
 
 Shutdown order on SIGTERM/SIGINT: readiness and new POSTs answer 503, the listening socket closes
-(no new connections), requests in flight get up to `drain_timeout` seconds to finish, then the
-`on_shutdown` callbacks run (close pools) and the process exits 0.
+(no new connections), requests in flight get up to `drain_timeout` seconds to finish; those still
+unfinished then are answered 503 (their handlers are cancelled, so nothing they did was
+acknowledged and the sender retries), connections are closed, the `on_shutdown` callbacks run
+(close pools, each given at most SHUTDOWN_HOOK_SECONDS) and the process exits 0. The whole takes
+at most `drain_timeout` + about 3 seconds: set DRAIN_TIMEOUT_SECONDS below the pod's
+terminationGracePeriodSeconds by at least that margin.
+
+Connections that do not complete a request's headers within `header_timeout` seconds (of being
+opened, or of the previous answer on a keep-alive connection) are closed: an idle or trickling
+connection costs a file descriptor for a bounded time, never a request slot.
 """
 
 from __future__ import annotations
@@ -21,6 +29,9 @@ from runtime.receiver.logs import configure_logging, log_fields
 from runtime.receiver.settings import EnvReader, load_or_exit
 
 ShutdownHook = Callable[[], Awaitable[None]]
+SHUTDOWN_HOOK_SECONDS = 1.0
+# After the drain, connections still writing an answer get this long before they are closed.
+CLOSE_SECONDS = 1.0
 S = TypeVar("S")
 
 
@@ -33,15 +44,19 @@ async def serve(
     stop: asyncio.Event,
     started: Callable[[int], None] | None = None,
     on_shutdown: list[ShutdownHook] | None = None,
+    header_timeout: float = 10.0,
 ) -> None:
     """Serve until `stop` is set, then drain. `started(port)` gets the bound port."""
     runner = web.AppRunner(
         receiver.app,
         handle_signals=False,
         access_log=None,
-        shutdown_timeout=drain_timeout,
+        shutdown_timeout=CLOSE_SECONDS,
         # Never read (and wait for) the unread rest of a refused body; the connection is closed.
         lingering_time=0,
+        # aiohttp closes a connection that has no complete request after this long, counted
+        # from the connection's start and from each answer: the header read deadline.
+        keepalive_timeout=header_timeout,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
@@ -55,10 +70,20 @@ async def serve(
     finally:
         receiver.start_draining()
         log_fields(receiver.logger, logging.INFO, "draining", timeout_seconds=drain_timeout)
+        await site.stop()
+        cut_short = await receiver.drain(drain_timeout)
         await runner.cleanup()
         for hook in on_shutdown or ():
-            await hook()
-        log_fields(receiver.logger, logging.INFO, "stopped")
+            try:
+                await asyncio.wait_for(hook(), SHUTDOWN_HOOK_SECONDS)
+            except (asyncio.TimeoutError, Exception) as error:
+                log_fields(
+                    receiver.logger,
+                    logging.WARNING,
+                    "shutdown hook failed",
+                    error_type=type(error).__name__,
+                )
+        log_fields(receiver.logger, logging.INFO, "stopped", cut_short=cut_short)
 
 
 def _bound_port(runner: web.AppRunner, requested: int) -> int:
@@ -75,6 +100,7 @@ def run(
     drain_timeout: float,
     host: str = "0.0.0.0",
     on_shutdown: list[ShutdownHook] | None = None,
+    header_timeout: float = 10.0,
 ) -> int:
     """Block serving until SIGTERM or SIGINT; returns the exit code (0 after a clean drain)."""
 
@@ -90,6 +116,7 @@ def run(
             drain_timeout=drain_timeout,
             stop=stop,
             on_shutdown=on_shutdown,
+            header_timeout=header_timeout,
         )
 
     asyncio.run(main())
@@ -111,10 +138,13 @@ def main(
     settings = load_or_exit(read_settings, program=program)
     configure_logging(settings.server.log_level)
     receiver, client = build(settings)
+    receiver.apply(settings.server)
     return run(
         receiver,
+        host=settings.server.host,
         port=settings.server.port,
         drain_timeout=settings.server.drain_timeout_seconds,
+        header_timeout=settings.server.header_timeout_seconds,
         on_shutdown=[client.close],
     )
 
@@ -135,8 +165,10 @@ class BackgroundServer:
         drain_timeout: float = 5.0,
         on_shutdown: list[ShutdownHook] | None = None,
         host: str = "127.0.0.1",
+        header_timeout: float = 10.0,
     ) -> None:
         self.receiver = receiver
+        self._header_timeout = header_timeout
         self.host = host
         self.port = 0
         self._drain_timeout = drain_timeout
@@ -190,6 +222,7 @@ class BackgroundServer:
                 stop=self._stop,
                 started=started,
                 on_shutdown=self._on_shutdown,
+                header_timeout=self._header_timeout,
             )
 
         try:
