@@ -171,7 +171,7 @@ class CloudEventsSink:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> CloudEventsSink:
         handler = type("SinkHandler", (_Handler,), {"sink": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._requested_port), handler)
+        self._server = _Server(("127.0.0.1", self._requested_port), handler)
         self._server.daemon_threads = True
         if self._tls is not None:
             self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
@@ -221,7 +221,7 @@ class CloudEventsSink:
             self._events = []
             self._requests = []
 
-    def fail_next(self, n: int, status: int = 503, retry_after: int | None = None) -> None:
+    def fail_next(self, n: int, status: int = 503, retry_after: int | str | None = None) -> None:
         """Answer the next n requests with `status` (and `Retry-After`) recording no event."""
         with self._lock:
             self._fail_remaining, self._fail_status = n, status
@@ -311,6 +311,11 @@ class CloudEventsSink:
             self.clear()
             return 200, {}
         return 404, {"error": "unknown control path"}
+
+
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops connections when a bench sends 64 events at once.
+    request_queue_size = 256
 
 
 class _Handler(BaseHTTPRequestHandler):
