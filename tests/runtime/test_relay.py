@@ -478,3 +478,43 @@ def test_cos_handler_delivers_signed_through_the_relay_to_the_sink(sink, relay):
     # The same notification again (SCF retries with stable ids): not forwarded again.
     index.handle(notification, {"time_limit_in_ms": 10000}, settings)
     assert len(sink.events) == 1
+
+
+# ---- slow senders --------------------------------------------------------------------------------
+
+
+def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
+    """The worst case: an attacker replays captured signed headers on 80 connections, each
+    announcing a maximum-size body and sending nothing. The byte budget (default memory limit)
+    admits about 53 of them; the read deadline frees their bytes, a real event is still answered
+    within a few seconds, and every stalled connection is told 408 and closed."""
+    import socket
+
+    with start_relay(
+        sink.url, BODY_TIMEOUT_SECONDS="2", MEMORY_LIMIT_BYTES=str(256 << 20)
+    ) as relay:
+        captured, _ = signed_request()
+        head = "".join(f"{k}: {v}\r\n" for k, v in captured.items())
+        announce = f"POST / HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {1 << 20}\r\n\r\n"
+        stalled = []
+        for _ in range(80):
+            conn = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+            conn.sendall(announce.encode())
+            stalled.append(conn)
+        time.sleep(0.2)
+        started = time.monotonic()
+        fresh = {**EVENT, "id": "fresh-event"}
+        assert post(relay.url, *signed_request(fresh))[0] == 202
+        assert time.monotonic() - started < 5
+        answers = []
+        for conn in stalled:
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+            answers.append(answer)
+            conn.close()
+    assert [e.id for e in sink.events] == ["fresh-event"]
+    # Admitted ones ran out of time (408); those still waiting for room when the deadline passed
+    # were told the relay is busy (503): either way closed, nothing forwarded.
+    assert {a[:12] for a in answers} <= {b"HTTP/1.1 408", b"HTTP/1.1 503"}
+    assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) >= 50
