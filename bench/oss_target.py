@@ -163,6 +163,7 @@ def start_target(endpoint: str) -> tuple[subprocess.Popen, str]:
         "OSS_ACCESS_KEY_ID": AK,
         "OSS_ACCESS_KEY_SECRET": SK,
         "PORT": str(port),
+        "HOST": "127.0.0.1",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "runtime.alibaba_oss_target"],

@@ -154,7 +154,7 @@ def cgroup_memory_limit(
                 text = file.read().strip()
         except (OSError, UnicodeDecodeError):
             continue
-        if text.isascii() and text.isdigit() and 0 < int(text) < _UNLIMITED:
+        if text.isascii() and text.isdigit() and len(text) < 20 and 0 < int(text) < _UNLIMITED:
             return int(text)
         return None
     return None

@@ -455,13 +455,9 @@ def test_settings_repr_hides_the_secret_and_defaults():
     assert settings.replay_capacity == 100 * 600
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the SCF function still sends binary mode; passes once the function sends the "
-    "structured signed contract (issue 10 item 5 branch), then remove this mark",
-)
 def test_cos_handler_delivers_signed_through_the_relay_to_the_sink(sink, relay):
-    """The whole source path: SCF handler -> (signed) relay -> in-cluster sink."""
+    """The whole source path: SCF handler -> (signed) relay -> in-cluster sink. Needs the function
+    that sends the structured signed contract (issue 10 item 5); fails with the binary-mode one."""
     from runtime.tencent_cos_source import index
     from runtime.tencent_cos_source.cos_settings import load_settings
 
