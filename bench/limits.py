@@ -1,6 +1,6 @@
 """Benchmark: the OSS target's peak memory under N concurrent maximum-size events, default settings.
 
-    .venv/bin/python bench/limits.py            # --events 12 --runs 3
+    .venv/bin/python bench/limits.py            # --events 32 --runs 3
 
 Processes: the object-store emulator, the target (`python -m runtime.alibaba_oss_target` with its
 default settings: MAX_BODY_BYTES 16 MiB, MEMORY_LIMIT_BYTES unset and no cgroup limit here, so the
@@ -67,7 +67,7 @@ async def send(url: str, count: int) -> dict[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=12, help="concurrent 16 MiB events")
+    parser.add_argument("--events", type=int, default=32, help="concurrent 16 MiB events")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     print(f"bench/limits.py: load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs")

@@ -21,6 +21,13 @@ class ByteBudget:
         self.used = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
+    def try_acquire(self, size: int) -> bool:
+        """Take `size` bytes now if they fit and nobody is waiting; False otherwise."""
+        if not self._waiters and self.used + size <= self.capacity:
+            self.used += size
+            return True
+        return False
+
     async def acquire(self, size: int) -> None:
         if size > self.capacity:
             raise ValueError(f"{size} bytes can never fit a budget of {self.capacity} bytes")
