@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -102,7 +104,13 @@ def run(
     on_shutdown: list[ShutdownHook] | None = None,
     header_timeout: float = 10.0,
 ) -> int:
-    """Block serving until SIGTERM or SIGINT; returns the exit code (0 after a clean drain)."""
+    """Block serving until SIGTERM or SIGINT; returns the exit code (0 after a clean drain).
+
+    Unlike `asyncio.run`, this does not wait for the default executor's threads at the end: a
+    thread stuck on a slow upstream (whose request was already answered 503) would otherwise hold
+    the exit until its own timeout, past the pod's grace period. `main()` then exits with
+    `os._exit` for the same reason (non-daemon worker threads are joined at interpreter exit).
+    """
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -119,7 +127,13 @@ def run(
             header_timeout=header_timeout,
         )
 
-    asyncio.run(main())
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
     return 0
 
 
@@ -131,15 +145,16 @@ def main(
     program: str,
     read_settings: Callable[[EnvReader], S],
     build: Callable[[S], tuple[Receiver, _Closable]],
-) -> int:
+) -> NoReturn:
     """A runtime's whole `__main__`: read its settings (one line and exit 2 when invalid), set up
-    JSON logs, build the receiver and its outbound client, serve until SIGTERM, close the client.
+    JSON logs, build the receiver and its outbound client, apply the server settings (limits,
+    budget), serve until SIGTERM, close the client, exit the process (0).
     `settings.server` must be the ServerSettings part."""
     settings = load_or_exit(read_settings, program=program)
     configure_logging(settings.server.log_level)
     receiver, client = build(settings)
     receiver.apply(settings.server)
-    return run(
+    code = run(
         receiver,
         host=settings.server.host,
         port=settings.server.port,
@@ -147,6 +162,12 @@ def main(
         header_timeout=settings.server.header_timeout_seconds,
         on_shutdown=[client.close],
     )
+    # Everything acknowledged is done and everything unfinished was answered 503; what may still
+    # run is a worker thread stuck on the upstream, which the interpreter would wait for.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class BackgroundServer:

@@ -158,16 +158,16 @@ def start_emulator(log_dir: Path, *extra_args: str) -> Service:
 
 
 def oss_target_env(emulator_endpoint: str, port: int = 0, **extra: str) -> dict[str, str]:
-    return base_env(
-        OSS_ENDPOINT=emulator_endpoint,
-        OSS_BUCKET=BUCKET,
-        OSS_ACCESS_KEY_ID=ACCESS_KEY_ID,
-        OSS_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
-        PORT=str(port),
-        HOST="127.0.0.1",
-        DRAIN_TIMEOUT_SECONDS="10",
-        **extra,
-    )
+    defaults = {
+        "OSS_ENDPOINT": emulator_endpoint,
+        "OSS_BUCKET": BUCKET,
+        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "DRAIN_TIMEOUT_SECONDS": "10",
+    }
+    return base_env(**{**defaults, **extra})
 
 
 def start_python_service(
