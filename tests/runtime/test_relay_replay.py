@@ -73,3 +73,22 @@ NOW = 1_800_000_000.0
 )
 def test_retry_after_is_read_per_rfc_9110_and_bounded(value, seconds):
     assert retry_after_seconds(value, NOW) == seconds
+
+
+def test_memory_per_entry_is_what_the_readme_says():
+    """README: about 200 bytes per id, 12 MiB at the default 100 events/s (60,000 ids)."""
+    import tracemalloc
+    import uuid
+
+    ids = [str(uuid.uuid4()) for _ in range(60_000)]
+    tracemalloc.start()
+    try:
+        cache = ReplayCache(60_000)
+        for n, event_id in enumerate(ids):
+            cache.remember(event_id, until=1000.0 + n, now=0.0)
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(cache) == 60_000
+    assert used / 60_000 <= 220
+    assert used <= 12 * 1024 * 1024
