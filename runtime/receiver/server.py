@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import NoReturn, Protocol, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from runtime.receiver.app import Receiver
 from runtime.receiver.logs import configure_logging, log_fields
@@ -61,6 +62,8 @@ async def serve(
         keepalive_timeout=header_timeout,
     )
     await runner.setup()
+    protocol_errors = _ProtocolErrors(receiver)
+    logging.getLogger("aiohttp.server").addFilter(protocol_errors)
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()
     bound_port = _bound_port(runner, port)
@@ -85,7 +88,29 @@ async def serve(
                     "shutdown hook failed",
                     error_type=type(error).__name__,
                 )
+        logging.getLogger("aiohttp.server").removeFilter(protocol_errors)
         log_fields(receiver.logger, logging.INFO, "stopped", cut_short=cut_short)
+
+
+class _ProtocolErrors(logging.Filter):
+    """Requests aiohttp refuses itself, before the application sees them (a malformed request
+    line, a header over 8190 bytes, a repeated Content-Type, bad chunked framing), are answered
+    400 by aiohttp in plain text and logged by it at ERROR with a traceback. They are the sender's
+    error: count them (`<name>_requests_rejected_total{reason="bad-http"}`), log one INFO line."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        super().__init__()
+        self._receiver = receiver
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            self._receiver.metrics.rejected.labels("bad-http").inc()
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args, record.exc_info = "malformed HTTP request refused", (), None
+            record.fields = {"status": error.code, "error_type": type(error).__name__}
+            return self._receiver.logger.isEnabledFor(logging.INFO)
+        return True
 
 
 def _bound_port(runner: web.AppRunner, requested: int) -> int:

@@ -321,3 +321,26 @@ def test_sigterm_drain_answers_503_to_what_it_cuts_short_within_the_timeout():
     assert results["answer"].status_code == 503
     assert results["answer"].json()["error"] == "draining"
     assert receiver.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+        b"NOT-HTTP\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+    ids=["repeated-content-type", "header-over-8190-bytes", "not-http", "bad-chunk-size"],
+)
+def test_malformed_http_is_400_counted_and_not_logged_as_an_error(head, caplog):
+    with serve() as server, caplog.at_level(logging.DEBUG):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(head)
+            answer = read_all(sock)
+        deadline = time.monotonic() + 5
+        while metric(server, 'limits_requests_rejected_total{reason="bad-http"}') < 1:
+            assert time.monotonic() < deadline, answer[:200]
+            time.sleep(0.05)
+    assert answer[9:12] == b"400"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
