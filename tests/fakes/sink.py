@@ -227,7 +227,7 @@ class CloudEventsSink:
             self._events = []
             self._requests = []
 
-    def fail_next(self, n: int, status: int = 503, retry_after: int | None = None) -> None:
+    def fail_next(self, n: int, status: int = 503, retry_after: int | str | None = None) -> None:
         """Answer the next n requests with `status` (and `Retry-After`) recording no event."""
         with self._lock:
             self._fail_remaining, self._fail_status = n, status

@@ -76,7 +76,13 @@ class TargetProcess:
             [sys.executable, "-m", "runtime.alibaba_oss_target"],
             cwd=ROOT,
             env=base_env(
-                **{**VALID, "OSS_ENDPOINT": endpoint, "PORT": "0", "DRAIN_TIMEOUT_SECONDS": "10"},
+                **{
+                    **VALID,
+                    "OSS_ENDPOINT": endpoint,
+                    "PORT": "0",
+                    "HOST": "127.0.0.1",
+                    "DRAIN_TIMEOUT_SECONDS": "10",
+                },
                 **env,
             ),
             stdout=subprocess.PIPE,
