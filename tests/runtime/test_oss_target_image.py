@@ -1,5 +1,5 @@
 """The image recipe: hadolint-clean, non-root, only this runtime's code and pinned requirements;
-and (IMAGE_TESTS=1) the built image itself: it starts, answers /healthz and stores one event."""
+and (where a builder exists) the built image: it starts, answers /healthz and stores one event."""
 
 from __future__ import annotations
 

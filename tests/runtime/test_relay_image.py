@@ -1,17 +1,14 @@
-"""The two Dockerfiles follow one layout, and (IMAGE_TESTS=1) the built relay image starts,
+"""The two Dockerfiles follow one layout, and the built relay image (where a builder exists) starts,
 answers /healthz and forwards one signed event to its sink."""
 
 from __future__ import annotations
 
-import base64
 import re
 import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 
-from standardwebhooks import Webhook
-
 from tests.fakes.sink import CloudEventsSink
+from tests.runtime import relay_contract
 from tests.runtime.images import RunningImage, built_image, hadolint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +16,6 @@ DOCKERFILES = {
     "alibaba_oss_target": ROOT / "runtime/alibaba_oss_target/Dockerfile",
     "relay": ROOT / "runtime/relay/Dockerfile",
 }
-SECRET = "whsec_" + base64.b64encode(b"image-relay-secret-0123456789abc").decode()
 
 
 def _instructions(path: Path, runtime: str) -> list[str]:
@@ -31,12 +27,12 @@ def _instructions(path: Path, runtime: str) -> list[str]:
 
 
 def test_both_dockerfiles_follow_one_layout():
-    # Multi-stage (wheels, then slim), pinned bases, the same user, port, signal and the exec-form
+    # Multi-stage (venv, then slim), pinned bases, the same user, port, signal and the exec-form
     # ENTRYPOINT the components' `command` overrides.
     oss, relay = (_instructions(path, name) for name, path in DOCKERFILES.items())
     assert oss == relay
     assert [line for line in oss if line.startswith("FROM ")] == [
-        "FROM python:3.11.14-bookworm AS wheels",
+        "FROM python:3.11.14-bookworm AS venv",
         "FROM python:3.11.14-slim-bookworm",
     ]
     assert 'ENTRYPOINT ["python", "-m", "runtime.<runtime>"]' in oss
@@ -59,30 +55,18 @@ def test_built_image_answers_healthz_and_forwards_an_event():
     tool, ref = built_image("relay")
     with CloudEventsSink() as sink:
         running = RunningImage(
-            tool, ref, {"PORT": "0", "K_SINK": sink.url, "RELAY_SIGNING_SECRET": SECRET}
+            tool,
+            ref,
+            {"PORT": "0", "K_SINK": sink.url, "RELAY_SIGNING_SECRET": relay_contract.SECRET},
         )
         try:
             with urllib.request.urlopen(f"{running.url}/healthz", timeout=10) as answer:
                 assert answer.status == 200
-            body = '{"Records":[{"cos":{},"event":{}}]}'
-            now = datetime.now(timezone.utc)
-            request = urllib.request.Request(
-                running.url,
-                data=body.encode(),
-                headers={
-                    "Content-Type": "application/json",
-                    "Ce-Specversion": "1.0",
-                    "Ce-Type": "tencent-cloud-cos-event",
-                    "Ce-Source": "cos-source-image",
-                    "Ce-Id": "image-event-1",
-                    "webhook-id": "msg-image-1",
-                    "webhook-timestamp": str(int(now.timestamp())),
-                    "webhook-signature": Webhook(SECRET).sign("msg-image-1", now, body),
-                },
-                method="POST",
-            )
+            # Signed exactly as the SCF function signs (structured mode, webhook-id = event id).
+            headers, body = relay_contract.signed_request()
+            request = urllib.request.Request(running.url, data=body, headers=headers, method="POST")
             with urllib.request.urlopen(request, timeout=30) as answer:
                 assert answer.status == 202
-            assert [event.id for event in sink.events] == ["image-event-1"]
+            assert [event.id for event in sink.events] == [relay_contract.EVENT["id"]]
         finally:
             running.stop()
