@@ -6,6 +6,7 @@ import json
 import pathlib
 import socket
 import ssl
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -474,3 +475,106 @@ def test_https_sink_whose_certificate_does_not_verify_fails_at_once(
         assert line["error"].startswith("SSLCertVerificationError")
         assert "CERTIFICATE_VERIFY_FAILED" in line["error"]
         assert ("match" in line["error"]) is (host == "localhost")
+
+
+class DrippingSink:
+    """A sink on 127.0.0.1 that reads each request, then answers `prefix` followed by `drip`
+    forever, one piece every `interval` seconds, until stopped (at most `DRIP_FOR` seconds)."""
+
+    DRIP_FOR = 20.0
+
+    def __init__(self, prefix: bytes, drip: bytes, interval: float) -> None:
+        self.prefix, self.drip, self.interval = prefix, drip, interval
+        self.stopped = threading.Event()
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                received += chunk
+            ends = time.monotonic() + self.DRIP_FOR
+            try:
+                conn.sendall(self.prefix)
+                while not self.stopped.is_set() and time.monotonic() < ends:
+                    conn.sendall(self.drip)
+                    self.stopped.wait(self.interval)
+            except OSError:  # the client gave up: what the deadline is for
+                return
+
+    def __enter__(self) -> "DrippingSink":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+# (answer start, piece dripped, interval s, DELIVERY_TIMEOUT_SECONDS, retry budget s, time limit ms)
+DRIPS = {
+    "a header line every 0.3 s": (
+        b"HTTP/1.1 200 OK\r\n",
+        b"X-Drip: 1\r\n",
+        0.3,
+        "10",
+        "1.5",
+        30000,
+    ),
+    "one byte every 0.2 s": (b"", b"H", 0.2, "1", "2", 3000),
+    "a body byte every 0.2 s": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",
+        b"x",
+        0.2,
+        "10",
+        "60",
+        2000,  # the function's time limit is what ends it: 1.8 s with the margin
+    ),
+    "per-request timeout below the budget": (
+        b"HTTP/1.1 200 OK\r\n",
+        b"X-Drip: 1\r\n",
+        0.1,
+        "0.5",
+        "1.6",
+        30000,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DRIPS))
+def test_a_dripping_sink_cannot_hold_a_request_past_its_deadline(case, capsys):
+    """The socket timeout bounds each recv; the deadline bounds the whole request: the handler
+    returns within the budget (the smallest of the retry budget and the function's time left)."""
+    prefix, drip, interval, timeout, budget, limit_ms = DRIPS[case]
+    with DrippingSink(prefix, drip, interval) as sink:
+        settings = fast(
+            sink.url,
+            DELIVERY_TIMEOUT_SECONDS=timeout,
+            DELIVERY_RETRY_BUDGET_SECONDS=budget,
+        )
+        context = {"time_limit_in_ms": limit_ms}
+        deadline = index.delivery_budget(context, settings)
+        started = time.monotonic()
+        with pytest.raises(index.DeliveryFailed):
+            index.handle(seed(), context, settings)
+        elapsed = time.monotonic() - started
+    assert elapsed < deadline + 0.75, f"{elapsed:.1f} s for a {deadline:.1f} s budget"
+    [line] = [line for line in log_lines(capsys) if line["msg"] == "event not delivered"]
+    assert line["error"].startswith("TimeoutError")
+    per_request = float(timeout)
+    if per_request < deadline:  # each attempt ends at its own timeout and is retried
+        assert line["attempts"] >= 2 and sink.connections >= 2
