@@ -643,6 +643,7 @@ def _parse_rfc3339(text: str) -> datetime:
             int(fraction[:6].ljust(6, "0")),
             tzinfo=zone_info,
         )
+        moment = moment.astimezone(timezone.utc)  # OverflowError here, not in rfc3339
         return moment + timedelta(seconds=1) if leap else moment
     except (ValueError, OverflowError):  # their messages would quote parts of the text
         raise ValueError("a date-time out of range") from None

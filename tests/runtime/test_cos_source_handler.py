@@ -267,6 +267,14 @@ def test_not_a_notification_raises_and_sends_nothing(sink, capsys):
     assert sink.requests == []
 
 
+def deep(levels: int, kind: type) -> object:
+    """What json.loads makes of `[[[…]]]` or `{"a":{"a":…}}`, built without recursion."""
+    value: object = kind()
+    for _ in range(levels - 1):
+        value = [value] if kind is list else {"a": value}
+    return value
+
+
 BAD_RECORDS = {
     "no event object": (lambda r: r.pop("event"), "record 1: no 'event' object"),
     "eventTime in words": (
@@ -276,6 +284,14 @@ BAD_RECORDS = {
     "lone surrogate in the key": (
         lambda r: r["cos"]["cosObject"].update(key="/1253970026/testpic/a\udc80.txt"),
         "record 1: cos.cosObject.key holds text UTF-8 cannot encode: a lone surrogate U+DC80",
+    ),
+    "arrays nested 500 deep": (
+        lambda r: r["cos"]["cosObject"]["meta"].update(deep=deep(500, list)),
+        "record 1: nested more than 32 levels deep",
+    ),
+    "objects nested 990 deep": (
+        lambda r: r["cos"]["cosObject"]["meta"].update(deep=deep(990, dict)),
+        "record 1: nested more than 32 levels deep",
     ),
     "NaN size": (
         lambda r: r["cos"]["cosObject"].update(size=float("nan")),
@@ -307,8 +323,10 @@ def test_a_bad_record_is_reported_the_others_delivered_and_the_invocation_fails(
     assert (summary["records"], summary["delivered"], summary["rejected"]) == (3, 2, 1)
     # SCF retries the invocation: the delivered records are sent again with the same ids.
     sink.reset()
+    again = three_records()  # built afresh: copy.deepcopy would recurse through a deep record
+    break_record(again["Records"][1])
     with pytest.raises(index.DeliveryFailed):
-        index.handle(copy.deepcopy(notification), CONTEXT, settings)
+        index.handle(again, CONTEXT, settings)
     assert sorted(e.id for e in sink.events) == delivered
 
 
