@@ -86,6 +86,10 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode("ascii")
 
 
+class DeadlinePassed(TimeoutError):
+    """The attempt's deadline passed before a socket operation could start."""
+
+
 class _DeadlineReader(io.RawIOBase):
     """The socket file of one answer, read with at most the time left until the connection's
     deadline on each `recv` (so the whole answer, not each read, is bounded)."""
@@ -132,7 +136,7 @@ class _DeadlineConnection(http.client.HTTPConnection):
     def time_left(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError("the request's deadline passed")
+            raise DeadlinePassed("the request's deadline passed")
         return left
 
     def connect(self) -> None:
@@ -326,6 +330,9 @@ def _deliver_one(event, sender: Sender, policy: RetryPolicy, deadline: float, co
             error = None if 200 <= status < 300 else f"HTTP {status}"
         except ssl.SSLCertVerificationError as exc:  # the same certificate fails every time
             return Outcome(event, False, attempt, None, _describe(exc))
+        except DeadlinePassed as exc:  # nothing new was learnt: keep the last real answer
+            if error is None:
+                status, error = None, _describe(exc)
         except (OSError, http.client.HTTPException) as exc:
             status, error = None, _describe(exc)
         if error is None:
@@ -342,4 +349,5 @@ def _deliver_one(event, sender: Sender, policy: RetryPolicy, deadline: float, co
 
 def _describe(exc: BaseException) -> str:
     # The exception text never holds the signing key; the URL is not included on purpose.
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    name = "TimeoutError" if isinstance(exc, TimeoutError) else type(exc).__name__
+    return f"{name}: {exc}" if str(exc) else name

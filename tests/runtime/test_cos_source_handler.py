@@ -596,3 +596,22 @@ def test_a_dripping_sink_cannot_hold_a_request_past_its_deadline(case, capsys):
     per_request = float(timeout)
     if per_request < deadline:  # each attempt ends at its own timeout and is retried
         assert line["attempts"] >= 2 and sink.connections >= 2
+
+
+def test_an_attempt_that_starts_after_its_deadline_keeps_the_last_real_error(sink):
+    """Under load an attempt may get only a sliver of time, which passes before it can connect:
+    the outcome still names what the sink last did, not the empty attempt."""
+    events, _ = cos_event.events_from_notification(seed(), "f", datetime.now(timezone.utc))
+    errors = [ConnectionRefusedError(111, "Connection refused"), cos_delivery.DeadlinePassed("x")]
+
+    class LateSender(cos_delivery.Sender):
+        def post(self, conn, event, timeout):
+            raise errors.pop(0) if errors else cos_delivery.DeadlinePassed("x")
+
+    policy = cos_delivery.RetryPolicy(1, 0.01, 0.02)
+    deadline = time.monotonic() + 0.2
+    [outcome] = cos_delivery.deliver_all(
+        events, LateSender(sink.url), policy, 1, deadline, lambda o: None
+    )
+    assert not outcome.delivered and outcome.attempts >= 2
+    assert outcome.error == "ConnectionRefusedError: [Errno 111] Connection refused"
