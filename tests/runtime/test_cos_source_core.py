@@ -682,6 +682,7 @@ TEXTS = [
     ("u:PASS@b.example.com/k", "b.example.com/k"),
     ("https://b/k#access_token=SIG", "https://b/k"),
     ("b/k?x=1#frag=SIG", "b/k"),
+    ("https://b/k;jsessionid=SIG", "https://b/k"),
     ("/k?q-sign-algorithm=sha1&q-ak=AKID&q-signature=SIG", "/k"),
     # An Authorization header's value, copied anywhere: its credential pairs go.
     ("q-sign-algorithm=sha1&q-ak=AKID&q-signature=SIG&x-cos-acl=private", "x-cos-acl=private"),
@@ -769,6 +770,8 @@ def test_query_separators_and_kept_values(url, scrubbed):
         ("PresignedUrl", True),
         ("signedUrl", True),
         ("hmac", True),
+        ("JSESSIONID", True),
+        ("PHPSESSID", True),
         ("x-cos-meta-status", False),
         ("x-cos-meta-class", False),
         ("cosBuckets", False),
