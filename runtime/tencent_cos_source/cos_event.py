@@ -19,6 +19,7 @@ is bounded by `MAX_DEPTH`, so no record can exhaust the interpreter's recursion 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -330,9 +331,9 @@ def _scrub(value: object, allow, depth: int, in_cos_object: bool) -> object:
             if not isinstance(name, str):  # not from JSON; left for `unencodable` to report
                 out[name] = _scrub(item, None, depth + 1, False)
                 continue
-            if looks_like_credential(name) or scrub_text(name) != name:
+            dropped, normalized = (_name_facts if len(name) <= 256 else _facts_of)(name)
+            if dropped:
                 continue
-            normalized = normalized_name(name)
             if allow is not None and not allow(normalized, name, item):
                 continue
             if in_cos_object and normalized == "key" and isinstance(item, str):
@@ -348,6 +349,17 @@ def _scrub(value: object, allow, depth: int, in_cos_object: bool) -> object:
     if isinstance(value, str):
         return scrub_text(value)
     return value
+
+
+def _facts_of(name: str) -> tuple[bool, str]:
+    """(whether a member of this name is dropped, its normalized form)."""
+    return looks_like_credential(name) or scrub_text(name) != name, normalized_name(name)
+
+
+# Member names repeat from record to record (the same headers, the same metadata): what a name
+# implies is worked out once per container, for a bounded number of short names (at most about
+# 4096 x 256 characters held).
+_name_facts = functools.lru_cache(maxsize=4096)(_facts_of)
 
 
 def normalized_name(name: str) -> str:
