@@ -3,6 +3,13 @@
 Standard library only (`http.client`; https through `ssl`'s default context, which verifies the
 certificate and the host name). Each worker thread keeps one keep-alive connection.
 
+Every attempt has one deadline for the whole exchange (connect, TLS handshake, sending, the status
+line, headers and the drained body): the per-request timeout, cut to the time left in the retry
+budget. A socket timeout alone bounds each `recv`, so a sink that drips a byte at a time would
+hold an attempt open indefinitely; here every socket operation gets only the time left until the
+deadline (`_DeadlineConnection`). Name resolution (`getaddrinfo`) has no timeout in the standard
+library and is the one step outside the deadline.
+
 Modes: binary (`ce-*` headers, `data` as the body) to an unsigned sink such as a Vanus gateway or
 a broker; structured (`application/cloudevents+json`, every attribute inside the body) when the
 sink is the relay, so the Standard Webhooks signature over the body covers the whole event.
@@ -20,6 +27,8 @@ import base64
 import contextlib
 import hmac
 import http.client
+import io
+import math
 import random
 import ssl
 import threading
@@ -77,6 +86,75 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode("ascii")
 
 
+class DeadlinePassed(TimeoutError):
+    """The attempt's deadline passed before a socket operation could start."""
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket file of one answer, read with at most the time left until the connection's
+    deadline on each `recv` (so the whole answer, not each read, is bounded)."""
+
+    def __init__(self, sock, raw, conn: _DeadlineConnection) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = raw  # the socket's own file: it keeps the socket open while the answer is read
+        self._conn = conn
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int | None:
+        self._sock.settimeout(self._conn.time_left())
+        return self._raw.readinto(buffer)
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock, *args, conn: _DeadlineConnection, **kwargs) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp = io.BufferedReader(_DeadlineReader(sock, self.fp.detach(), conn))
+
+
+class _DeadlineConnection(http.client.HTTPConnection):
+    """An HTTP connection whose every socket operation ends by `deadline` (monotonic seconds).
+
+    Raises TimeoutError (an OSError) once the deadline has passed.
+    """
+
+    deadline = math.inf
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.response_class = lambda sock, *a, **k: _DeadlineResponse(sock, *a, conn=self, **k)
+
+    def time_left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed("the request's deadline passed")
+        return left
+
+    def connect(self) -> None:
+        self.timeout = self.time_left()  # create_connection and (https) the whole TLS handshake
+        super().connect()
+
+    def send(self, data) -> None:
+        if self.sock is None and self.auto_open:
+            self.connect()
+        if self.sock is not None:
+            self.sock.settimeout(self.time_left())  # sendall: one timeout for all of `data`
+        super().send(data)
+
+
+class _DeadlineHTTPSConnection(_DeadlineConnection, http.client.HTTPSConnection):
+    pass
+
+
 class Sender:
     """Posts events to `url`: signed structured mode with a signing key, binary mode without.
 
@@ -95,10 +173,10 @@ class Sender:
     def connect(self, timeout: float) -> http.client.HTTPConnection:
         """A connection that opens on its first request, and again after any close."""
         if self._https:
-            return http.client.HTTPSConnection(
+            return _DeadlineHTTPSConnection(
                 self._host, self._port, timeout=timeout, context=self._ssl
             )
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        return _DeadlineConnection(self._host, self._port, timeout=timeout)
 
     def request(self, event) -> tuple[dict[str, str], bytes]:
         """Headers and body of one attempt (a fresh `webhook-timestamp` on every attempt)."""
@@ -115,14 +193,18 @@ class Sender:
         return headers, body
 
     def post(self, conn: http.client.HTTPConnection, event, timeout: float):
-        """One attempt: (status, Retry-After seconds or None).
+        """One attempt, all of it (connect, send, answer) within `timeout` seconds: (status,
+        Retry-After seconds or None).
 
-        Raises OSError (ssl.SSLCertVerificationError among them) or http.client.HTTPException,
-        after which the connection is closed and reopens on the next request.
+        Raises OSError (TimeoutError at the deadline, ssl.SSLCertVerificationError among them) or
+        http.client.HTTPException, after which the connection is closed and reopens on the next
+        request.
         """
         headers, body = self.request(event)
         headers["User-Agent"] = USER_AGENT
         conn.timeout = timeout
+        if isinstance(conn, _DeadlineConnection):
+            conn.deadline = time.monotonic() + timeout
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
         try:
@@ -248,6 +330,9 @@ def _deliver_one(event, sender: Sender, policy: RetryPolicy, deadline: float, co
             error = None if 200 <= status < 300 else f"HTTP {status}"
         except ssl.SSLCertVerificationError as exc:  # the same certificate fails every time
             return Outcome(event, False, attempt, None, _describe(exc))
+        except DeadlinePassed as exc:  # nothing new was learnt: keep the last real answer
+            if error is None:
+                status, error = None, _describe(exc)
         except (OSError, http.client.HTTPException) as exc:
             status, error = None, _describe(exc)
         if error is None:
@@ -264,4 +349,5 @@ def _deliver_one(event, sender: Sender, policy: RetryPolicy, deadline: float, co
 
 def _describe(exc: BaseException) -> str:
     # The exception text never holds the signing key; the URL is not included on purpose.
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    name = "TimeoutError" if isinstance(exc, TimeoutError) else type(exc).__name__
+    return f"{name}: {exc}" if str(exc) else name

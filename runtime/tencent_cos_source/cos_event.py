@@ -12,17 +12,19 @@ Two records that are identical after scrubbing describe the same COS event (real
 least in `x-cos-request-id`), so they get the same id and are sent once.
 
 A record this source cannot turn into an event (no `cos`/`event` object, an unreadable `eventTime`,
-text UTF-8 cannot encode) is *rejected* on its own: the other records of the notification still
-become events. `convert` reports both.
+text UTF-8 cannot encode, nesting deeper than `MAX_DEPTH`) is *rejected* on its own: the other
+records of the notification still become events. `convert` reports both. Every walk over a record
+is bounded by `MAX_DEPTH`, so no record can exhaust the interpreter's recursion limit.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, unquote_to_bytes
 
 EVENT_TYPE = "tencent-cloud-cos-event"
@@ -36,7 +38,18 @@ ID_NAMESPACE = uuid.UUID("829a3ddb-be37-5f2d-b194-c88a94cb6852")
 # 1e11 milliseconds is 1973.
 MILLISECONDS_FROM = 1e11
 _EPOCH_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # ASCII only: float() also reads "١٢" and "1_0"
-_ISO_FRACTION = re.compile(r"\.([0-9]+)")
+# RFC 3339 `date-time` (section 5.6; `T`/`Z` in either case, a space for `T` as 5.6 allows), the
+# zone optional (COS writes UTC). Parsed here, not by datetime.fromisoformat, whose accepted forms
+# grew in Python 3.11 ("20181219T074930Z", "2018-W51", "07:49:30,5"): the same text must give the
+# same answer on SCF's Python 3.10 and on any later runtime.
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+
+# Objects and arrays nested deeper than this (the record itself is level 1; COS records use 4)
+# make the record rejected: every walk over a record stops here instead of recursing further.
+MAX_DEPTH = 32
 
 # --- Credential scrubbing (see `scrub`) ----------------------------------------------------------
 # Request headers of the uploader that describe the object and carry no credential: the only ones
@@ -60,12 +73,18 @@ KEPT_REQUEST_HEADERS = frozenset(
     }
 )
 USER_METADATA_PREFIX = "x-cos-meta-"
-# What `requestParameters` (the uploader's request) keeps; everything else in it is dropped.
-KEPT_REQUEST_PARAMETERS = frozenset({"requestSourceIP", "requestHeaders"})
-# Query parameters kept in a URL anywhere in the record (lower case); presigned-URL parameters
+# What `requestParameters` (the uploader's request) keeps; everything else in it is dropped. Member
+# names are compared in `normalized_name` form: `RequestHeaders`, `request_headers` and
+# `requestheaders` are all `requestHeaders`, so an allow-list cannot be side-stepped by spelling.
+KEPT_REQUEST_PARAMETERS = frozenset({"requestsourceip", "requestheaders"})
+# Query parameters kept in any string of the record (lower case); presigned-URL parameters
 # (`q-sign-algorithm`, `q-ak`, `q-key-time`, `q-signature`, `x-cos-security-token`, …) never are.
 KEPT_URL_PARAMETERS = frozenset({"versionid"})
-# A name (header, metadata, JSON key) whose words include one of these carries a credential.
+# ... and only with a value shaped like a COS version id (base64 text once percent-decoded), so
+# nothing can ride along inside it ("versionId=1,q-signature=…").
+_KEPT_PARAMETER_VALUE = re.compile(r"[A-Za-z0-9._~+/-]{1,256}={0,2}")
+# A name (header, metadata, JSON key) whose words include one of these, or one of them with a
+# plural "s" ("Signatures", "sigs", "tokens"), carries a credential.
 CREDENTIAL_WORDS = frozenset(
     {
         "ak",
@@ -75,32 +94,60 @@ CREDENTIAL_WORDS = frozenset(
         "authorization",
         "bearer",
         "cookie",
-        "cookies",
         "credential",
-        "credentials",
+        "hmac",
+        "jsessionid",
+        "jwt",
+        "oauth",
+        "otp",
+        "passcode",
         "passphrase",
         "passwd",
         "password",
+        "presigned",
+        "phpsessid",
         "pwd",
         "secret",
-        "secrets",
         "session",
         "sig",
         "sign",
         "signature",
+        "signed",
         "sk",
+        "ticket",
         "token",
-        "tokens",
+        "totp",
     }
 )
-# ... or a word that starts or ends like this ("sessionid", "accesstoken", "x-amz-credential")
-_CREDENTIAL_STEMS = ("authoriz", "authentic", "credential", "password", "secret", "session")
-_CREDENTIAL_ENDINGS = ("token", "secret", "password", "signature", "cookie", "apikey")
+# ... or a word that starts or ends like this ("sessionid", "accesstoken", "x-amz-credential",
+# "presignedurl")
+_CREDENTIAL_STEMS = (
+    "authoriz",
+    "authentic",
+    "credential",
+    "password",
+    "presign",
+    "secret",
+    "session",
+)
+_CREDENTIAL_ENDINGS = ("token", "secret", "password", "signature", "cookie", "apikey", "ticket")
 # ... or "key" right after one of these ("X-Api-Key", "AccessKeyId", "...-customer-key" of SSE-C).
 _KEY_QUALIFIERS = frozenset(
     {"access", "api", "customer", "encryption", "master", "private", "secret", "session", "signing"}
 )
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+# Text scrubbing (see `scrub_text`). A token is a run of text without white space, quotes or
+# angle brackets: the characters that end a URL written inside text.
+_TOKEN_DELIMITERS = re.compile(r"""([\s<>"'`]+)""")
+# Where an authority begins: after `scheme:` and slashes or backslashes (browsers read
+# `https:/\\host` as `https://host`), or after a leading `//` (protocol-relative).
+_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[/\\]+|[/\\]{2}")
+# Query separators: `&`, and `;`, which many servers also split on (the old W3C recommendation).
+_PAIR_SEPARATOR = re.compile(r"([&;])")
+_PAIR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+# Rounds of percent-decoding under which a credential is still found (`%3Fq-signature%3D…`).
+PERCENT_DECODING_ROUNDS = 4
 
 
 class NotACosNotification(ValueError):
@@ -258,90 +305,207 @@ def scrub(record: object) -> object:
     """A copy of the record with every credential removed; the input is not changed.
 
     What is removed (see the README, "Security"):
-    - under any object: a member whose name looks like a credential (`looks_like_credential`);
-    - `requestParameters`: everything but `requestSourceIP` and `requestHeaders` (allow-list);
-    - `requestHeaders`: every header but `KEPT_REQUEST_HEADERS` and non-credential `x-cos-meta-*`
-      (allow-list: a header we do not know may carry a token, a signed `Referer` for one);
-    - any string that is an http(s) URL (`cosObject.url`): user info, fragment, and every query
-      parameter but `KEPT_URL_PARAMETERS` (presigned URLs carry `q-signature`, `q-ak`,
-      `x-cos-security-token`).
-    Everything else (`cosObject.key`, `size`, the rest of `cosObject.meta`, the event fields) is
-    kept as COS sent it.
+    - under any object: a member whose name looks like a credential (`looks_like_credential`) or
+      holds URL credentials itself;
+    - `requestParameters`: everything but `requestSourceIP` (a string) and `requestHeaders` (an
+      object) (allow-list);
+    - `requestHeaders`: every header but `KEPT_REQUEST_HEADERS` and non-credential `x-cos-meta-*`,
+      and every header whose value is not a string (allow-list: a header we do not know may carry
+      a token, a signed `Referer` for one);
+    - in every string but `cosObject.key` (the object's name, kept as COS sent it): what
+      `scrub_text` removes (URL user info, fragments, query parameters, credential pairs).
+    Both allow-lists match member names in any case and spelling (`normalized_name`). Everything
+    else (`size`, the rest of `cosObject.meta`, the event fields) is kept as COS sent it.
+
+    Raises NotACosNotification for objects or arrays nested deeper than `MAX_DEPTH`.
     """
-    return _scrub(record, None)
+    return _scrub(record, None, 1, False)
 
 
-def _scrub(value: object, kept_names) -> object:
+def _scrub(value: object, allow, depth: int, in_cos_object: bool) -> object:
+    if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
+        raise NotACosNotification(f"nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, dict):
         out = {}
         for name, item in value.items():
-            if isinstance(name, str):
-                if looks_like_credential(name) or (kept_names and not kept_names(name)):
-                    continue
-                inner = _NESTED_ALLOW_LISTS.get(name)
-                if inner is not None and not isinstance(item, dict):
-                    continue  # an allow-list cannot be applied to anything but an object
-                out[name] = _scrub(item, inner)
-            else:  # not from JSON; left for `unencodable` to report
-                out[name] = _scrub(item, None)
+            if not isinstance(name, str):  # not from JSON; left for `unencodable` to report
+                out[name] = _scrub(item, None, depth + 1, False)
+                continue
+            dropped, normalized = (_name_facts if len(name) <= 256 else _facts_of)(name)
+            if dropped:
+                continue
+            if allow is not None and not allow(normalized, name, item):
+                continue
+            if in_cos_object and normalized == "key" and isinstance(item, str):
+                out[name] = item  # the object's name: subject and receivers need it unchanged
+                continue
+            inner = _NESTED_ALLOW_LISTS.get(normalized)
+            if inner is not None and not isinstance(item, dict):
+                continue  # an allow-list cannot be applied to anything but an object
+            out[name] = _scrub(item, inner, depth + 1, normalized == "cosobject")
         return out
     if isinstance(value, list):
-        return [_scrub(item, None) for item in value]
-    if isinstance(value, str) and value[:8].lower().startswith(("http://", "https://")):
-        return scrub_url(value)
+        return [_scrub(item, None, depth + 1, False) for item in value]
+    if isinstance(value, str):
+        return scrub_text(value)
     return value
 
 
-def _kept_request_header(name: str) -> bool:
+def _facts_of(name: str) -> tuple[bool, str]:
+    """(whether a member of this name is dropped, its normalized form)."""
+    return looks_like_credential(name) or scrub_text(name) != name, normalized_name(name)
+
+
+# Member names repeat from record to record (the same headers, the same metadata): what a name
+# implies is worked out once per container, for a bounded number of short names (at most about
+# 4096 x 256 characters held).
+_name_facts = functools.lru_cache(maxsize=4096)(_facts_of)
+
+
+def normalized_name(name: str) -> str:
+    """`name` in lower case without separators: how allow-listed member names are compared."""
+    return "".join(character for character in name.lower() if character.isalnum())
+
+
+def _kept_request_parameter(normalized: str, name: str, value: object) -> bool:
+    if normalized == "requestsourceip":
+        return isinstance(value, str)
+    return normalized in KEPT_REQUEST_PARAMETERS  # requestHeaders: must be an object (see _scrub)
+
+
+def _kept_request_header(normalized: str, name: str, value: object) -> bool:
     lowered = name.lower()
-    return lowered in KEPT_REQUEST_HEADERS or lowered.startswith(USER_METADATA_PREFIX)
+    return isinstance(value, str) and (
+        lowered in KEPT_REQUEST_HEADERS or lowered.startswith(USER_METADATA_PREFIX)
+    )
 
 
 _NESTED_ALLOW_LISTS = {
-    "requestParameters": KEPT_REQUEST_PARAMETERS.__contains__,
-    "requestHeaders": _kept_request_header,
+    "requestparameters": _kept_request_parameter,
+    "requestheaders": _kept_request_header,
 }
 
 
 def looks_like_credential(name: str) -> bool:
     """True for a name whose words say it carries a credential: `Authorization`, `X-Api-Key`,
-    `x-cos-security-token`, `q-signature`, `accessToken`, `Set-Cookie`, …
+    `x-cos-security-token`, `q-signature`, `accessToken`, `Set-Cookie`, `presigned_url`, …
 
-    Words are split at separators and camel case; `x-cos-meta-author` and `mykey` are not
-    credentials, `q-ak` (the SecretId of a COS signature) is.
+    Words are split at separators and camel case, and read in the singular as well ("Signatures",
+    "sigs"); `x-cos-meta-author` and `mykey` are not credentials, `q-ak` (the SecretId of a COS
+    signature) is.
     """
     words = [word.lower() for word in _WORD.findall(name)]
     for position, word in enumerate(words):
-        if (
-            word in CREDENTIAL_WORDS
-            or word.startswith(_CREDENTIAL_STEMS)
-            or word.endswith(_CREDENTIAL_ENDINGS)
-        ):
-            return True
-        if word in ("key", "keys") and position and words[position - 1] in _KEY_QUALIFIERS:
-            return True
-        if any(word.startswith(qualifier + "key") for qualifier in _KEY_QUALIFIERS):
-            return True  # written as one word: "apikey", "accesskeyid"
+        for form in {word, _singular(word)}:
+            if (
+                form in CREDENTIAL_WORDS
+                or form.startswith(_CREDENTIAL_STEMS)
+                or form.endswith(_CREDENTIAL_ENDINGS)
+            ):
+                return True
+            if form == "key" and position and _singular(words[position - 1]) in _KEY_QUALIFIERS:
+                return True
+            if any(form.startswith(qualifier + "key") for qualifier in _KEY_QUALIFIERS):
+                return True  # written as one word: "apikey", "accesskeyid"
     return False
 
 
-def scrub_url(url: str) -> str:
-    """`url` without user info, fragment, or query parameters other than `KEPT_URL_PARAMETERS`.
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 2 and word.endswith("s") and not word.endswith("ss") else word
 
-    The kept parts are returned as written (not re-encoded), so a URL without any of these is
-    unchanged.
+
+def scrub_text(text: str) -> str:
+    """`text` without the credentials a URL or a query can carry, wherever in the text they are.
+
+    The text is read as tokens (runs without white space, quotes or `<>`); in each token:
+    - user info: from where an authority starts (`scheme:` and slashes or backslashes, or a
+      leading `//`) to the token's last `@`, or without an authority, everything up to the last
+      `@` when a `:` comes before it (`user:password@host`); an e-mail address is kept;
+    - a fragment (`#…`) when the token has an authority or a query, or the fragment holds `=`;
+    - a query (`?…`, split on `&` and `;`): every part but `KEPT_URL_PARAMETERS` with a version-id
+      shaped value;
+    - without a query, any `name=value` part (split on `&` and `;`) whose name looks like a
+      credential (the value of an `Authorization` header: `q-ak=…&q-signature=…`).
+    Text that percent-decodes (up to `PERCENT_DECODING_ROUNDS` times) into something these rules
+    change is replaced by its decoded, scrubbed form. Anything else is returned as written, so a
+    string without any of these is unchanged.
     """
-    url = url.split("#", 1)[0]
-    base, _, query = url.partition("?")
-    scheme, _, rest = base.partition("://")
-    authority, slash, path = rest.partition("/")
-    authority = authority.rpartition("@")[2]
-    kept = [
-        pair
-        for pair in query.split("&")
-        if pair and unquote(pair.split("=", 1)[0]).lower() in KEPT_URL_PARAMETERS
-    ]
-    return f"{scheme}://{authority}{slash}{path}" + ("?" + "&".join(kept) if kept else "")
+    result = _scrub_tokens(text)
+    current = result
+    for _ in range(PERCENT_DECODING_ROUNDS):
+        if "%" not in current:
+            break
+        decoded = unquote(current)
+        if decoded == current:
+            break
+        scrubbed = _scrub_tokens(decoded)
+        if scrubbed != decoded:  # a credential hidden by percent-encoding
+            result = scrubbed
+        current = scrubbed
+    return result
+
+
+def scrub_url(url: str) -> str:
+    """A URL as `scrub_text` leaves it: no user info, fragment, or query parameters but
+    `KEPT_URL_PARAMETERS`; the kept parts as written (not re-encoded)."""
+    return scrub_text(url)
+
+
+def _scrub_tokens(text: str) -> str:
+    if not any(character in text for character in "?@#="):
+        return text
+    parts = _TOKEN_DELIMITERS.split(text)
+    parts[::2] = [_scrub_token(token) for token in parts[::2]]
+    return "".join(parts)
+
+
+def _scrub_token(token: str) -> str:
+    authority = _AUTHORITY.match(token)
+    start = authority.end() if authority else 0
+    at = token.rfind("@")
+    if at >= start and (authority or ":" in token[:at]):
+        token = token[:start] + token[at + 1 :]
+    hash_at = token.find("#")
+    if hash_at >= 0 and (authority or "?" in token[:hash_at] or "=" in token[hash_at:]):
+        token = token[:hash_at]
+    question = token.find("?")
+    if question >= 0:
+        query = token[question + 1 :]
+        if not query:
+            return token  # "what?": no parameter to remove
+        kept = [part for part in query.replace(";", "&").split("&") if _kept_parameter(part)]
+        return token[:question] + ("?" + "&".join(kept) if kept else "")
+    if "=" not in token:
+        return token
+    pieces = _PAIR_SEPARATOR.split(token)  # parts at even positions, separators between
+    out: list[str] = []
+    for position in range(0, len(pieces), 2):
+        if _credential_pair(pieces[position]):
+            continue
+        if out:
+            out.append(pieces[position - 1])
+        out.append(pieces[position])
+    return "".join(out) if len(out) < len(pieces) else token
+
+
+def _kept_parameter(part: str) -> bool:
+    name, equals, value = part.partition("=")
+    return (
+        bool(equals)
+        and unquote(name).lower() in KEPT_URL_PARAMETERS
+        and _KEPT_PARAMETER_VALUE.fullmatch(unquote(value)) is not None
+    )
+
+
+def _credential_pair(part: str) -> bool:
+    name, equals, value = part.partition("=")
+    return (
+        bool(equals)
+        and bool(value)
+        and not value.startswith("=")  # base64 padding ("...A=="), not a pair
+        and _PAIR_NAME.fullmatch(name) is not None
+        and looks_like_credential(name)
+    )
 
 
 # --- Encoding ------------------------------------------------------------------------------------
@@ -356,16 +520,16 @@ def unencodable(value: object, path: str = "") -> str | None:
     """Why `value` cannot be sent as UTF-8 JSON, naming where (never the text itself), or None.
 
     JSON from SCF can hold what UTF-8 JSON cannot: lone surrogates (`"\\ud800"` escapes) and
-    `NaN`/`Infinity` (Python's json accepts them); a direct call can pass any Python value.
+    `NaN`/`Infinity` (Python's json accepts them); a direct call can pass any Python value. Nesting
+    deeper than `MAX_DEPTH` is reported too (the walk goes no deeper).
     """
-    try:
-        return _unencodable(value, path)
-    except RecursionError:
-        return "the record is nested too deeply"
+    return _unencodable(value, path, 1)
 
 
-def _unencodable(value: object, path: str) -> str | None:
+def _unencodable(value: object, path: str, depth: int) -> str | None:
     where = path or "the record"
+    if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
+        return f"{where} is nested more than {MAX_DEPTH} levels deep"
     if isinstance(value, str):
         return _bad_text(value, where)
     if isinstance(value, bool) or value is None:
@@ -386,13 +550,13 @@ def _unencodable(value: object, path: str) -> str | None:
             problem = _bad_text(name, f"a member name in {where}")
             if problem:
                 return problem
-            problem = _unencodable(item, f"{path}.{name}" if path else name)
+            problem = _unencodable(item, f"{path}.{name}" if path else name, depth + 1)
             if problem:
                 return problem
         return None
     if isinstance(value, list):
         for position, item in enumerate(value):
-            problem = _unencodable(item, f"{path}[{position}]")
+            problem = _unencodable(item, f"{path}[{position}]", depth + 1)
             if problem:
                 return problem
         return None
@@ -424,9 +588,12 @@ def event_id(scrubbed_record: object) -> str:
 
 def event_time(value: object, now: datetime) -> str:
     """RFC 3339 UTC for an `eventTime`: epoch seconds, or epoch milliseconds when the number is at
-    least `MILLISECONDS_FROM` (a number or a string of ASCII digits), or ISO 8601.
+    least `MILLISECONDS_FROM` (a number or a string of ASCII digits), or an RFC 3339 date-time
+    (`_RFC3339`: `YYYY-MM-DDThh:mm:ss[.fraction][Z|±hh:mm]`; `t`, `z` and a space for `T` allowed;
+    no zone is UTC; a fraction beyond microseconds is cut; a leap second `60` is the next second).
 
-    Raises TypeError or ValueError, whose message never quotes the value, for anything else.
+    Nothing else is read as a time (no ISO 8601 basic or week forms, no decimal comma), on every
+    Python version. Raises TypeError or ValueError, whose message never quotes the value.
     """
     if value is None or value == "":
         moment = now
@@ -439,10 +606,7 @@ def event_time(value: object, now: datetime) -> str:
         if _EPOCH_NUMBER.fullmatch(text):
             moment = _from_epoch(float(text) if len(text) < 40 else math.inf)
         else:
-            try:
-                moment = _parse_iso(text)
-            except ValueError:  # its message would quote the text
-                raise ValueError("neither epoch seconds, milliseconds nor ISO 8601") from None
+            moment = _parse_rfc3339(text)
     else:
         raise TypeError(f"unsupported type {type(value).__name__}")
     return rfc3339(moment)
@@ -460,24 +624,43 @@ def _from_epoch(number: float) -> datetime:
 
 
 def rfc3339(moment: datetime) -> str:
-    moment = moment.astimezone(timezone.utc)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
+    """`YYYY-MM-DDThh:mm:ss[.fraction]Z` in UTC, the fraction without trailing zeros."""
+    m = moment.astimezone(timezone.utc)
+    text = f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+    if m.microsecond:
+        text += f".{m.microsecond:06d}".rstrip("0")
     return text + "Z"
 
 
-def _parse_iso(text: str) -> datetime:
-    if not text.isascii():  # fromisoformat reads some non-ASCII digits on some versions
-        raise ValueError("not an ISO 8601 time")
-    # Python 3.10's fromisoformat accepts neither "Z" nor fractions other than 3 or 6 digits.
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    text = _ISO_FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:  # COS writes UTC; a naive time is read as UTC, never as local time
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment
+def _parse_rfc3339(text: str) -> datetime:
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError("neither epoch seconds, milliseconds nor an RFC 3339 date-time")
+    year, month, day, hour, minute, second = (int(group) for group in match.groups()[:6])
+    fraction, zone = match.group(7) or "", match.group(8)
+    try:
+        zone_info = timezone.utc
+        if zone and zone not in ("Z", "z"):
+            hours, minutes = int(zone[1:3]), int(zone[4:6])
+            if minutes > 59:
+                raise ValueError("zone minutes out of range")
+            offset = timedelta(hours=hours, minutes=minutes)
+            zone_info = timezone(-offset if zone[0] == "-" else offset)
+        leap = second == 60  # RFC 3339 5.7: 23:59:60 exists; datetime has no such second
+        moment = datetime(
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            59 if leap else second,
+            int(fraction[:6].ljust(6, "0")),
+            tzinfo=zone_info,
+        )
+        moment = moment.astimezone(timezone.utc)  # OverflowError here, not in rfc3339
+        return moment + timedelta(seconds=1) if leap else moment
+    except (ValueError, OverflowError):  # their messages would quote parts of the text
+        raise ValueError("a date-time out of range") from None
 
 
 def subject_of(record: dict) -> str | None:
@@ -494,7 +677,7 @@ def subject_of(record: dict) -> str | None:
     key = _get(cos, "cosObject", "key")
     if not isinstance(key, str) or not key:
         return None
-    appid, name = _get(cos, "cosBucket", "appid"), _get(cos, "cosBucket", "name")
+    appid, name = _appid(_get(cos, "cosBucket", "appid")), _text(_get(cos, "cosBucket", "name"))
     prefix = f"/{appid}/{name}/"
     if appid and name and key.startswith(prefix):
         key = key[len(prefix) :]
@@ -529,21 +712,39 @@ def _decode_if_encoded(key: str) -> str:
 
 
 def extensions_of(record: dict) -> dict[str, str]:
-    """Filterable extensions (lower-case alphanumeric names of at most 20 characters)."""
+    """Filterable extensions (lower-case alphanumeric names of at most 20 characters).
+
+    Each comes from a string field of the record (`appid` may also be a JSON integer); a field
+    that is absent, empty or of another type (an array, an object, a boolean) gives no extension,
+    rather than Python's rendering of the value. `data` keeps the field as COS sent it.
+    """
     bucket = _get(record["cos"], "cosBucket")
     if not isinstance(bucket, dict):
         bucket = {}
     candidates = {
-        "cosbucket": _full_bucket_name(bucket.get("name"), bucket.get("appid")),
-        "cosregion": bucket.get("cosRegion") or bucket.get("region"),
-        "coseventname": record["event"].get("eventName"),
+        "cosbucket": _full_bucket_name(_text(bucket.get("name")), _appid(bucket.get("appid"))),
+        "cosregion": _text(bucket.get("cosRegion")) or _text(bucket.get("region")),
+        "coseventname": _text(record["event"].get("eventName")),
     }
-    return {key: str(value) for key, value in candidates.items() if value not in (None, "")}
+    return {key: value for key, value in candidates.items() if value}
 
 
-def _full_bucket_name(name: object, appid: object) -> object:
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _appid(value: object) -> str | None:
+    """A COS APPID (digits, sent as a string or a number), or None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**20:
+        return str(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return value
+    return None
+
+
+def _full_bucket_name(name: str | None, appid: str | None) -> str | None:
     """`<name>-<appid>`, as the COS API and the component spell a bucket (COS sends the parts)."""
-    if name and appid and not str(name).endswith(f"-{appid}"):
+    if name and appid and not name.endswith(f"-{appid}"):
         return f"{name}-{appid}"
     return name
 

@@ -2,8 +2,10 @@
 
 A COS notification comes in; every record goes out as one CloudEvent to the sink (binary mode, or
 signed structured mode for the relay). If any event is not delivered, or a record cannot become
-one, the handler raises naming them, so SCF's asynchronous retry and dead-letter queue take over;
-retried records keep their ids. Standard library only.
+one, the handler raises naming them, so SCF's asynchronous retry takes over: the notification is
+invoked again up to `function.retryAttempts` times within `function.maxEventAgeSeconds`, then SCF
+drops it (the function has no dead-letter target). Retried records keep their ids. Standard
+library only.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ def handle(event: object, context: object, settings: Settings) -> dict:
     """Deliver every record of one COS notification; the summary, or DeliveryFailed.
 
     A record that cannot become an event is logged and does not stop the others; the invocation
-    then still fails, so SCF retries it (delivered records keep their ids) and, in the end, hands
-    it to the dead-letter queue.
+    then still fails, so SCF retries it (delivered records keep their ids) until its retries or
+    the event's maximum age run out, and then drops it.
     """
     started = time.monotonic()
     source = settings.function_name or _context_value(context, "function_name")
@@ -72,7 +74,7 @@ def handle(event: object, context: object, settings: Settings) -> dict:
         raise SettingsError("FUNCTION_NAME is not set and SCF gave no function name")
     try:
         conversion = cos_event.convert(event, source=str(source), now=datetime.now(timezone.utc))
-    except cos_event.NotACosNotification as error:  # nothing is sent; SCF's retry/DLQ keep it
+    except cos_event.NotACosNotification as error:  # nothing is sent; SCF retries, then drops
         _log("error", "not a COS notification", error=str(error))
         raise
     for rejected in conversion.rejected:

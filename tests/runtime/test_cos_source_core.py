@@ -553,7 +553,8 @@ def test_time_from_event_time(event_time, expected):
 
 
 def test_time_table_and_ids_on_python_310():
-    """SCF runs Python 3.10, whose datetime.fromisoformat is much stricter than 3.11's."""
+    """SCF runs Python 3.10, whose datetime.fromisoformat is much stricter than 3.11's: the same
+    texts are accepted, and the same refused, on both."""
     from tests.runtime.test_packaging import python_310
 
     interpreter = python_310()
@@ -563,23 +564,33 @@ def test_time_table_and_ids_on_python_310():
         "import json, sys; from datetime import datetime, timezone\n"
         "sys.path.insert(0, sys.argv[1]); import cos_event\n"
         "now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)\n"
-        "cases, notification = json.load(sys.stdin)\n"
+        "cases, rejected, notification = json.load(sys.stdin)\n"
         "times = [cos_event.event_time(value, now) for value, _ in cases]\n"
+        "refused = []\n"
+        "for value in rejected:\n"
+        "    try:\n"
+        "        cos_event.event_time(value, now)\n"
+        "    except (TypeError, ValueError):\n"
+        "        refused.append(value)\n"
         "events, _ = cos_event.events_from_notification(notification, 'cos-source-fn', now)\n"
-        "print(json.dumps([times, [e.attributes for e in events]]))"
+        "print(json.dumps([times, refused, [e.attributes for e in events]]))"
     )
     notification = load("cos_notification_put.json")
+    cases = TIME_CASES + MORE_TIMES
     out = subprocess.run(
         [interpreter, "-I", "-c", code, str(pathlib.Path(cos_event.__file__).parent)],
-        input=json.dumps([TIME_CASES, notification]),
+        input=json.dumps([cases, REJECTED_TIMES, notification]),
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    times, attributes = json.loads(out.stdout)
-    assert times == [expected for _, expected in TIME_CASES]
+    times, refused, attributes = json.loads(out.stdout)
+    assert times == [expected for _, expected in cases]
+    assert refused == REJECTED_TIMES
     assert attributes == [e.attributes for e in events(notification)[0]]
+    # ... and here, whatever this interpreter's fromisoformat would accept.
+    assert [cos_event.event_time(value, NOW) for value, _ in cases] == times
 
 
 @pytest.mark.parametrize(
@@ -595,3 +606,311 @@ def test_odd_but_valid_shapes_still_become_events(record):
     [event], _ = events({"Records": [record]})
     assert json.loads(event.body) == {"Records": [cos_event.scrub(record)]}
     assert set(event.attributes) >= {"id", "source", "type", "specversion", "time"}
+
+
+# --- Findings of the independent review of issue 10 item 5 ----------------------------------------
+
+
+def nested(depth: int, kind: str = "list"):
+    """A value `depth` levels deep: arrays in arrays, or objects in objects."""
+    value: object = [] if kind == "list" else {}
+    for _ in range(depth - 1):
+        value = [value] if kind == "list" else {"d": value}
+    return value
+
+
+# (where the value goes, its depth, its kind, whether the record is rejected). The record is level
+# 1 and `cos.cosObject.meta` level 4, so a value there may be 28 levels deep (MAX_DEPTH = 32).
+DEEP = {
+    "28 under meta": (("cos", "cosObject", "meta", "deep"), 28, "list", False),
+    "29 under meta": (("cos", "cosObject", "meta", "deep"), 29, "list", True),
+    "500 arrays under meta": (("cos", "cosObject", "meta", "deep"), 500, "list", True),
+    "990 objects under meta": (("cos", "cosObject", "meta", "deep"), 990, "dict", True),
+    "50,000 arrays in an event field": (("event", "extra"), 50_000, "list", True),
+    "5,000 objects under a dropped credential": (("event", "accessToken"), 5_000, "dict", False),
+    "5,000 under a dropped header": (
+        ("event", "requestParameters", "requestHeaders", "x-cos-meta-a"),
+        5_000,
+        "dict",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEEP))
+def test_deep_nesting_rejects_only_that_record(case):
+    place, depth, kind, rejected = DEEP[case]
+    record = load("cos_notification_seed.json")["Records"][0]
+    target = record
+    for parent in place[:-1]:
+        target = target[parent]
+    target[place[-1]] = nested(depth, kind)
+    good = three_records()
+    conversion = cos_event.convert({"Records": [good[0], record, good[1]]}, "fn", NOW)
+    good_ids = [cos_event.event_from_record(r, "fn", NOW).id for r in good[:2]]
+    if rejected:
+        assert [e.id for e in conversion.events] == good_ids
+        [rejection] = conversion.rejected
+        assert rejection.index == 1
+        assert rejection.reason == f"nested more than {cos_event.MAX_DEPTH} levels deep"
+    else:
+        assert conversion.rejected == [] and len(conversion.events) == 3
+
+
+def test_unencodable_stops_at_the_depth_limit():
+    problem = cos_event.unencodable(nested(50_000))
+    assert problem == "[0]" * cos_event.MAX_DEPTH + (
+        f" is nested more than {cos_event.MAX_DEPTH} levels deep"
+    )
+    assert cos_event.unencodable(nested(cos_event.MAX_DEPTH)) is None
+
+
+# Credentials a URL or a query carries, in any string, however the URL is written.
+TEXTS = [
+    (" https://b/k?q-signature=SIG", " https://b/k"),
+    ("\thttps://b/k?q-signature=SIG", "\thttps://b/k"),
+    ("//b/k?q-signature=SIG", "//b/k"),
+    ("cos://b/k?q-signature=SIG", "cos://b/k"),
+    ("ftp://u:PASS@b/k", "ftp://b/k"),
+    ("https:/\\b/k?q-signature=SIG", "https:/\\b/k"),
+    ("https:\\\\u:PASS@b/k", "https:\\\\b/k"),
+    ("see https://a/b?q-signature=SIG now", "see https://a/b now"),
+    ("<https://a/b?q-signature=SIG>", "<https://a/b>"),
+    ('{"url":"https://u:PASS@b/k?q-ak=SIG"}', '{"url":"https://b/k"}'),
+    ("https://u:PASS/x@b/k", "https://b/k"),
+    ("https://u:PA?SS@b/k", "https://b/k"),
+    ("u:PASS@b.example.com/k", "b.example.com/k"),
+    ("https://b/k#access_token=SIG", "https://b/k"),
+    ("b/k?x=1#frag=SIG", "b/k"),
+    ("https://b/k;jsessionid=SIG", "https://b/k"),
+    ("/k?q-sign-algorithm=sha1&q-ak=AKID&q-signature=SIG", "/k"),
+    # An Authorization header's value, copied anywhere: its credential pairs go.
+    ("q-sign-algorithm=sha1&q-ak=AKID&q-signature=SIG&x-cos-acl=private", "x-cos-acl=private"),
+    ("token=SIG", ""),
+    # Percent-encoded: decoded, then scrubbed.
+    ("https%3A%2F%2Fu%3APASS%40b%2Fk%3Fq-signature%3DSIG", "https://b/k"),
+    ("https%253A%252F%252Fb%252Fk%253Fq-signature%253DSIG", "https://b/k"),
+    # Kept as written: nothing of a URL's credentials in them.
+    ("https://b/a%20b%E4%BD%A0.jpg", "https://b/a%20b%E4%BD%A0.jpg"),
+    ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+    ("NWMxOWY4MGFfMjViMjU4NjRfMTUyMVxxxxxxxxx=", "NWMxOWY4MGFfMjViMjU4NjRfMTUyMVxxxxxxxxx="),
+    ("me@example.com", "me@example.com"),
+    ("#ff0000", "#ff0000"),
+    ("Why? Because.", "Why? Because."),
+    ("qcs:0:scf:cd:appid/1253970026:default.printevent.$LATEST", None),
+]
+
+
+@pytest.mark.parametrize(("text", "scrubbed"), TEXTS)
+def test_any_string_loses_url_credentials(text, scrubbed):
+    scrubbed = text if scrubbed is None else scrubbed
+    assert cos_event.scrub_text(text) == scrubbed
+    record = {
+        "cos": {
+            "cosObject": {"url": text, "meta": {"x-cos-meta-note": text, "list": [text]}},
+            "cosBucket": {"name": "b"},
+        },
+        "event": {"eventSource": text, "requestParameters": {"requestSourceIP": text}},
+    }
+    event = cos_event.event_from_record(record, "fn", NOW)
+    sent = event.structured().decode()
+    assert "SIG" not in sent and "PASS" not in sent and "AKID" not in sent
+    [data] = json.loads(event.body)["Records"]
+    assert data["cos"]["cosObject"]["meta"] == {"x-cos-meta-note": scrubbed, "list": [scrubbed]}
+    assert data["event"] == {
+        "eventSource": scrubbed,
+        "requestParameters": {"requestSourceIP": scrubbed},
+    }
+
+
+def test_the_object_key_is_kept_as_sent_and_member_names_with_url_credentials_are_dropped():
+    key = "/1/b/a?q-signature=x.txt"
+    record = {
+        "cos": {"cosObject": {"key": key, "meta": {"https://b/k?q-signature=SIG": "v"}}},
+        "event": {},
+    }
+    scrubbed = cos_event.scrub(record)
+    assert scrubbed["cos"]["cosObject"] == {"key": key, "meta": {}}
+
+
+# Every separator a server may split a query on; a kept parameter carries nothing else.
+QUERIES = [
+    ("https://b/k?versionId=1;q-signature=SIG", "https://b/k?versionId=1"),
+    ("https://b/k?q-signature=SIG;versionId=MTg0", "https://b/k?versionId=MTg0"),
+    ("https://b/k?versionId=1&amp;q-signature=SIG", "https://b/k?versionId=1"),
+    ("https://b/k?versionId=1,q-signature=SIG", "https://b/k"),
+    ("https://b/k?versionId=MTg%3D&x=SIG", "https://b/k?versionId=MTg%3D"),
+    ("https://b/k?versionId=1%26q-signature%3DSIG", "https://b/k"),
+    ("https://b/k?versionId", "https://b/k"),
+]
+
+
+@pytest.mark.parametrize(("url", "scrubbed"), QUERIES)
+def test_query_separators_and_kept_values(url, scrubbed):
+    assert cos_event.scrub_url(url) == scrubbed
+    assert "SIG" not in cos_event.scrub_text(f"see {url}")
+
+
+@pytest.mark.parametrize(
+    ("name", "credential"),
+    [
+        ("Signatures", True),
+        ("sigs", True),
+        ("x-cos-meta-Signatures", True),
+        ("x-cos-meta-sigs", True),
+        ("X-Auth-Tokens", True),
+        ("ApiKeys", True),
+        ("x-cos-meta-passwords", True),
+        ("jwt", True),
+        ("x-jwts", True),
+        ("ticket", True),
+        ("serviceTicket", True),
+        ("otp", True),
+        ("presigned_url", True),
+        ("PresignedUrl", True),
+        ("signedUrl", True),
+        ("hmac", True),
+        ("JSESSIONID", True),
+        ("PHPSESSID", True),
+        ("x-cos-meta-status", False),
+        ("x-cos-meta-class", False),
+        ("cosBuckets", False),
+        ("x-cos-meta-keys", False),
+        ("eventTickets-count", True),
+    ],
+)
+def test_credential_names_in_plural_and_more_words(name, credential):
+    assert cos_event.looks_like_credential(name) is credential
+    record = {"cos": {"cosObject": {"meta": {name: "SECRET"}}}, "event": {}}
+    assert ("SECRET" in json.dumps(cos_event.scrub(record))) is not credential
+
+
+# The allow-lists whatever the spelling of the names, and only strings in allow-listed places.
+ALLOW_LISTED = [
+    ({"RequestHeaders": {"X-Unknown": "TOK", "Host": "h"}}, {"RequestHeaders": {"Host": "h"}}),
+    ({"request_headers": {"X-Unknown": "TOK"}}, {"request_headers": {}}),
+    ({"requestparameters": {"foo": "TOK", "requestSourceIP": "1.2.3.4"}}, None),
+    ({"Request-Parameters": {"foo": "TOK"}}, {"Request-Parameters": {}}),
+    (
+        {"requestParameters": {"request_source_ip": "1.2.3.4", "REQUESTHEADERS": {"a": "TOK"}}},
+        {"requestParameters": {"request_source_ip": "1.2.3.4", "REQUESTHEADERS": {}}},
+    ),
+    ({"requestParameters": {"requestSourceIP": {"x": "TOK"}}}, {"requestParameters": {}}),
+    ({"requestParameters": {"requestSourceIP": ["TOK"]}}, {"requestParameters": {}}),
+    (
+        {"requestParameters": {"requestHeaders": {"x-cos-meta-a": {"q": "TOK"}, "Host": ["TOK"]}}},
+        {"requestParameters": {"requestHeaders": {}}},
+    ),
+    (
+        {"requestParameters": {"requestHeaders": {"x-cos-meta-a": "ok", "Content-Length": 3}}},
+        {"requestParameters": {"requestHeaders": {"x-cos-meta-a": "ok"}}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("event", "kept"), ALLOW_LISTED)
+def test_allow_lists_whatever_the_spelling_and_only_strings(event, kept):
+    if kept is None:
+        kept = {"requestparameters": {"requestSourceIP": "1.2.3.4"}}
+    record = {"cos": {}, "event": event}
+    scrubbed = cos_event.scrub(record)
+    assert scrubbed["event"] == kept
+    assert "TOK" not in json.dumps(scrubbed)
+
+
+# One grammar for eventTime, the same on Python 3.10 and 3.11+: RFC 3339 and epoch numbers.
+MORE_TIMES = [
+    ("2018-12-19t07:49:30z", "2018-12-19T07:49:30Z"),
+    ("2018-12-19T07:49:30-00:00", "2018-12-19T07:49:30Z"),
+    ("2018-12-19T07:49:30.000Z", "2018-12-19T07:49:30Z"),
+    ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00Z"),  # a leap second
+    ("0999-01-02T03:04:05Z", "0999-01-02T03:04:05Z"),
+]
+REJECTED_TIMES = [
+    "20181219T074930Z",  # ISO 8601 basic: Python 3.11's fromisoformat reads it, 3.10's does not
+    "2018-W51",
+    "2018-W51-3",
+    "2018-12-19T07:49:30,5Z",
+    "2018-12-19",
+    "2018-12-19T07:49Z",
+    "2018-12-19T07Z",
+    "2018-12-19T07:49:30+0800",
+    "2018-12-19T07:49:30+08",
+    "2018-12-19T07:49:30+24:00",
+    "2018-12-19T07:49:30+08:60",
+    "07:49:30",
+    "2018-353",
+    "0000-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+    "2018-12-19T07:49:61Z",
+]
+
+
+@pytest.mark.parametrize(("event_time", "expected"), MORE_TIMES)
+def test_rfc3339_variants(event_time, expected):
+    assert cos_event.event_time(event_time, NOW) == expected
+
+
+@pytest.mark.parametrize("event_time", REJECTED_TIMES)
+def test_what_is_not_rfc3339_is_rejected_on_this_python(event_time):
+    record = load("cos_notification_seed.json")["Records"][0]
+    record["event"]["eventTime"] = event_time
+    [rejected] = cos_event.convert({"Records": [record]}, "fn", NOW).rejected
+    assert rejected.reason.startswith("invalid eventTime: ")
+    assert event_time not in rejected.reason
+
+
+# Extensions only from strings: anything else gives no extension, never Python's repr of it.
+ODD_FIELDS = [
+    ({"name": "b", "appid": "1"}, ["x"], {"cosbucket": "b-1"}),
+    (
+        {"name": {"a": 1}, "appid": "1", "region": "cd"},
+        "e",
+        {"cosregion": "cd", "coseventname": "e"},
+    ),
+    ({"name": "b", "region": True}, None, {"cosbucket": "b"}),
+    (
+        {"name": "b", "cosRegion": ["x"], "region": "sh"},
+        None,
+        {"cosbucket": "b", "cosregion": "sh"},
+    ),
+    ({"name": "b", "appid": 1253970026}, 7, {"cosbucket": "b-1253970026"}),
+    ({"name": "b", "appid": True}, {"e": 1}, {"cosbucket": "b"}),
+    ({"name": "b", "appid": {"x": 1}}, None, {"cosbucket": "b"}),
+    ({"name": "b", "appid": "12a"}, None, {"cosbucket": "b"}),
+    ({"name": ["b"], "appid": "1", "region": 5}, False, {}),
+]
+
+
+@pytest.mark.parametrize(("bucket", "event_name", "expected"), ODD_FIELDS)
+def test_non_string_fields_give_no_extension(bucket, event_name, expected):
+    record = {"cos": {"cosBucket": bucket}, "event": {"eventName": event_name}}
+    assert cos_event.extensions_of(record) == expected
+    event = cos_event.event_from_record(record, "fn", NOW)
+    for value in event.attributes.values():
+        assert not value.startswith(("[", "{", "True", "False")), value
+    assert json.loads(event.body)["Records"][0]["cos"]["cosBucket"] == bucket  # data keeps them
+
+
+def test_no_dead_letter_queue_is_promised():
+    """SCF retries, then drops (README, `function.maxEventAgeSeconds`): the function has no
+    dead-letter target, so its code must not say one takes over."""
+    source_dir = pathlib.Path(cos_event.__file__).parent
+    for module in sorted(source_dir.glob("*.py")):
+        text = " ".join(module.read_text().split())
+        for promise in ("dead-letter queue", "DLQ", "retry/dead", "dead letter queue"):
+            assert promise not in text, f"{module.name} mentions {promise!r}"
+
+
+@pytest.mark.parametrize("length", [10, 300])
+def test_long_and_short_member_names_follow_the_same_rules(length):
+    """Short names are looked up in a per-container cache, long ones are not: same answers."""
+    pad = "a" * length
+    meta = {
+        f"x-{pad}-token": "SECRET",
+        f"x-{pad}?q-signature=SIG": "SECRET",
+        f"x-{pad}-note": "kept",
+    }
+    for _ in range(2):  # the second time from the cache
+        scrubbed = cos_event.scrub({"cos": {"cosObject": {"meta": meta}}, "event": {}})
+        assert scrubbed["cos"]["cosObject"]["meta"] == {f"x-{pad}-note": "kept"}

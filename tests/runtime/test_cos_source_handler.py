@@ -6,6 +6,7 @@ import json
 import pathlib
 import socket
 import ssl
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -266,6 +267,14 @@ def test_not_a_notification_raises_and_sends_nothing(sink, capsys):
     assert sink.requests == []
 
 
+def deep(levels: int, kind: type) -> object:
+    """What json.loads makes of `[[[…]]]` or `{"a":{"a":…}}`, built without recursion."""
+    value: object = kind()
+    for _ in range(levels - 1):
+        value = [value] if kind is list else {"a": value}
+    return value
+
+
 BAD_RECORDS = {
     "no event object": (lambda r: r.pop("event"), "record 1: no 'event' object"),
     "eventTime in words": (
@@ -275,6 +284,14 @@ BAD_RECORDS = {
     "lone surrogate in the key": (
         lambda r: r["cos"]["cosObject"].update(key="/1253970026/testpic/a\udc80.txt"),
         "record 1: cos.cosObject.key holds text UTF-8 cannot encode: a lone surrogate U+DC80",
+    ),
+    "arrays nested 500 deep": (
+        lambda r: r["cos"]["cosObject"]["meta"].update(deep=deep(500, list)),
+        "record 1: nested more than 32 levels deep",
+    ),
+    "objects nested 990 deep": (
+        lambda r: r["cos"]["cosObject"]["meta"].update(deep=deep(990, dict)),
+        "record 1: nested more than 32 levels deep",
     ),
     "NaN size": (
         lambda r: r["cos"]["cosObject"].update(size=float("nan")),
@@ -306,8 +323,10 @@ def test_a_bad_record_is_reported_the_others_delivered_and_the_invocation_fails(
     assert (summary["records"], summary["delivered"], summary["rejected"]) == (3, 2, 1)
     # SCF retries the invocation: the delivered records are sent again with the same ids.
     sink.reset()
+    again = three_records()  # built afresh: copy.deepcopy would recurse through a deep record
+    break_record(again["Records"][1])
     with pytest.raises(index.DeliveryFailed):
-        index.handle(copy.deepcopy(notification), CONTEXT, settings)
+        index.handle(again, CONTEXT, settings)
     assert sorted(e.id for e in sink.events) == delivered
 
 
@@ -474,3 +493,125 @@ def test_https_sink_whose_certificate_does_not_verify_fails_at_once(
         assert line["error"].startswith("SSLCertVerificationError")
         assert "CERTIFICATE_VERIFY_FAILED" in line["error"]
         assert ("match" in line["error"]) is (host == "localhost")
+
+
+class DrippingSink:
+    """A sink on 127.0.0.1 that reads each request, then answers `prefix` followed by `drip`
+    forever, one piece every `interval` seconds, until stopped (at most `DRIP_FOR` seconds)."""
+
+    DRIP_FOR = 20.0
+
+    def __init__(self, prefix: bytes, drip: bytes, interval: float) -> None:
+        self.prefix, self.drip, self.interval = prefix, drip, interval
+        self.stopped = threading.Event()
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                received += chunk
+            ends = time.monotonic() + self.DRIP_FOR
+            try:
+                conn.sendall(self.prefix)
+                while not self.stopped.is_set() and time.monotonic() < ends:
+                    conn.sendall(self.drip)
+                    self.stopped.wait(self.interval)
+            except OSError:  # the client gave up: what the deadline is for
+                return
+
+    def __enter__(self) -> "DrippingSink":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+# (answer start, piece dripped, interval s, DELIVERY_TIMEOUT_SECONDS, retry budget s, time limit ms)
+DRIPS = {
+    "a header line every 0.3 s": (
+        b"HTTP/1.1 200 OK\r\n",
+        b"X-Drip: 1\r\n",
+        0.3,
+        "10",
+        "1.5",
+        30000,
+    ),
+    "one byte every 0.2 s": (b"", b"H", 0.2, "1", "2", 3000),
+    "a body byte every 0.2 s": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",
+        b"x",
+        0.2,
+        "10",
+        "60",
+        2000,  # the function's time limit is what ends it: 1.8 s with the margin
+    ),
+    "per-request timeout below the budget": (
+        b"HTTP/1.1 200 OK\r\n",
+        b"X-Drip: 1\r\n",
+        0.1,
+        "0.5",
+        "1.6",
+        30000,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DRIPS))
+def test_a_dripping_sink_cannot_hold_a_request_past_its_deadline(case, capsys):
+    """The socket timeout bounds each recv; the deadline bounds the whole request: the handler
+    returns within the budget (the smallest of the retry budget and the function's time left)."""
+    prefix, drip, interval, timeout, budget, limit_ms = DRIPS[case]
+    with DrippingSink(prefix, drip, interval) as sink:
+        settings = fast(
+            sink.url,
+            DELIVERY_TIMEOUT_SECONDS=timeout,
+            DELIVERY_RETRY_BUDGET_SECONDS=budget,
+        )
+        context = {"time_limit_in_ms": limit_ms}
+        deadline = index.delivery_budget(context, settings)
+        started = time.monotonic()
+        with pytest.raises(index.DeliveryFailed):
+            index.handle(seed(), context, settings)
+        elapsed = time.monotonic() - started
+    assert elapsed < deadline + 0.75, f"{elapsed:.1f} s for a {deadline:.1f} s budget"
+    [line] = [line for line in log_lines(capsys) if line["msg"] == "event not delivered"]
+    assert line["error"].startswith("TimeoutError")
+    per_request = float(timeout)
+    if per_request < deadline:  # each attempt ends at its own timeout and is retried
+        assert line["attempts"] >= 2 and sink.connections >= 2
+
+
+def test_an_attempt_that_starts_after_its_deadline_keeps_the_last_real_error(sink):
+    """Under load an attempt may get only a sliver of time, which passes before it can connect:
+    the outcome still names what the sink last did, not the empty attempt."""
+    events, _ = cos_event.events_from_notification(seed(), "f", datetime.now(timezone.utc))
+    errors = [ConnectionRefusedError(111, "Connection refused"), cos_delivery.DeadlinePassed("x")]
+
+    class LateSender(cos_delivery.Sender):
+        def post(self, conn, event, timeout):
+            raise errors.pop(0) if errors else cos_delivery.DeadlinePassed("x")
+
+    policy = cos_delivery.RetryPolicy(1, 0.01, 0.02)
+    deadline = time.monotonic() + 0.2
+    [outcome] = cos_delivery.deliver_all(
+        events, LateSender(sink.url), policy, 1, deadline, lambda o: None
+    )
+    assert not outcome.delivered and outcome.attempts >= 2
+    assert outcome.error == "ConnectionRefusedError: [Errno 111] Connection refused"

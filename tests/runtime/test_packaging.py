@@ -185,3 +185,46 @@ def test_unpacked_zip_runs_in_a_fresh_isolated_interpreter(tmp_path, interpreter
         Webhook(env["SINK_SIGNING_SECRET"]).verify(
             sink.requests[0].body, sink.requests[0].headers, json_parse=False
         )
+
+
+DRIP_RUNNER = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import index
+started = time.monotonic()
+try:
+    index.main_handler(json.load(sys.stdin), {"time_limit_in_ms": 2000, "request_id": "r"})
+    outcome = "returned"
+except index.DeliveryFailed as error:
+    outcome = "DeliveryFailed"
+print("RESULT " + json.dumps([outcome, time.monotonic() - started]))
+"""
+
+
+@pytest.mark.parametrize("interpreter", ["current", "3.10"])
+def test_unpacked_zip_cuts_off_a_dripping_sink_at_the_function_time_limit(tmp_path, interpreter):
+    """The whole-request deadline on SCF's interpreter: a sink that sends a header line every
+    0.2 s holds the function no longer than its time limit allows (2 s, less the margin)."""
+    from tests.runtime.test_cos_source_handler import DrippingSink
+
+    executable = sys.executable if interpreter == "current" else python_310()
+    if executable is None:
+        pytest.skip("no Python 3.10 interpreter on this machine (set PYTHON310 to run this)")
+    unpacked = tmp_path / "function"
+    with zipfile.ZipFile(build_function_package(tmp_path / "dist")) as archive:
+        archive.extractall(unpacked)
+    runner = tmp_path / "runner.py"
+    runner.write_text(DRIP_RUNNER)
+    with DrippingSink(b"HTTP/1.1 200 OK\r\n", b"X-Drip: 1\r\n", 0.2) as sink:
+        env = {"PATH": os.environ.get("PATH", ""), "SCF_FUNCTIONNAME": "fn", "K_SINK": sink.url}
+        out = subprocess.run(
+            [executable, "-I", str(runner), str(unpacked)],
+            input=(FIXTURES / "cos_notification_seed.json").read_text(),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    outcome, elapsed = json.loads(out.stdout.split("RESULT ", 1)[1])
+    assert outcome == "DeliveryFailed"
+    assert elapsed < 1.8 + 0.75, f"{elapsed:.1f} s for a 1.8 s budget"
