@@ -1,4 +1,5 @@
-"""Object keys: `OSS_KEY_PREFIX + event id`, refused when OSS could not (or should not) store it.
+"""Object keys: `OSS_KEY_PREFIX` + the rendered key template (`{id}` by default, see templates.py),
+refused when OSS could not (or should not) store it.
 
 A key is refused (400 `invalid-key`, nothing written) when:
 
@@ -42,11 +43,17 @@ def check_prefix(prefix: str) -> None:
         )
 
 
-def object_key(prefix: str, event_id: str) -> str:
-    """The key for an event; raises InvalidKey with a reason that does not echo the id."""
-    key = prefix + event_id
-    _check(key, "object key (prefix + id)", MAX_KEY_BYTES, complete_segments=key)
+def object_key(prefix: str, rendered: str) -> str:
+    """The key for an event (`rendered`: its id, or its rendered key template); raises
+    InvalidKey with a reason that does not echo the id."""
+    key = prefix + rendered
+    check_key(key, "object key (prefix + id)")
     return key
+
+
+def check_key(key: str, what: str) -> None:
+    """Raise InvalidKey (naming `what`) unless `key` is a whole valid object key."""
+    _check(key, what, MAX_KEY_BYTES, complete_segments=key)
 
 
 def _check(key: str, what: str, max_bytes: int, *, complete_segments: str) -> None:
