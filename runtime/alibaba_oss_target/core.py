@@ -158,12 +158,22 @@ def plan_lines(
             Line(
                 group=group,
                 time=event_time(received, received_at),
-                data=event_document(received) + b"\n",
+                data=ndjson_line(received),
                 id=received.id,
                 source=identity[0],
             )
         )
     return entries
+
+
+def ndjson_line(received: ReceivedEvent) -> bytes:
+    """The event as one NDJSON line: `event_document` with U+2028/U+2029 escaped (valid JSON
+    either way, but line readers such as Python's `str.splitlines` break on them), then `\n`."""
+    document = event_document(received)
+    if b"\xe2\x80" in document:
+        document = document.replace("\u2028".encode(), b"\\u2028")
+        document = document.replace("\u2029".encode(), b"\\u2029")
+    return document + b"\n"
 
 
 def _now() -> datetime:
