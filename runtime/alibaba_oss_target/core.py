@@ -13,7 +13,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from runtime.alibaba_oss_target.errors import Failure
 from runtime.alibaba_oss_target.keys import InvalidKey, object_key
-from runtime.alibaba_oss_target.templates import KeyTemplate, event_time, parse_template
+from runtime.alibaba_oss_target.templates import KeyTemplate, MissingAttribute, parse_template
 from runtime.receiver.errors import InvalidEvent
 from runtime.receiver.events import ReceivedEvent, is_json_media_type, load_json
 
@@ -57,7 +57,7 @@ def plan_write(
     `x-oss-meta-ce-<name>` metadata, values as sent, percent-encoded like CloudEvents binary-mode
     headers (so they stay exact: decoding gives back the string that was sent).
     """
-    key = object_key(prefix, template.render(received, received_at or _now()))
+    key = object_key(prefix, render_key(template, received, received_at or _now()))
     headers = metadata_headers(received.attributes)
     if store == "event":
         body = event_document(received)
@@ -145,7 +145,7 @@ def plan_lines(
             entries.append(seen[identity])
             continue
         try:
-            group = prefix + group_template.render(received, received_at)
+            group = prefix + render_key(group_template, received, received_at)
             # The object name (time + random + extension, ASCII) completes the last segment.
             object_key(group, "0")
         except InvalidEvent as error:
@@ -164,6 +164,27 @@ def plan_lines(
             )
         )
     return entries
+
+
+class MissingAttributeError(InvalidEvent):
+    """The event lacks an attribute the key template names: 400, nothing written."""
+
+    code = "missing-attribute"
+
+
+def render_key(template: KeyTemplate, received: ReceivedEvent, received_at: datetime) -> str:
+    """`template` rendered for the event (its time, else `received_at`); raises
+    MissingAttributeError (400) naming an attribute the event lacks."""
+    try:
+        return template.render(received.attributes, lambda: event_time(received, received_at))
+    except MissingAttribute as error:
+        raise MissingAttributeError(str(error)) from None
+
+
+def event_time(received: ReceivedEvent, received_at: datetime) -> datetime:
+    """The event's `time` in UTC, or `received_at` in UTC when it has none."""
+    sent = received.event.get_time() if "time" in received.attributes else None
+    return (sent or received_at).astimezone(timezone.utc)
 
 
 def ndjson_line(received: ReceivedEvent) -> bytes:

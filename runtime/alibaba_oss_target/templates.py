@@ -15,6 +15,7 @@ A template is literal text with two kinds of fields:
 Special case: the template `{id}` alone (the default) keeps the id as sent, exactly as before
 templates existed (the seed's contract); the key rules of `keys.py` still apply to it.
 
+Pure and standard-library only (the Pulumi component checks `keyTemplate` with `parse_template`).
 Any template is checked at start-up: unknown directives, unbalanced braces, bad names, or literal
 text that no event could make a valid key with (a control character, a leading `/`, a `..`
 segment) raise InvalidTemplate, which the settings turn into exit code 2. Whatever an event makes
@@ -24,14 +25,12 @@ of it is checked again by the key rules (400 `invalid-key`: too long, ...).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from runtime.alibaba_oss_target.keys import InvalidKey, check_key
-from runtime.receiver.errors import InvalidEvent
-from runtime.receiver.events import ReceivedEvent
+from runtime.alibaba_oss_target.key_rules import key_problem
 
 DEFAULT_TEMPLATE = "{id}"
 # CloudEvents core 1.0.2, "Attribute Naming Convention": lowercase ASCII letters and digits.
@@ -63,10 +62,15 @@ class InvalidTemplate(ValueError):
     """OSS_KEY_TEMPLATE cannot form a valid key for any event (start-up error, exit 2)."""
 
 
-class MissingAttribute(InvalidEvent):
-    """The event lacks an attribute the key template names: 400, nothing written."""
+class MissingAttribute(ValueError):
+    """The event lacks an attribute the key template names (core.py answers 400)."""
 
-    code = "missing-attribute"
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"the event has no '{name}' attribute, which the object key template "
+            "(OSS_KEY_TEMPLATE) needs"
+        )
+        self.name = name
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ _Part = _Literal | _Attribute | _Time
 
 @dataclass(frozen=True)
 class KeyTemplate:
-    """A parsed template; `render(event, received_at)` gives the key part after OSS_KEY_PREFIX."""
+    """A parsed template; `render(attributes, time)` gives the key part after OSS_KEY_PREFIX."""
 
     text: str
     parts: tuple[_Part, ...]
@@ -107,38 +111,30 @@ class KeyTemplate:
         """The template with its `{id}` fields removed: the group key of rolled objects."""
         return KeyTemplate(self.text, tuple(p for p in self.parts if p != _Attribute("id")))
 
-    def render(self, received: ReceivedEvent, received_at: datetime) -> str:
-        """The rendered key part; raises MissingAttribute (400) naming an absent attribute.
-        `received_at` (aware, any zone) stands in for `time` when the event has none."""
+    def render(self, attributes: Mapping[str, Any], time: Callable[[], datetime]) -> str:
+        """The rendered key part from an event's attributes (str, int or bool values) and
+        `time()`, its time in UTC (called only when the template has time fields); raises
+        MissingAttribute naming an absent (or empty) attribute."""
         if self.is_plain_id:
-            return received.id
+            return str(attributes["id"])
         pieces = []
         when: datetime | None = None
         for part in self.parts:
             if isinstance(part, _Literal):
                 pieces.append(part.text)
             elif isinstance(part, _Attribute):
-                pieces.append(encode_segment(_value(received.attributes, part.name)))
+                pieces.append(encode_segment(_value(attributes, part.name)))
             else:
                 if when is None:
-                    when = event_time(received, received_at)
+                    when = time()
                 pieces.append(_DIRECTIVES[part.directive](when))
         return "".join(pieces)
 
 
-def event_time(received: ReceivedEvent, received_at: datetime) -> datetime:
-    """The event's `time` in UTC, or `received_at` in UTC when it has none."""
-    sent = received.event.get_time() if "time" in received.attributes else None
-    return (sent or received_at).astimezone(timezone.utc)
-
-
-def _value(attributes: dict[str, Any], name: str) -> str:
+def _value(attributes: Mapping[str, Any], name: str) -> str:
     value = attributes.get(name)
     if value is None or value == "":
-        raise MissingAttribute(
-            f"the event has no '{name}' attribute, which the object key template "
-            f"(OSS_KEY_TEMPLATE) needs"
-        )
+        raise MissingAttribute(name)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -209,7 +205,6 @@ def _check_literals(template: KeyTemplate, prefix: str) -> None:
         else _DIRECTIVES[part.directive](sample)
         for part in template.parts
     )
-    try:
-        check_key(prefix + rendered, "the key it forms (after OSS_KEY_PREFIX)")
-    except InvalidKey as error:
-        raise InvalidTemplate(error.message) from None
+    problem = key_problem(prefix + rendered, "the key it forms (after OSS_KEY_PREFIX)")
+    if problem is not None:
+        raise InvalidTemplate(problem)

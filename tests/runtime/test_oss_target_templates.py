@@ -10,15 +10,17 @@ from datetime import datetime, timezone
 
 import pytest
 
-from runtime.alibaba_oss_target.core import Line, plan_lines, plan_write, plan_writes
+from runtime.alibaba_oss_target.core import (
+    Line,
+    MissingAttributeError,
+    plan_lines,
+    plan_write,
+    plan_writes,
+    render_key,
+)
 from runtime.alibaba_oss_target.keys import InvalidKey
 from runtime.alibaba_oss_target.settings import read_settings
-from runtime.alibaba_oss_target.templates import (
-    InvalidTemplate,
-    MissingAttribute,
-    encode_segment,
-    parse_template,
-)
+from runtime.alibaba_oss_target.templates import InvalidTemplate, encode_segment, parse_template
 from runtime.receiver.errors import InvalidEvent
 from runtime.receiver.events import parse_events
 from runtime.receiver.settings import EnvReader, SettingError
@@ -46,7 +48,7 @@ def event(**fields):
 
 
 def render(template, received=None, prefix=""):
-    return parse_template(template, prefix).render(received or event(), RECEIVED_AT)
+    return render_key(parse_template(template, prefix), received or event(), RECEIVED_AT)
 
 
 @pytest.mark.parametrize(
@@ -106,13 +108,13 @@ def test_a_value_can_never_add_a_folder_or_dot_segment(subject):
 
 @pytest.mark.parametrize("missing", ["subject", "region"])
 def test_a_missing_attribute_is_a_400_naming_it(missing):
-    with pytest.raises(MissingAttribute, match=f"'{missing}'") as caught:
+    with pytest.raises(MissingAttributeError, match=f"'{missing}'") as caught:
         render(f"{{type}}/{{{missing}}}/{{id}}", event(**{missing: None}))
     assert caught.value.status == 400 and caught.value.code == "missing-attribute"
 
 
 def test_an_empty_extension_is_refused_rather_than_an_empty_segment():
-    with pytest.raises(MissingAttribute, match="'region'"):
+    with pytest.raises(MissingAttributeError, match="'region'"):
         render("{region}/{id}", event(region=""))
 
 
@@ -136,7 +138,7 @@ def test_same_event_same_key_for_attribute_templates():
 
 
 def test_plan_writes_names_the_event_of_a_batch_missing_an_attribute():
-    with pytest.raises(MissingAttribute) as caught:
+    with pytest.raises(MissingAttributeError) as caught:
         plan_writes(
             [event(), event(id="A-2", region=None)],
             prefix="",
