@@ -208,8 +208,9 @@ def main() -> None:
             f"| {summary([r['cpu_ms_per_event'] for r in runs], 2)} |"
         )
     plain, rolled = (results[name] for name in targets)
-    ratios = [b["events_per_second"] / a["events_per_second"] for a, b in zip(plain, rolled)]
-    puts = [a["puts_per_1000"] / b["puts_per_1000"] for a, b in zip(plain, rolled)]
+    pairs = list(zip(plain, rolled, strict=True))
+    ratios = [b["events_per_second"] / a["events_per_second"] for a, b in pairs]
+    puts = [a["puts_per_1000"] / b["puts_per_1000"] for a, b in pairs]
     print(f"ratio events/s rolled / per event: {summary(ratios, 2)}")
     print(f"PUTs saved: {summary(puts, 0)}x fewer")
 
