@@ -7,9 +7,9 @@ Processes: the object-store emulator (verifies every signature, computes CRC-64 
 targets (`python -m runtime.alibaba_oss_target`): one with the default settings (one object per
 event, key = id) and one with `OSS_KEY_TEMPLATE=dt=%F/{type}/{id}`, `BATCH_MAX_EVENTS=100`,
 `BATCH_MAX_SECONDS=1`, `BATCH_COMPRESSION=gzip`; and a load generator (aiohttp, its own process)
-sending single-event binary-mode requests of about 300 bytes of JSON data at `--concurrency` connections
-(each request is answered only once its event is stored, so an object can fill up by count only
-when at least BATCH_MAX_EVENTS requests are in flight: the concurrency is above it).
+sending single-event binary-mode requests of about 300 bytes of JSON data at `--concurrency`
+connections (each request is answered only once its event is stored, so an object can fill up by
+count only when at least BATCH_MAX_EVENTS requests are in flight: the concurrency is above it).
 
 Each run sends `--events` events to each target, alternating which goes first; events/s is the
 median of the runs (min-max beside it), PUTs per 1,000 events come from the emulator's counter of

@@ -348,6 +348,6 @@ def test_default_target_sets_no_template_or_batch_env(pulumi_mocks):
 
 
 def test_an_invalid_key_template_creates_nothing(pulumi_mocks):
-    with pytest.raises(ValueError, match="key_template: .*must not start"):
+    with pytest.raises(ValueError, match=r"key_template: .*must not start"):
         pulumi_mocks.run(lambda: _target(key_template="/{id}"))
     assert pulumi_mocks.resources == []
