@@ -12,9 +12,10 @@ rolls (is closed and uploaded) when any limit is reached:
 - `shutdown`: the receiver started draining (SIGTERM), so nothing waits for a timer.
 
 Key: group + `<first event time, UTC, %Y%m%dT%H%M%S.%fZ>-<16 random hex digits>` + `.ndjson`
-(`.gz` / `.zst` when compressed): unique, and sorted by time within a group in a listing. Gzip
-(RFC 1952, zlib) and zstd (RFC 8878, the `zstandard` package) compress line by line as they arrive,
-so an open object holds compressed bytes and the compressor's window, not its lines.
+(`.gz` / `.zst` when compressed): unique, and sorted by time within a group in a listing. An open
+object holds its lines as they are (each belongs to a request still waiting, whose body keeps its
+reservation in the receiver's byte budget); it is compressed when it rolls, in a worker thread, at
+most COMPRESSING at once, so the number of open groups never multiplies compressor state.
 
 Every line's waiter gets the same outcome: the stored object (key, size, etag) and its 1-based
 line number, or the failure after the uploader's retries, for every line of that object (none of
@@ -25,13 +26,12 @@ stored again; the event id is the dedupe key).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import secrets
 import time
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 import zstandard
 
@@ -46,6 +46,7 @@ EXTENSIONS = {"none": ".ndjson", "gzip": ".ndjson.gz", "zstd": ".ndjson.zst"}
 CONTENT_ENCODINGS = {"gzip": "gzip", "zstd": "zstd"}
 GZIP_LEVEL = 6  # zlib's default: most of level 9's ratio at a fraction of its CPU
 ZSTD_LEVEL = 3  # zstd's default
+COMPRESSING = 2  # objects compressed at once (the pods' CPU limit is about one core)
 
 
 @dataclass(frozen=True)
@@ -58,40 +59,20 @@ class Placed:
     result: Stored | NotStored
 
 
-class _Encoder(Protocol):
-    def compress(self, data: bytes) -> bytes: ...
-
-    def flush(self) -> bytes: ...
-
-
-class _Plain:
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-
-    def compress(self, data: bytes) -> bytes:
-        self._chunks.append(data)
-        return b""
-
-    def flush(self) -> bytes:
-        body = b"".join(self._chunks)
-        self._chunks.clear()
-        return body
-
-
-def _encoder(compression: str) -> _Encoder:
+def compress(body: bytes, compression: str) -> bytes:
+    """`body` as stored: gzip (RFC 1952; mtime 0, so equal bodies give equal objects), zstd
+    (RFC 8878, one frame with its content size) or unchanged (`none`)."""
     if compression == "gzip":
-        # wbits 31: a gzip member (header and CRC-32 trailer), not a raw zlib stream.
-        return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
     if compression == "zstd":
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
-    return _Plain()
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(body)
+    return body
 
 
 @dataclass
 class _Open:
     group: str
     key: str
-    encoder: _Encoder
     opened: float
     done: asyncio.Future[tuple[ObjectWrite, Stored | NotStored]]
     chunks: list[bytes] = field(default_factory=list)
@@ -125,6 +106,7 @@ class Batcher:
         self._open: dict[str, _Open] = {}
         self._uploads: set[asyncio.Task] = set()
         self._closing = False
+        self._compressing = asyncio.Semaphore(COMPRESSING)
 
     @property
     def open_objects(self) -> int:
@@ -139,7 +121,7 @@ class Batcher:
             current = None
         if current is None:
             current = self._start(line.group, line.time)
-        current.chunks.append(current.encoder.compress(line.data))
+        current.chunks.append(line.data)
         current.lines += 1
         current.raw_bytes += len(line.data)
         number = current.lines
@@ -181,7 +163,6 @@ class Batcher:
         current = _Open(
             group=group,
             key=group + name + EXTENSIONS[self._limits.compression],
-            encoder=_encoder(self._limits.compression),
             opened=time.monotonic(),
             done=loop.create_future(),
         )
@@ -198,21 +179,28 @@ class Batcher:
             del self._open[current.group]
         if current.timer is not None:
             current.timer.cancel()
-        current.chunks.append(current.encoder.flush())
-        body = b"".join(current.chunks)
-        current.chunks.clear()
-        headers = {"Content-Type": NDJSON_CONTENT_TYPE}
-        if self._limits.compression in CONTENT_ENCODINGS:
-            headers["Content-Encoding"] = CONTENT_ENCODINGS[self._limits.compression]
-        write = ObjectWrite(key=current.key, body=body, headers=headers)
         self._metrics.flushes.labels(reason).inc()
-        task = asyncio.get_running_loop().create_task(self._upload(current, write, reason))
+        task = asyncio.get_running_loop().create_task(self._upload(current, reason))
         self._uploads.add(task)
         task.add_done_callback(self._uploads.discard)
 
-    async def _upload(self, current: _Open, write: ObjectWrite, reason: str) -> None:
+    async def _upload(self, current: _Open, reason: str) -> None:
         result: Stored | NotStored
         try:
+            raw = b"".join(current.chunks)
+            current.chunks.clear()
+            compression = self._limits.compression
+            headers = {"Content-Type": NDJSON_CONTENT_TYPE}
+            if compression in CONTENT_ENCODINGS:
+                headers["Content-Encoding"] = CONTENT_ENCODINGS[compression]
+                # zlib and zstd release the GIL: a thread keeps the loop (and /healthz) free,
+                # and at most COMPRESSING at once bound the compressors' memory and CPU.
+                async with self._compressing:
+                    body = await asyncio.to_thread(compress, raw, compression)
+            else:
+                body = raw
+            del raw
+            write = ObjectWrite(key=current.key, body=body, headers=headers)
             result = await self._uploader.store(write)
         except BaseException:
             # Cancelled at shutdown: every waiter was answered 503 by the receiver already.
