@@ -156,6 +156,11 @@ def test_objects_roll_by_event_count_and_every_request_gets_its_line(start_targe
     assert metric(server, 'oss_target_object_flushes_total{reason="events"}') == 2
     assert metric(server, "oss_target_objects_written_total") == 2
     assert store.stats.stored == 2  # two PUTs for ten events
+    assert metric(server, "oss_target_events_per_object_sum") == 10
+    assert metric(server, "oss_target_events_per_object_count") == 2
+    assert metric(server, "oss_target_object_bytes_uncompressed_total") == sum(
+        len(store.get(BUCKET, key).body) for key in keys
+    )
 
 
 def test_the_answered_line_is_the_event(start_target, store):
