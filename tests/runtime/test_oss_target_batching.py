@@ -371,3 +371,16 @@ def test_batch_settings():
             EnvReader({**base, "BATCH_MAX_EVENTS": "10", "BATCH_MAX_BYTES": str(1 << 30)})
         )
     assert caught.value.name == "BATCH_MAX_BYTES"
+
+
+def test_a_missing_attribute_is_a_400_and_nothing_of_the_request_is_placed(start_target, store):
+    server = start_target(OSS_KEY_TEMPLATE="{subject}/{id}", BATCH_MAX_EVENTS="2")
+    response = post(server, [event(1) | {"subject": "a"}, event(2)])
+    assert response.status_code == 400
+    assert (response.json()["error"], response.json()["index"]) == ("missing-attribute", 1)
+    assert "'subject'" in response.json()["message"]
+    # The first event was not placed either: these two fill an object by themselves.
+    responses = post_all(server, [event(3) | {"subject": "a"}, event(4) | {"subject": "a"}])
+    assert [r.json()["line"] for r in responses] in ([1, 2], [2, 1])
+    (key,) = store.keys(BUCKET)
+    assert key.startswith("a/") and len(lines(store.get(BUCKET, key))) == 2
