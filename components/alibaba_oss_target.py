@@ -34,6 +34,20 @@ class CredentialsArgs(TypedDict):
     """rrsa: name of the created RAM role (default `<project>-<stack>-<name>-oss-writer`)."""
 
 
+class BatchArgs(TypedDict):
+    """Rolled objects: many events per NDJSON object (runtime BATCH_* settings)."""
+
+    max_events: int
+    """Events per object, 1-1,000,000 (an object rolls when it holds this many)."""
+    max_bytes: NotRequired[int]
+    """Uncompressed NDJSON bytes per object (default 8 MiB); must fit the pod's in-flight byte
+    budget, (memory limit - 96 MiB) / 3, or the pod exits 2 at start-up."""
+    max_seconds: NotRequired[float]
+    """Seconds after an object's first event before it rolls (default 5)."""
+    compression: NotRequired[str]
+    """`none` (default), `gzip` or `zstd`."""
+
+
 class AlibabaOssTargetArgs(TypedDict):
     """Arguments of AlibabaOssTarget. Invalid or conflicting ones raise ValueError first."""
 
@@ -73,6 +87,12 @@ class AlibabaOssTargetArgs(TypedDict):
     """`data` (the event's data, default) or `event` (the whole event as structured JSON)."""
     key_prefix: NotRequired[str]
     """Prefix of every object key (default none)."""
+    key_template: NotRequired[str]
+    """Object key after key_prefix (default `{id}`): `{id}`, `{type}`, `{source}`, `{subject}`,
+    `{<extension>}` (values percent-encoded) and strftime fields of the event time in UTC, e.g.
+    `dt=%F/{type}/{id}`."""
+    batch: NotRequired[BatchArgs]
+    """Roll events into NDJSON objects instead of one object per event (default off)."""
     runtime: NotRequired[RuntimeOptions]
     """How the target runs on Kubernetes (image, namespace, replicas, resources, mode...)."""
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from components.regions import check_region
 from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
+from runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
 
 DEFAULT_IMAGE = "ghcr.io/cloudevents-connectors/alibaba-oss-target:0.1.0"
 ENCRYPTIONS = ("AES256", "KMS")
@@ -58,8 +59,17 @@ OPTIONS = (
     "use_internal_endpoint",
     "store",
     "key_prefix",
+    "key_template",
+    "batch",
     "runtime",
 )
+COMPRESSIONS = ("none", "gzip", "zstd")
+# The runtime's own bounds (runtime/alibaba_oss_target/settings.py, BATCH_*).
+_BATCH_BOUNDS = {
+    "max_events": (1, 1_000_000),
+    "max_bytes": (1, 5 * 1024**3),
+    "max_seconds": (0.01, 3600),
+}
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,8 @@ class OssTargetSettings:
     store: str
     key_prefix: str
     rrsa: RrsaSettings | None = None
+    key_template: str | None = None
+    batch: dict[str, Any] | None = None
 
 
 def validate_bucket_name(name: Any, field: str = "bucket_name") -> str:
@@ -336,6 +348,14 @@ def oss_target_settings(
         raise ValueError(
             "key_prefix: must be a string of at most 512 characters not starting with /"
         )
+    key_template = args.get("key_template")
+    if key_template is not None:
+        if not isinstance(key_template, str):
+            raise ValueError("key_template: must be a string")
+        try:
+            parse_template(key_template, key_prefix)
+        except InvalidTemplate as error:
+            raise ValueError(f"key_template: {error}") from None
     return OssTargetSettings(
         region=region,
         bucket_name=bucket,
@@ -353,7 +373,38 @@ def oss_target_settings(
         store=store,
         key_prefix=key_prefix,
         rrsa=rrsa if mode == "rrsa" else None,
+        key_template=key_template,
+        batch=_batch(args.get("batch")),
     )
+
+
+def _batch(value: Any) -> dict[str, Any] | None:
+    """The batch block checked with the runtime's bounds (so the pod never exits 2 on them)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError("batch: must be a mapping with max_events")
+    unknown = sorted(set(value) - {*_BATCH_BOUNDS, "compression"})
+    if unknown:
+        raise ValueError(f"batch.{unknown[0]}: unknown argument")
+    if "max_events" not in value:
+        raise ValueError("batch.max_events: is required (events per object)")
+    for field, (low, high) in _BATCH_BOUNDS.items():
+        number = value.get(field)
+        whole = field != "max_seconds"
+        if number is not None and (
+            isinstance(number, bool)
+            or not isinstance(number, int if whole else (int, float))
+            or not low <= number <= high
+        ):
+            kind = "a whole number" if whole else "a number"
+            raise ValueError(f"batch.{field}: {number!r} must be {kind} from {low} to {high}")
+    compression = value.get("compression", "none")
+    if compression not in COMPRESSIONS:
+        raise ValueError(
+            f"batch.compression: {compression!r} must be one of {', '.join(COMPRESSIONS)}"
+        )
+    return dict(value)
 
 
 def runtime_env(s: OssTargetSettings) -> dict[str, str]:
@@ -366,4 +417,15 @@ def runtime_env(s: OssTargetSettings) -> dict[str, str]:
     }
     if s.key_prefix:
         env["OSS_KEY_PREFIX"] = s.key_prefix
+    if s.key_template is not None:
+        env["OSS_KEY_TEMPLATE"] = s.key_template
+    if s.batch is not None:
+        for field, variable in (
+            ("max_events", "BATCH_MAX_EVENTS"),
+            ("max_bytes", "BATCH_MAX_BYTES"),
+            ("max_seconds", "BATCH_MAX_SECONDS"),
+            ("compression", "BATCH_COMPRESSION"),
+        ):
+            if field in s.batch:
+                env[variable] = str(s.batch[field])
     return env

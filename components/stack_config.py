@@ -58,8 +58,11 @@ _OSS_TARGET = {
     "useInternalEndpoint",
     "store",
     "keyPrefix",
+    "keyTemplate",
+    "batch",
     "runtime",
 }
+_BATCH = {"maxEvents", "maxBytes", "maxSeconds", "compression"}
 _COS_SOURCE = {
     "region",
     "bucketName",
@@ -202,6 +205,8 @@ def _oss_target(
     args = _converted("ossTarget", value, _OSS_TARGET)
     if "credentials" in args:
         args["credentials"] = _converted("ossTarget.credentials", args["credentials"], _CREDENTIALS)
+    if "batch" in args:
+        args["batch"] = _converted("ossTarget.batch", args["batch"], _BATCH)
     args["runtime"] = _runtime(
         "ossTarget.runtime",
         value.get("runtime") or {},

@@ -18,6 +18,7 @@ SMALL_RUNS = {
     "oss_target.py": (["--quick"], r"ratio|target/plain"),
     "relay.py": (["--events", "200", "--runs", "1"], r"ratio relay / baseline .*\n(.*\n)*.*peak"),
     "limits.py": (["--events", "2", "--runs", "1"], r"peak RSS median .* MiB"),
+    "lake.py": (["--quick"], r"OSS PUTs per 1,000 events(.*\n)*PUTs saved"),
 }
 
 

@@ -13,6 +13,7 @@ import logging
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from runtime.alibaba_oss_target.batching import Batcher
 from runtime.alibaba_oss_target.credentials import (
     CredentialsSource,
     OidcSource,
@@ -69,6 +70,9 @@ def build_target(
         metrics=metrics,
         credentials=credentials,
     )
+    batcher = None
+    if settings.batch is not None:
+        batcher = Batcher(uploader, metrics, settings.batch, logger=logger)
     handler = OssTarget(
         uploader,
         metrics,
@@ -77,6 +81,8 @@ def build_target(
         store=settings.store,
         source=settings.response_source,
         logger=logger,
+        template=settings.key_template,
+        batcher=batcher,
     )
     receiver = Receiver(
         handler,
@@ -87,6 +93,11 @@ def build_target(
         logger=logger,
         is_ready=lambda: credentials.ready,
     )
+    if batcher is not None:
+        # Requests waiting for an open object are answered before the drain deadline: on
+        # SIGTERM every open object is uploaded at once. Until then each waiting request keeps
+        # its body's reservation in the receiver's byte budget, so open objects count there.
+        receiver.on_draining.append(batcher.roll_all)
     _run_with_app(receiver.app, credentials)
     return receiver, uploader
 

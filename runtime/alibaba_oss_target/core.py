@@ -6,12 +6,14 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
 from runtime.alibaba_oss_target.errors import Failure
 from runtime.alibaba_oss_target.keys import InvalidKey, object_key
+from runtime.alibaba_oss_target.templates import KeyTemplate, MissingAttribute, parse_template
 from runtime.receiver.errors import InvalidEvent
 from runtime.receiver.events import ReceivedEvent, is_json_media_type, load_json
 
@@ -20,6 +22,8 @@ EVENT_CONTENT_TYPE = "application/cloudevents+json"
 META_PREFIX = "x-oss-meta-ce-"
 # OSS refuses requests whose user metadata (names + values) exceeds 8 KiB.
 MAX_METADATA_BYTES = 8 * 1024
+NDJSON_CONTENT_TYPE = "application/x-ndjson"
+PLAIN_ID = parse_template("{id}")
 # Printable ASCII except space, '"' and '%': what the CloudEvents HTTP binding leaves unencoded.
 _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
 
@@ -35,15 +39,25 @@ class ObjectWrite:
         return len(self.body)
 
 
-def plan_write(received: ReceivedEvent, *, prefix: str, store: str) -> ObjectWrite:
+def plan_write(
+    received: ReceivedEvent,
+    *,
+    prefix: str,
+    store: str,
+    template: KeyTemplate = PLAIN_ID,
+    received_at: datetime | None = None,
+) -> ObjectWrite:
     """The object for one event; raises InvalidEvent (400) when OSS could not take it as is.
+
+    Key: `prefix` + `template` rendered for the event (`received_at`, default now, stands in for
+    an event without `time`); a missing attribute is a 400 `missing-attribute`.
 
     STORE=data: the data bytes as received, Content-Type = datacontenttype (octet-stream if none).
     STORE=event: the whole event in the JSON event format. Both carry the context attributes as
     `x-oss-meta-ce-<name>` metadata, values as sent, percent-encoded like CloudEvents binary-mode
     headers (so they stay exact: decoding gives back the string that was sent).
     """
-    key = object_key(prefix, received.id)
+    key = object_key(prefix, render_key(template, received, received_at or _now()))
     headers = metadata_headers(received.attributes)
     if store == "event":
         body = event_document(received)
@@ -55,7 +69,13 @@ def plan_write(received: ReceivedEvent, *, prefix: str, store: str) -> ObjectWri
 
 
 def plan_writes(
-    events: list[ReceivedEvent], *, prefix: str, store: str, batch: bool
+    events: list[ReceivedEvent],
+    *,
+    prefix: str,
+    store: str,
+    batch: bool,
+    template: KeyTemplate = PLAIN_ID,
+    received_at: datetime | None = None,
 ) -> list[ObjectWrite]:
     """The writes of one request, in order; InvalidEvent (400) if any event cannot be written.
 
@@ -66,9 +86,12 @@ def plan_writes(
     """
     writes: list[ObjectWrite] = []
     by_key: dict[str, ObjectWrite] = {}
+    received_at = received_at or _now()
     for index, received in enumerate(events):
         try:
-            write = plan_write(received, prefix=prefix, store=store)
+            write = plan_write(
+                received, prefix=prefix, store=store, template=template, received_at=received_at
+            )
             earlier = by_key.setdefault(write.key, write)
             if earlier != write:
                 raise InvalidKey(
@@ -82,6 +105,100 @@ def plan_writes(
             raise
         writes.append(write)
     return writes
+
+
+@dataclass(frozen=True)
+class Line:
+    """One event of a rolled object: the group it goes to (`prefix` + template without `{id}`),
+    its time (`time` in UTC, else the time of receipt) and its NDJSON line (newline included)."""
+
+    group: str
+    time: datetime
+    data: bytes
+    id: str
+    source: str
+
+
+def plan_lines(
+    events: list[ReceivedEvent],
+    *,
+    prefix: str,
+    template: KeyTemplate,
+    batch: bool,
+    received_at: datetime | None = None,
+) -> list[Line | int]:
+    """The NDJSON lines of one request's events, for rolled objects; InvalidEvent (400) if any
+    event cannot be placed (missing attribute, a group key that breaks the key rules).
+
+    Each entry is a Line, or the index of an earlier identical event of the request (the same
+    source and id: the receiver has already refused copies that differ), which shares its line.
+    A line is the whole event in the JSON event format (`event_document`), which holds no raw
+    newline (JSON escapes control characters), then `\n`.
+    """
+    group_template = template.without_id()
+    received_at = received_at or _now()
+    entries: list[Line | int] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, received in enumerate(events):
+        identity = (str(received.attributes.get("source", "")), received.id)
+        if identity in seen:
+            entries.append(seen[identity])
+            continue
+        try:
+            group = prefix + render_key(group_template, received, received_at)
+            # The object name (time + random + extension, ASCII) completes the last segment.
+            object_key(group, "0")
+        except InvalidEvent as error:
+            if batch:
+                error.index = index
+                error.message = f"event {index}: {error.message}"
+            raise
+        seen[identity] = index
+        entries.append(
+            Line(
+                group=group,
+                time=event_time(received, received_at),
+                data=ndjson_line(received),
+                id=received.id,
+                source=identity[0],
+            )
+        )
+    return entries
+
+
+class MissingAttributeError(InvalidEvent):
+    """The event lacks an attribute the key template names: 400, nothing written."""
+
+    code = "missing-attribute"
+
+
+def render_key(template: KeyTemplate, received: ReceivedEvent, received_at: datetime) -> str:
+    """`template` rendered for the event (its time, else `received_at`); raises
+    MissingAttributeError (400) naming an attribute the event lacks."""
+    try:
+        return template.render(received.attributes, lambda: event_time(received, received_at))
+    except MissingAttribute as error:
+        raise MissingAttributeError(str(error)) from None
+
+
+def event_time(received: ReceivedEvent, received_at: datetime) -> datetime:
+    """The event's `time` in UTC, or `received_at` in UTC when it has none."""
+    sent = received.event.get_time() if "time" in received.attributes else None
+    return (sent or received_at).astimezone(timezone.utc)
+
+
+def ndjson_line(received: ReceivedEvent) -> bytes:
+    """The event as one NDJSON line: `event_document` with U+2028/U+2029 escaped (valid JSON
+    either way, but line readers such as Python's `str.splitlines` break on them), then `\n`."""
+    document = event_document(received)
+    if b"\xe2\x80" in document:
+        document = document.replace("\u2028".encode(), b"\\u2028")
+        document = document.replace("\u2029".encode(), b"\\u2029")
+    return document + b"\n"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def metadata_headers(attributes: dict[str, Any]) -> dict[str, str]:
@@ -147,9 +264,19 @@ def _json_value(received: ReceivedEvent) -> Any:
 
 
 def success_event(
-    received: ReceivedEvent, *, source: str, bucket: str, write: ObjectWrite, etag: str
+    received: ReceivedEvent,
+    *,
+    source: str,
+    bucket: str,
+    write: ObjectWrite,
+    etag: str,
+    line: int | None = None,
 ) -> CloudEvent:
-    data = {"bucket": bucket, "key": write.key, "etag": etag, "size": write.size}
+    """The response event for a stored event: data `{bucket, key, etag, size}` (size: the
+    object's bytes as stored), plus `line` (1-based NDJSON line) when it is in a rolled object."""
+    data: dict[str, Any] = {"bucket": bucket, "key": write.key, "etag": etag, "size": write.size}
+    if line is not None:
+        data["line"] = line
     return _response(received, source, write.key, "success", data)
 
 

@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from runtime.receiver.metrics import LATENCY_BUCKETS
 
+EVENTS_PER_OBJECT_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
+
 
 class TargetMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -38,4 +40,30 @@ class TargetMetrics:
         )
         self.uploads_in_flight = Gauge(
             "oss_target_uploads_in_flight", "PUT requests to OSS in progress.", registry=registry
+        )
+        # Rolled objects (BATCH_MAX_EVENTS > 0).
+        self.objects_written = Counter(
+            "oss_target_objects_written", "Rolled NDJSON objects stored in OSS.", registry=registry
+        )
+        self.events_per_object = Histogram(
+            "oss_target_events_per_object",
+            "Events (lines) per rolled object stored.",
+            buckets=EVENTS_PER_OBJECT_BUCKETS,
+            registry=registry,
+        )
+        self.object_bytes_raw = Counter(
+            "oss_target_object_bytes_uncompressed",
+            "NDJSON bytes of the rolled objects stored, before compression.",
+            registry=registry,
+        )
+        self.object_bytes_stored = Counter(
+            "oss_target_object_bytes_compressed",
+            "Bytes of the rolled objects stored, after compression (as written to OSS).",
+            registry=registry,
+        )
+        self.flushes = Counter(
+            "oss_target_object_flushes",
+            "Rolled objects closed for upload, by reason (events, bytes, time, shutdown).",
+            ["reason"],
+            registry=registry,
         )

@@ -4,6 +4,10 @@ Statuses: 200 when every event is stored; 400 when an id cannot be a key (nothin
 503 + Retry-After when an upload still failed transiently after retries (the broker redelivers;
 storing is idempotent); 502 when OSS refused for a client reason (credentials, bucket).
 A batch answers with a batch of per-event responses, so the sender sees which ones failed.
+
+With rolled objects (a `Batcher`), each event becomes a line of an NDJSON object and the request
+is answered only once every object holding its events is stored: 200 with the key, etag and the
+event's line; 503 + Retry-After (or 502) when that object's upload failed, for every event in it.
 """
 
 from __future__ import annotations
@@ -15,14 +19,19 @@ from dataclasses import dataclass
 from aiohttp import web
 from cloudevents.core.v1.event import CloudEvent
 
+from runtime.alibaba_oss_target.batching import Batcher, Placed
 from runtime.alibaba_oss_target.core import (
+    PLAIN_ID,
+    Line,
     ObjectWrite,
     error_event,
+    plan_lines,
     plan_writes,
     success_event,
 )
 from runtime.alibaba_oss_target.errors import Failure
 from runtime.alibaba_oss_target.metrics import TargetMetrics
+from runtime.alibaba_oss_target.templates import KeyTemplate
 from runtime.alibaba_oss_target.uploader import NotStored, Stored, Uploader
 from runtime.receiver import Delivery, InvalidEvent, batch_response, binary_response, log_fields
 from runtime.receiver.events import ReceivedEvent
@@ -48,6 +57,8 @@ class OssTarget:
         store: str,
         source: str,
         logger: logging.Logger,
+        template: KeyTemplate = PLAIN_ID,
+        batcher: Batcher | None = None,
     ) -> None:
         self._uploader = uploader
         self._metrics = metrics
@@ -56,19 +67,70 @@ class OssTarget:
         self._store = store
         self._source = source
         self._logger = logger
+        self._template = template
+        self._batcher = batcher
 
     async def __call__(self, delivery: Delivery) -> web.StreamResponse:
+        if self._batcher is not None:
+            return await self._roll_in(delivery, self._batcher)
         try:
             writes = plan_writes(
                 delivery.events,
                 prefix=self._prefix,
                 store=self._store,
                 batch=delivery.mode == "batch",
+                template=self._template,
             )
         except InvalidEvent as error:
             return self._reject(error)
         pairs = zip(delivery.events, writes, strict=True)
         outcomes = await asyncio.gather(*(self._store_one(event, write) for event, write in pairs))
+        return self._answer(delivery, outcomes)
+
+    async def _roll_in(self, delivery: Delivery, batcher: Batcher) -> web.StreamResponse:
+        """Every event as a line of its group's open object; answer once they are all stored."""
+        try:
+            entries = plan_lines(
+                delivery.events,
+                prefix=self._prefix,
+                template=self._template,
+                batch=delivery.mode == "batch",
+            )
+        except InvalidEvent as error:
+            return self._reject(error)
+        # Placed together, without an await in between, so they share objects where they can.
+        waiting = {
+            index: batcher.place(entry)
+            for index, entry in enumerate(entries)
+            if isinstance(entry, Line)
+        }
+        placed = dict(zip(waiting, await asyncio.gather(*waiting.values()), strict=True))
+        outcomes = []
+        for index, (event, entry) in enumerate(zip(delivery.events, entries, strict=True)):
+            outcomes.append(self._placed(event, placed[entry if isinstance(entry, int) else index]))
+        return self._answer(delivery, outcomes)
+
+    def _placed(self, event: ReceivedEvent, placed: Placed) -> Outcome:
+        result = placed.result
+        if isinstance(result, Stored):
+            self._metrics.stored.inc()
+            reply = success_event(
+                event,
+                source=self._source,
+                bucket=self._bucket,
+                write=placed.write,
+                etag=result.etag,
+                line=placed.line,
+            )
+            return Outcome(200, reply)
+        failure = result.failure
+        self._metrics.failed.labels(failure.reason).inc()
+        reply = error_event(
+            event, source=self._source, bucket=self._bucket, key=placed.write.key, failure=failure
+        )
+        return Outcome(503 if failure.retryable else 502, reply)
+
+    def _answer(self, delivery: Delivery, outcomes: list[Outcome]) -> web.StreamResponse:
         status = _overall_status([outcome.status for outcome in outcomes])
         headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
         if delivery.mode == "batch":

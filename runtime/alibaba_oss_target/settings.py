@@ -13,20 +13,32 @@ Environment variables (defaults in brackets):
                (host or http(s)://host:port; else alibabacloud-credentials' own choice from
                ALIBABA_CLOUD_STS_REGION / ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED, sts.aliyuncs.com),
                OSS_CREDENTIALS_DURATION_SECONDS [3600] (900-43200);
-  OSS_KEY_PREFIX [""], STORE [data] (data|event), RESPONSE_SOURCE
-  [alibabaoss/<bucket>], OSS_MAX_CONCURRENCY [16], OSS_RETRY_BUDGET_SECONDS [10],
+  OSS_KEY_PREFIX [""], OSS_KEY_TEMPLATE [{id}] (see templates.py), STORE [data] (data|event),
+  RESPONSE_SOURCE [alibabaoss/<bucket>], OSS_MAX_CONCURRENCY [16], OSS_RETRY_BUDGET_SECONDS [10],
   OSS_TIMEOUT_SECONDS [10], plus the receiver's PORT [8080], MAX_BODY_BYTES [16 MiB],
   DRAIN_TIMEOUT_SECONDS [20], MAX_IN_FLIGHT [64], LOG_LEVEL [INFO].
+  Rolled objects (batching.py): BATCH_MAX_EVENTS [0 = off, one object per event],
+  BATCH_MAX_BYTES [8 MiB, uncompressed; at most the in-flight byte budget], BATCH_MAX_SECONDS [5],
+  BATCH_COMPRESSION [none] (none|gzip|zstd). With batching on, MAX_IN_FLIGHT defaults to
+  max(64, 2 x BATCH_MAX_EVENTS): a request waiting for its object holds a handler slot (and its
+  body's bytes of the budget), so single-event requests can fill an object by count.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
 from runtime.alibaba_oss_target.bucket_name import RULE as BUCKET_NAME_RULE
 from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
 from runtime.alibaba_oss_target.keys import InvalidKey, check_prefix
+from runtime.alibaba_oss_target.templates import (
+    DEFAULT_TEMPLATE,
+    InvalidTemplate,
+    KeyTemplate,
+    parse_template,
+)
 from runtime.receiver.settings import (
     EnvReader,
     ServerSettings,
@@ -35,6 +47,10 @@ from runtime.receiver.settings import (
 )
 
 STORE_CHOICES = ("data", "event")
+COMPRESSIONS = ("none", "gzip", "zstd")
+MIB = 1024 * 1024
+# OSS PutObject takes at most 5 GiB; far beyond what an in-memory object should hold anyway.
+MAX_OBJECT_BYTES = 5 * 1024 * MIB
 # oss2's own endpoint rule (host[:port] with an optional scheme), restricted to http/https.
 _ENDPOINT = re.compile(r"^(https?://)?[\w.-]+(:\d+)?/?$", re.ASCII | re.IGNORECASE)
 _REGION = re.compile(r"^[a-z0-9-]+$")
@@ -65,6 +81,17 @@ class RrsaSettings:
 
 
 @dataclass(frozen=True)
+class BatchLimits:
+    """When a rolled object closes: `max_events` lines (>= 1), `max_bytes` uncompressed NDJSON
+    bytes, `max_seconds` after its first line; `compression`: none | gzip | zstd."""
+
+    max_events: int
+    max_bytes: int = 8 * MIB
+    max_seconds: float = 5.0
+    compression: str = "none"
+
+
+@dataclass(frozen=True)
 class TargetSettings:
     endpoint: str
     bucket: str
@@ -75,6 +102,8 @@ class TargetSettings:
     rrsa: RrsaSettings | None = None
     region: str | None = None
     key_prefix: str = ""
+    key_template: KeyTemplate = field(default_factory=lambda: parse_template(DEFAULT_TEMPLATE))
+    batch: BatchLimits | None = None
     store: str = "data"
     response_source: str = ""
     max_concurrency: int = 16
@@ -114,6 +143,16 @@ def read_settings(env: EnvReader) -> TargetSettings:
         check_prefix(prefix)
     except InvalidKey as error:
         raise SettingError("OSS_KEY_PREFIX", error.message) from None
+    try:
+        template = parse_template(env.text("OSS_KEY_TEMPLATE", DEFAULT_TEMPLATE) or "", prefix)
+    except InvalidTemplate as error:
+        raise SettingError("OSS_KEY_TEMPLATE", str(error)) from None
+    server = read_server_settings(env)
+    batch = _batch_limits(env, server)
+    if batch is not None and env.raw("MAX_IN_FLIGHT") is None:
+        server = dataclasses.replace(
+            server, max_in_flight=max(server.max_in_flight, 2 * batch.max_events)
+        )
     source = _credentials_source(env)
     if region is None and (source != "accessKey" or env.text("OSS_SECURITY_TOKEN")):
         # alibabacloud-oss-v2's V1 signer sends an STS token as `security-token`, not the
@@ -141,13 +180,33 @@ def read_settings(env: EnvReader) -> TargetSettings:
         rrsa=rrsa,
         region=region,
         key_prefix=prefix,
+        key_template=template,
+        batch=batch,
         store=env.choice("STORE", "data", STORE_CHOICES),
         response_source=env.text("RESPONSE_SOURCE", f"alibabaoss/{bucket}") or "",
         max_concurrency=env.integer("OSS_MAX_CONCURRENCY", 16, minimum=1, maximum=512),
         retry_budget_seconds=env.number("OSS_RETRY_BUDGET_SECONDS", 10.0, minimum=0, maximum=600),
         timeout_seconds=env.number("OSS_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=600),
-        server=read_server_settings(env),
+        server=server,
     )
+
+
+def _batch_limits(env: EnvReader, server: ServerSettings) -> BatchLimits | None:
+    """The BATCH_* settings, or None when BATCH_MAX_EVENTS is 0 (one object per event)."""
+    max_events = env.integer("BATCH_MAX_EVENTS", 0, minimum=0, maximum=1_000_000)
+    max_bytes = env.integer("BATCH_MAX_BYTES", 8 * MIB, minimum=1, maximum=MAX_OBJECT_BYTES)
+    max_seconds = env.number("BATCH_MAX_SECONDS", 5.0, minimum=0.01, maximum=3600)
+    compression = env.choice("BATCH_COMPRESSION", "none", COMPRESSIONS)
+    if max_events == 0:
+        return None
+    if max_bytes > server.in_flight_bytes:
+        # Waiting requests keep their bodies' bytes in the budget until their object is stored.
+        raise SettingError(
+            "BATCH_MAX_BYTES",
+            f"must be at most {server.in_flight_bytes} bytes, the in-flight budget the memory "
+            "limit allows (open objects count against it)",
+        )
+    return BatchLimits(max_events, max_bytes, max_seconds, compression)
 
 
 def _credentials_source(env: EnvReader) -> str:

@@ -60,7 +60,8 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Receiver:
-    """Builds `self.app`; `start_draining()` turns readiness and new POSTs to 503.
+    """Builds `self.app`; `start_draining()` turns readiness and new POSTs to 503 and calls the
+    `on_draining` callbacks (e.g. to flush what handlers are waiting for before the deadline).
 
     Per POST: the headers are checked (valid UTF-8, then `check_headers`), the declared size is
     checked against `max_body_bytes`, the request reserves its size in a byte budget of
@@ -92,6 +93,7 @@ class Receiver:
         self.metrics = ReceiverMetrics(self.registry, name)
         self.logger = logger or logging.getLogger(f"runtime.{name}")
         self.draining = False
+        self.on_draining: list[Callable[[], None]] = []
         self._handler = handler
         self._is_ready = is_ready
         self._authenticate = authenticate
@@ -131,6 +133,8 @@ class Receiver:
 
     def start_draining(self) -> None:
         self.draining = True
+        for callback in self.on_draining:
+            callback()
 
     @property
     def in_flight(self) -> int:

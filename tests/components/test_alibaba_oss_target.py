@@ -321,3 +321,33 @@ def test_rrsa_takes_the_clusters_outputs(pulumi_mocks):
     pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"] == RRSA["oidc_provider_arn"]
+
+
+def test_key_template_and_batch_reach_the_pod_env(pulumi_mocks):
+    pulumi_mocks.run(
+        lambda: _target(
+            key_template="dt=%F/{type}/{id}",
+            batch={"max_events": 500, "max_seconds": 2.5, "compression": "zstd"},
+        )
+    )
+    deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["OSS_KEY_TEMPLATE"] == "dt=%F/{type}/{id}"
+    assert (env["BATCH_MAX_EVENTS"], env["BATCH_MAX_SECONDS"]) == ("500", "2.5")
+    assert env["BATCH_COMPRESSION"] == "zstd"
+    assert "BATCH_MAX_BYTES" not in env  # the runtime's default (8 MiB)
+
+
+def test_default_target_sets_no_template_or_batch_env(pulumi_mocks):
+    pulumi_mocks.run(_target)
+    deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
+    names = {e["name"] for e in container["env"]}
+    assert not names & {"OSS_KEY_TEMPLATE", "BATCH_MAX_EVENTS", "BATCH_COMPRESSION"}
+
+
+def test_an_invalid_key_template_creates_nothing(pulumi_mocks):
+    with pytest.raises(ValueError, match=r"key_template: .*must not start"):
+        pulumi_mocks.run(lambda: _target(key_template="/{id}"))
+    assert pulumi_mocks.resources == []

@@ -260,3 +260,45 @@ def test_new_fields_reach_the_components():
 def test_a_stack_that_deploys_nothing_is_flagged():
     assert deploys_nothing(parse_stack_config({"kubernetes": {"namespace": "x"}}))
     assert not deploys_nothing(parse_stack_config({"ossTarget": OSS}))
+
+
+def test_data_lake_fields_reach_the_oss_target():
+    config = parse_stack_config(
+        {
+            "ossTarget": {
+                **OSS,
+                "keyTemplate": "dt=%F/{type}/{id}",
+                "batch": {
+                    "maxEvents": 1000,
+                    "maxBytes": 4194304,
+                    "maxSeconds": 2.5,
+                    "compression": "gzip",
+                },
+            }
+        }
+    )
+    assert config.oss_target["key_template"] == "dt=%F/{type}/{id}"
+    assert config.oss_target["batch"] == {
+        "max_events": 1000,
+        "max_bytes": 4194304,
+        "max_seconds": 2.5,
+        "compression": "gzip",
+    }
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"keyTemplate": "../{id}"}, r"^ossTarget\.keyTemplate: .*'\.\.'"),
+        ({"keyTemplate": "%Q"}, r"^ossTarget\.keyTemplate: '%Q' is not a supported"),
+        ({"batch": {"maxEvent": 10}}, r"^ossTarget\.batch\.maxEvent: unknown key"),
+        ({"batch": {"compression": "gzip"}}, r"^ossTarget\.batch\.maxEvents: is required"),
+        ({"batch": {"maxEvents": 0}}, r"^ossTarget\.batch\.maxEvents: 0 must be"),
+        ({"batch": {"maxEvents": 5, "maxBytes": "8Mi"}}, r"^ossTarget\.batch\.maxBytes: "),
+        ({"batch": {"maxEvents": 5, "maxSeconds": 0}}, r"^ossTarget\.batch\.maxSeconds: "),
+        ({"batch": {"maxEvents": 5, "compression": "br"}}, r"^ossTarget\.batch\.compression: "),
+    ],
+)
+def test_data_lake_field_errors_use_the_stack_files_names(block, message):
+    with pytest.raises(ValueError, match=message):
+        parse_stack_config({"ossTarget": {**OSS, **block}})

@@ -8,7 +8,7 @@ import http.client
 import threading
 import time
 
-from tests.e2e.chain import start_emulator, start_oss_target
+from tests.e2e.chain import BUCKET, start_emulator, start_oss_target
 
 
 def test_oss_target_exits_within_its_drain_timeout_with_an_upload_stuck(tmp_path):
@@ -49,3 +49,61 @@ def test_oss_target_exits_within_its_drain_timeout_with_an_upload_stuck(tmp_path
     assert code == 0
     assert took < 1 + 3, f"took {took:.1f} s"
     assert answers == [503]
+
+
+def test_sigterm_uploads_open_rolled_objects_and_answers_their_requests(tmp_path):
+    """A real process and a real SIGTERM: the requests waiting for an open rolled object (timer
+    60 s) are answered 200 within the drain deadline, and the object holds their events."""
+    import gzip
+    import json
+    import urllib.request
+
+    emulator = start_emulator(tmp_path)
+    target = start_oss_target(
+        tmp_path,
+        emulator,
+        DRAIN_TIMEOUT_SECONDS="5",
+        BATCH_MAX_EVENTS="1000",
+        BATCH_MAX_SECONDS="60",
+        BATCH_COMPRESSION="gzip",
+    )
+    answers: list[int] = []
+    try:
+
+        def send(number: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=60)
+            headers = {
+                "Content-Type": "application/json",
+                "ce-specversion": "1.0",
+                "ce-id": f"open-{number}",
+                "ce-source": "test",
+                "ce-type": "t",
+            }
+            conn.request("POST", "/", body=b"{}", headers=headers)
+            answers.append(conn.getresponse().status)
+
+        senders = [threading.Thread(target=send, args=(n,)) for n in range(3)]
+        for sender in senders:
+            sender.start()
+        time.sleep(1.5)  # all three wait for the open object (60 s timer)
+        assert answers == []
+        started = time.monotonic()
+        code = target.stop(timeout=30)
+        took = time.monotonic() - started
+        for sender in senders:
+            sender.join(10)
+        with urllib.request.urlopen(f"{emulator.url}_emulator/objects/{BUCKET}") as listing:
+            (stored,) = json.load(listing)
+        with urllib.request.urlopen(
+            f"{emulator.url}_emulator/object/{BUCKET}/{stored['key']}"
+        ) as answer:
+            body = answer.read()
+    finally:
+        target.stop(5)
+        emulator.stop(5)
+    assert code == 0
+    assert took < 5, f"took {took:.1f} s"
+    assert answers == [200, 200, 200]
+    assert stored["key"].endswith(".ndjson.gz")
+    ids = sorted(json.loads(line)["id"] for line in gzip.decompress(body).splitlines())
+    assert ids == ["open-0", "open-1", "open-2"]

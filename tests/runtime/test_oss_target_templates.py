@@ -1,0 +1,253 @@
+"""Key templates (OSS_KEY_TEMPLATE), table-first: each placeholder, strftime fields, escaping,
+missing attributes, templates refused at start-up; and the NDJSON lines of rolled objects."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+
+from runtime.alibaba_oss_target.core import (
+    Line,
+    MissingAttributeError,
+    plan_lines,
+    plan_write,
+    plan_writes,
+    render_key,
+)
+from runtime.alibaba_oss_target.keys import InvalidKey
+from runtime.alibaba_oss_target.settings import read_settings
+from runtime.alibaba_oss_target.templates import InvalidTemplate, encode_segment, parse_template
+from runtime.receiver.errors import InvalidEvent
+from runtime.receiver.events import parse_events
+from runtime.receiver.settings import EnvReader, SettingError
+from tests.runtime.test_oss_target_settings import REQUIRED
+
+RECEIVED_AT = datetime(2030, 6, 7, 8, 9, 10, tzinfo=timezone.utc)
+
+
+def event(**fields):
+    document = {
+        "specversion": "1.0",
+        "type": "com.example.order.created",
+        "source": "/shop/eu",
+        "id": "A-1",
+        "time": "2026-11-29T23:30:45.5+01:00",
+        "subject": "order 42",
+        "region": "eu-1",
+        "priority": 7,
+        "urgent": True,
+        **fields,
+    }
+    document = {name: value for name, value in document.items() if value is not None}
+    body = json.dumps(document).encode()
+    return parse_events([("content-type", "application/cloudevents+json")], body)[1][0]
+
+
+def render(template, received=None, prefix=""):
+    return render_key(parse_template(template, prefix), received or event(), RECEIVED_AT)
+
+
+@pytest.mark.parametrize(
+    ("template", "key"),
+    [
+        ("{id}", "A-1"),
+        ("{type}/{id}", "com.example.order.created/A-1"),
+        # '/' of a value is encoded: a value never adds a folder.
+        ("{source}/{id}", "%2Fshop%2Feu/A-1"),
+        ("{subject}", "order%2042"),
+        ("{region}/{id}", "eu-1/A-1"),  # an extension
+        ("{priority}-{urgent}", "7-true"),  # Integer and Boolean: canonical strings
+        ("{time}", "2026-11-29T23%3A30%3A45.5%2B01%3A00"),  # the attribute as sent, encoded
+        # strftime fields: the event's time in UTC (23:30 at +01:00 is 22:30 UTC).
+        ("dt=%F/{id}", "dt=2026-11-29/A-1"),
+        ("%Y/%m/%d/%H/%M/%S", "2026/11/29/22/30/45"),
+        ("%j %y %G-W%V-%u %w", "333 26 2026-W48-7 0"),
+        ("%T", "22:30:45"),
+        ("%s", str(int(datetime(2026, 11, 29, 22, 30, 45, tzinfo=timezone.utc).timestamp()))),
+        ("100%%/{id}", "100%/A-1"),
+        ("year=%Y/{type}/{id}.json", "year=2026/com.example.order.created/A-1.json"),
+    ],
+)
+def test_each_placeholder_renders(template, key):
+    assert render(template) == key
+
+
+def test_without_time_the_time_of_receipt_is_used():
+    assert render("dt=%F/%H", event(time=None)) == "dt=2030-06-07/08"
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        ("plain-value_1.0", "plain-value_1.0"),
+        ("a/b", "a%2Fb"),
+        ("a\\b", "a%5Cb"),
+        ("..", "%2E%2E"),
+        (".", "%2E"),
+        ("a..b", "a..b"),  # not a segment of its own: harmless
+        ("50%", "50%25"),
+        ("é", "%C3%A9"),
+        ("a b?c#d", "a%20b%3Fc%23d"),
+        ("\u2028", "%E2%80%A8"),
+    ],
+)
+def test_values_are_percent_encoded_outside_the_safe_set(value, encoded):
+    assert encode_segment(value) == encoded
+
+
+@pytest.mark.parametrize("subject", ["..", ".", "../../etc", "/abs", "x/../y"])
+def test_a_value_can_never_add_a_folder_or_dot_segment(subject):
+    key = render("{type}/{subject}/{id}", event(subject=subject))
+    assert key.count("/") == 2
+    assert not {".", ".."} & set(key.split("/"))
+
+
+@pytest.mark.parametrize("missing", ["subject", "region"])
+def test_a_missing_attribute_is_a_400_naming_it(missing):
+    with pytest.raises(MissingAttributeError, match=f"'{missing}'") as caught:
+        render(f"{{type}}/{{{missing}}}/{{id}}", event(**{missing: None}))
+    assert caught.value.status == 400 and caught.value.code == "missing-attribute"
+
+
+def test_an_empty_extension_is_refused_rather_than_an_empty_segment():
+    with pytest.raises(MissingAttributeError, match="'region'"):
+        render("{region}/{id}", event(region=""))
+
+
+def test_the_default_template_keeps_the_id_as_sent():
+    # `{id}` alone is the behaviour before templates: ids with '/' make folders, as in the seed.
+    received = event(id="folder/file.json")
+    assert render("{id}", received) == "folder/file.json"
+    assert render("x/{id}", received) == "x/folder%2Ffile.json"
+
+
+def test_same_event_same_key_for_attribute_templates():
+    first = plan_write(event(), prefix="p/", store="data", template=parse_template("{type}/{id}"))
+    again = plan_write(
+        event(),
+        prefix="p/",
+        store="data",
+        template=parse_template("{type}/{id}"),
+        received_at=datetime(2040, 1, 1, tzinfo=timezone.utc),
+    )
+    assert first.key == again.key == "p/com.example.order.created/A-1"
+
+
+def test_plan_writes_names_the_event_of_a_batch_missing_an_attribute():
+    with pytest.raises(MissingAttributeError) as caught:
+        plan_writes(
+            [event(), event(id="A-2", region=None)],
+            prefix="",
+            store="data",
+            batch=True,
+            template=parse_template("{region}/{id}"),
+        )
+    assert caught.value.index == 1 and "'region'" in caught.value.message
+
+
+def test_a_rendered_key_still_follows_the_key_rules():
+    with pytest.raises(InvalidKey, match="1023"):
+        plan_write(
+            event(subject="/" * 400), prefix="", store="data", template=parse_template("{subject}")
+        )
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("", "empty"),
+        ("{Type}", "attribute name"),
+        ("{}", "attribute name"),
+        ("{ty-pe}", "attribute name"),
+        ("{type", "unbalanced"),
+        ("type}", "unbalanced"),
+        ("%Q/{id}", "'%Q' is not a supported"),
+        ("%c", "not a supported"),  # locale-dependent: not allowed
+        ("{id}%", "lone '%'"),
+        ("/{id}", "must not start"),
+        ("a/../{id}", "'..'"),
+        ("./{id}", "'.'"),
+        ("a\x01/{id}", "control"),
+        ("x" * 1100 + "{id}", "1023"),
+    ],
+)
+def test_invalid_templates_are_refused(template, problem):
+    with pytest.raises(InvalidTemplate, match=problem):
+        parse_template(template)
+
+
+def test_the_prefix_counts_when_checking_a_template():
+    parse_template(".x/{id}")
+    with pytest.raises(InvalidTemplate, match=r"'\.\.'"):
+        parse_template("./{id}", prefix="a/.")
+
+
+def test_settings_name_the_template_variable():
+    env = {**REQUIRED, "OSS_KEY_TEMPLATE": "{type}/%Q"}
+    with pytest.raises(SettingError) as caught:
+        read_settings(EnvReader(env))
+    assert caught.value.name == "OSS_KEY_TEMPLATE"
+    ok = read_settings(EnvReader({**REQUIRED, "OSS_KEY_TEMPLATE": "dt=%F/{id}"}))
+    assert ok.key_template.text == "dt=%F/{id}"
+    assert read_settings(EnvReader(REQUIRED)).key_template.is_plain_id
+
+
+def test_an_invalid_template_exits_2_at_start_up():
+    env = {**REQUIRED, "OSS_KEY_TEMPLATE": "../{id}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.alibaba_oss_target"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "OSS_KEY_TEMPLATE" in done.stderr and "Traceback" not in done.stderr
+
+
+# ---- the lines of rolled objects
+
+
+def test_lines_are_whole_events_grouped_by_the_key_without_id():
+    template = parse_template("dt=%F/{type}/{id}")
+    entries = plan_lines(
+        [event(), event(id="A-2", type="other"), event()],
+        prefix="lake/",
+        template=template,
+        batch=True,
+        received_at=RECEIVED_AT,
+    )
+    first, second, repeat = entries
+    assert isinstance(first, Line) and isinstance(second, Line)
+    assert first.group == "lake/dt=2026-11-29/com.example.order.created/"
+    assert second.group == "lake/dt=2026-11-29/other/"
+    assert repeat == 0  # the same event twice in one request: one line, shared
+    assert first.data.endswith(b"\n") and first.data.count(b"\n") == 1
+    document = json.loads(first.data)
+    assert document["id"] == "A-1" and document["subject"] == "order 42"
+    assert document["time"] == "2026-11-29T23:30:45.5+01:00"  # as sent
+    assert first.time == datetime(2026, 11, 29, 22, 30, 45, 500000, tzinfo=timezone.utc)
+
+
+def test_a_line_never_holds_a_raw_newline():
+    received = event(data={"text": "a\nb\r\nc\u2028"}, subject="x\u2028y")
+    (line,) = plan_lines([received], prefix="", template=parse_template("{id}"), batch=False)
+    assert (
+        line.data.count(b"\n") == 1 and json.loads(line.data)["data"]["text"] == "a\nb\r\nc\u2028"
+    )
+    assert len(line.data.decode().splitlines()) == 1  # U+2028 escaped: no reader splits it
+
+
+def test_lines_refuse_a_missing_attribute_with_the_index():
+    with pytest.raises(InvalidEvent) as caught:
+        plan_lines(
+            [event(), event(id="A-2", region=None)],
+            prefix="",
+            template=parse_template("{region}/{id}"),
+            batch=True,
+        )
+    assert caught.value.index == 1 and caught.value.code == "missing-attribute"
