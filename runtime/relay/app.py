@@ -10,8 +10,13 @@ request in structured mode, the whole event in the signed body. Per request:
    MAX_BODY_BYTES (else 413);
 2. the body is read under the receiver's deadline and byte budget, then the HMAC is checked
    (401), then the event is parsed (400) and its id must equal `webhook-id` (400 `id-mismatch`);
-3. an id already forwarded within the replay window is answered 202 and not forwarded again; a
-   request for an id being forwarded right now waits for that attempt and shares its outcome;
+3. at the moment of deciding (body read and verified, handler slot taken) the timestamp must
+   still be within the window (401 otherwise: a request whose head arrived in time but whose body
+   completed after the window closed is refused, not forwarded); then an id already forwarded
+   under a timestamp still within the window is answered 202 and not forwarded again, and a
+   request for an id being forwarded right now waits for that attempt and shares its outcome (202
+   or the same failure) without a second attempt. Window and cache are checked with one clock
+   reading and one rule (`within_window`), so "acceptable" means the same thing to both;
 4. the event goes to `K_SINK` in binary mode: 202 only once the sink accepted it; 503 +
    Retry-After when the sink is down (or the replay cache is full); 502 when it refused it.
 """
@@ -22,6 +27,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -44,6 +50,7 @@ from runtime.relay.settings import RelaySettings
 from runtime.relay.signature import (
     TOLERANCE_SECONDS,
     SignatureError,
+    within_window,
     SignedHeaders,
     check_headers,
     verify_body,
@@ -81,7 +88,11 @@ def check_content_type(value: str | None) -> None:
             raise UnsupportedMediaType("the only Content-Type parameter accepted is charset=utf-8")
 
 
-def build_relay(settings: RelaySettings) -> tuple[Receiver, Forwarder]:
+def build_relay(
+    settings: RelaySettings, clock: Callable[[], float] = time.time
+) -> tuple[Receiver, Forwarder]:
+    """The relay's receiver and its forwarder (close it on shutdown). `clock` gives Unix seconds
+    (tests control time with it)."""
     forwarder = Forwarder(
         settings.sink_url,
         timeout=settings.timeout_seconds,
@@ -118,7 +129,7 @@ def build_relay(settings: RelaySettings) -> tuple[Receiver, Forwarder]:
 
     def check(request: web.Request) -> None:
         try:
-            request[_SIGNED] = check_headers(request.headers.items(), time.time())
+            request[_SIGNED] = check_headers(request.headers.items(), clock())
         except SignatureError as error:
             raise refuse_signature(error) from None
         for name in request.headers:
@@ -145,21 +156,31 @@ def build_relay(settings: RelaySettings) -> tuple[Receiver, Forwarder]:
         except (UnforwardableAttribute, ValueError, RecursionError) as error:
             return _rejection(InvalidEvent(str(error)))
         until = signed.timestamp + TOLERANCE_SECONDS
-        while True:
-            now = time.time()
-            if cache.seen(received.id, now):
-                cache.remember(received.id, until, now)  # a newer signed copy lives longer
-                forwarded.labels("duplicate").inc()
-                log_fields(log, logging.INFO, "duplicate not forwarded", id=received.id)
-                return web.Response(status=202)
-            underway = pending.get(received.id)
-            if underway is None:
-                break
-            # The same event is being forwarded by another request: share its outcome.
+        now = clock()
+        # Re-checked here, not only when the head arrived: the body may have completed (or the
+        # handler slot freed) after the window closed, when the cache no longer holds the id.
+        if not within_window(signed.timestamp, now):
+            late = SignatureError("webhook-timestamp left the 5-minute window before the body ended")
+            return _rejection(refuse_signature(late))
+        if cache.seen(received.id, now):
+            cache.remember(received.id, until, now)  # a newer signed copy lives longer
+            forwarded.labels("duplicate").inc()
+            log_fields(log, logging.INFO, "duplicate not forwarded", id=received.id)
+            return web.Response(status=202)
+        underway = pending.get(received.id)
+        if underway is not None:
+            # The same event is being forwarded by another request: share its outcome, whatever
+            # the clock says once it ends (it was acceptable now; looking again after the wait
+            # could find the id neither pending nor remembered and forward it a second time).
             shared = await asyncio.shield(underway)
             if not shared.accepted:
                 return _failure([shared])
-        if cache.full(time.time(), reserved=len(pending)):
+            # This copy may be signed later than the one forwarded: it keeps the id longer.
+            cache.remember(received.id, until, clock())
+            forwarded.labels("duplicate").inc()
+            log_fields(log, logging.INFO, "duplicate not forwarded", id=received.id)
+            return web.Response(status=202)
+        if cache.full(now, reserved=len(pending)):
             log_fields(log, logging.WARNING, "replay cache full", entries=len(cache))
             return error_response(
                 503,
@@ -173,7 +194,7 @@ def build_relay(settings: RelaySettings) -> tuple[Receiver, Forwarder]:
         try:
             result = await forwarder.forward(received, headers)
             if result.accepted:
-                cache.remember(received.id, until, time.time())
+                cache.remember(received.id, until, clock())
         finally:
             del pending[received.id]
             # Cancelled by a drain: whoever waits on this attempt is told it did not happen.

@@ -54,7 +54,7 @@ def sink():
         yield running
 
 
-def start_relay(sink_url: str, **environ):
+def start_relay(sink_url: str, clock=time.time, **environ):
     settings = read_settings(
         EnvReader(
             {
@@ -68,7 +68,7 @@ def start_relay(sink_url: str, **environ):
             }
         )
     )
-    receiver, forwarder = build_relay(settings)
+    receiver, forwarder = build_relay(settings, clock)
     return BackgroundServer(receiver, on_shutdown=[forwarder.close], drain_timeout=1)
 
 
@@ -188,6 +188,106 @@ def test_extension_types_are_spelled_as_signed(sink, relay):
     [got] = sink.events
     assert got.headers["ce-seq"] == "42" and got.headers["ce-replayed"] == "false"
     assert got.headers["ce-note"] == "say%20%22100%25%22"
+
+
+# ---- replay at the edge of the window -----------------------------------------------------------
+
+
+class Clock:
+    """Unix seconds set by the test; counts its readings so a test can wait for the relay to
+    have reached a step (each request reads it when its head is checked and when it is decided)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.readings = 0
+        self._changed = threading.Condition()
+
+    def __call__(self) -> float:
+        with self._changed:
+            self.readings += 1
+            self._changed.notify_all()
+            return self.now
+
+    def wait_for_readings(self, count: int) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.readings >= count, timeout=10)
+
+
+def _announce(port: int, headers: dict, body: bytes):
+    """A connection whose head (with Expect: 100-continue) has passed the header checks."""
+    import socket
+
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(
+        f"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n{head}"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+    assert conn.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+    return conn
+
+
+@pytest.mark.parametrize("copies", [1, 10])
+def test_a_copy_whose_body_ends_after_the_window_is_refused_not_forwarded_again(sink, copies):
+    """Finding 2 of the relay attack: heads at t+299 s, bodies complete after t+300 s, when the
+    cache had already forgotten the id (10 such connections gave the sink 11 copies)."""
+    stamp = 1_800_000_000
+    clock = Clock(stamp + 1)
+    with start_relay(sink.url, clock) as relay:
+        headers, body = signed_request(at=stamp)
+        assert post(relay.url, headers, body)[0] == 202
+        clock.now = stamp + 299
+        late = [_announce(relay.port, headers, body) for _ in range(copies)]
+        clock.now = stamp + 301
+        answers = []
+        for conn in late:
+            conn.sendall(body)
+            answers.append(conn.recv(65536)[:12])
+            conn.close()
+    assert answers == [b"HTTP/1.1 401"] * copies
+    assert len(sink.requests) == 1
+
+
+def test_at_the_last_second_of_the_window_a_copy_is_still_a_duplicate(sink):
+    stamp = 1_800_000_000
+    clock = Clock(stamp)
+    with start_relay(sink.url, clock) as relay:
+        headers, body = signed_request(at=stamp)
+        assert post(relay.url, headers, body)[0] == 202
+        clock.now = stamp + 300  # still acceptable: must still be remembered
+        assert post(relay.url, headers, body)[0] == 202
+        clock.now = stamp + 300.5
+        assert post(relay.url, headers, body)[0] == 401
+    assert len(sink.requests) == 1
+
+
+def test_copies_waiting_on_a_forward_share_its_outcome_after_the_window_closes(sink):
+    """Copies decided at t+299 wait for the forward under way; it is accepted after t+300, when
+    remembering the id stores nothing. They must answer 202 without a second forward."""
+    stamp = 1_800_000_000
+    clock = Clock(stamp + 299)
+    release = threading.Event()
+    sink.fail_when(lambda request: not release.wait(10), status=500)  # holds the first forward
+    with start_relay(sink.url, clock) as relay:
+        headers, body = signed_request(at=stamp)
+        results = []
+
+        def send():
+            results.append(post(relay.url, headers, body)[0])
+
+        first = threading.Thread(target=send)
+        first.start()
+        clock.wait_for_readings(2)  # head checked, decided: forwarding
+        copies = [threading.Thread(target=send) for _ in range(5)]
+        for thread in copies:
+            thread.start()
+        clock.wait_for_readings(2 + 5 * 2)  # every copy decided: waiting on the first
+        clock.now = stamp + 301
+        release.set()
+        for thread in [first, *copies]:
+            thread.join()
+    assert results == [202] * 6
+    assert len(sink.requests) == 1
 
 
 # ---- every unauthenticated (or unsigned) input class: 4xx, never 500, nothing forwarded ----------
