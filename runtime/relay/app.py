@@ -6,10 +6,12 @@ request in structured mode, the whole event in the signed body. Per request:
 1. before the body is read (and before `100 Continue`): the `webhook-*` headers are well-formed
    and the timestamp is within 5 minutes (else 401); no `ce-*` header (400 `unsigned-content`:
    it would sit outside the signature); Content-Type `application/cloudevents+json`, charset
-   utf-8 if given (else 415: binary mode and batches are refused); Content-Length within
-   MAX_BODY_BYTES (else 413);
+   utf-8 if given (else 415: binary mode and batches are refused); a Content-Length (else 411:
+   no chunked bodies, hence no trailers), within MAX_BODY_BYTES (else 413);
 2. the body is read under the receiver's deadline and byte budget, then the HMAC is checked
    (401), then the event is parsed (400) and its id must equal `webhook-id` (400 `id-mismatch`);
+   it must keep the data contract (`check_data`: JSON `data` as `application/json`, unique member
+   names) and fit a sink's header limits once forwarded (`binary_headers`), else 400;
 3. at the moment of deciding (body read and verified, handler slot taken) the timestamp must
    still be within the window (401 otherwise: a request whose head arrived in time but whose body
    completed after the window closed is refused, not forwarded); then an id already forwarded
@@ -35,6 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from runtime.receiver import (
     Delivery,
     InvalidEvent,
+    InvalidHeader,
     Receiver,
     RequestRejected,
     RetryPolicy,
@@ -50,13 +53,14 @@ from runtime.relay.settings import RelaySettings
 from runtime.relay.signature import (
     TOLERANCE_SECONDS,
     SignatureError,
-    within_window,
     SignedHeaders,
     check_headers,
     verify_body,
+    within_window,
 )
 
 log = logging.getLogger("runtime.relay")
+JSON_MEDIA_TYPE = "application/json"
 _SIGNED: web.RequestKey[SignedHeaders] = web.RequestKey("relay-signed-headers")
 
 
@@ -65,6 +69,16 @@ class UnsignedContent(RequestRejected):
 
     status = 400
     code = "unsigned-content"
+
+
+class LengthRequired(InvalidHeader):
+    """A body without Content-Length (chunked): the function always sends one. Refusing chunked
+    bodies refuses their trailers (fields outside the signature that aiohttp reads and drops),
+    the malformed chunks aiohttp's C parser leaves the reader waiting on, and reservations of
+    MAX_BODY_BYTES for bodies of unknown size."""
+
+    status = 411
+    code = "length-required"
 
 
 class IdMismatch(RequestRejected):
@@ -86,6 +100,31 @@ def check_content_type(value: str | None) -> None:
         name, _, setting = parameter.partition("=")
         if name.strip().lower() != "charset" or setting.strip().strip('"').lower() != "utf-8":
             raise UnsupportedMediaType("the only Content-Type parameter accepted is charset=utf-8")
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object whose member names are unique (RFC 8259 4 leaves duplicates to the parser;
+    `json` keeps the last, another reader the first, so which `id` was signed is ambiguous)."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise ValueError(f"member {twice!r} appears more than once in a JSON object")
+    return document
+
+
+def check_data(document: dict[str, object]) -> None:
+    """The relay's data contract (README "What the relay accepts"): `data`, when present, is a
+    JSON value with `datacontenttype` `application/json`; `data_base64` and any other
+    `datacontenttype` are refused (ValueError), since the sink would get bytes the function never
+    sends (a `text/plain` string would go out bare, `data_base64` decoded)."""
+    if "data_base64" in document:
+        raise ValueError("data_base64 is refused: the relay forwards JSON data only")
+    content_type = document.get("datacontenttype")
+    if "data" in document and content_type is None:
+        raise ValueError("an event with data needs datacontenttype application/json")
+    if content_type is not None and content_type != JSON_MEDIA_TYPE:
+        raise ValueError(f"datacontenttype must be {JSON_MEDIA_TYPE} (data a JSON value)")
 
 
 def build_relay(
@@ -139,6 +178,10 @@ def build_relay(
                     "the body (structured mode)"
                 )
         check_content_type(request.headers.get("Content-Type"))
+        if request.content_length is None:
+            raise LengthRequired(
+                "send the event with a Content-Length; chunked bodies (and trailers) are refused"
+            )
 
     def authenticate(request: web.Request, body: bytes) -> None:
         try:
@@ -152,7 +195,9 @@ def build_relay(
         if received.id != signed.msg_id:
             return _rejection(IdMismatch("the event id must equal webhook-id"))
         try:
-            headers = binary_headers(json.loads(delivery.body), received.content_type)
+            document = json.loads(delivery.body, object_pairs_hook=_unique_members)
+            check_data(document)
+            headers = binary_headers(document, received.content_type)
         except (UnforwardableAttribute, ValueError, RecursionError) as error:
             return _rejection(InvalidEvent(str(error)))
         until = signed.timestamp + TOLERANCE_SECONDS
@@ -160,7 +205,9 @@ def build_relay(
         # Re-checked here, not only when the head arrived: the body may have completed (or the
         # handler slot freed) after the window closed, when the cache no longer holds the id.
         if not within_window(signed.timestamp, now):
-            late = SignatureError("webhook-timestamp left the 5-minute window before the body ended")
+            late = SignatureError(
+                "webhook-timestamp left the 5-minute window before the body ended"
+            )
             return _rejection(refuse_signature(late))
         if cache.seen(received.id, now):
             cache.remember(received.id, until, now)  # a newer signed copy lives longer

@@ -392,12 +392,58 @@ CLASSES = [
         "invalid-event",
     ),
     (
+        "data-base64",
+        lambda h, b: signed_request({**_no_data(), "data_base64": "AAEC"}),
+        400,
+        "invalid-event",
+    ),
+    (
+        "text-plain-string-data",
+        lambda h, b: signed_request({**EVENT, "datacontenttype": "text/plain", "data": "hello"}),
+        400,
+        "invalid-event",
+    ),
+    (
+        "data-without-datacontenttype",
+        lambda h, b: signed_request({k: v for k, v in EVENT.items() if k != "datacontenttype"}),
+        400,
+        "invalid-event",
+    ),
+    (
+        "duplicate-id-member",
+        lambda h, b: signed_request(body=b'{"id":"decoy",' + b[1:]),
+        400,
+        "invalid-event",
+    ),
+    (
+        "duplicate-member-in-data",
+        lambda h, b: signed_request(body=b[:-1] + b',"data":{"a":1,"a":2}}'),
+        400,
+        "invalid-event",
+    ),
+    (
+        "subject-too-long-for-a-header",
+        lambda h, b: signed_request({**EVENT, "subject": "\u00e9" * 2500}),
+        400,
+        "invalid-event",
+    ),
+    (
+        "200-extensions",
+        lambda h, b: signed_request({**EVENT, **{f"e{n}": "v" for n in range(200)}}),
+        400,
+        "invalid-event",
+    ),
+    (
         "body-huge-integer",
         lambda h, b: signed_request(body=encode(EVENT)[:-2] + b',"big":' + b"9" * 5000 + b"}}"),
         400,
         "invalid-event",
     ),
 ]
+
+
+def _no_data() -> dict:
+    return {k: v for k, v in EVENT.items() if k not in ("data", "datacontenttype")}
 
 
 def _arabic_digits(number: int) -> str:
@@ -432,6 +478,63 @@ def test_refused_with_4xx_and_nothing_forwarded(sink, relay, make, status, code)
         code or {401: "unauthorized", 415: "unsupported-media-type"}[status]
     )
     assert sink.requests == []
+
+
+def _chunked(headers: dict, body: bytes, tail: bytes = b"0\r\n\r\n") -> bytes:
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + 100]), body[i : i + 100])
+        for i in range(0, len(body), 100)
+    )
+    return (
+        f"POST / HTTP/1.1\r\nHost: x\r\n{head}Transfer-Encoding: chunked\r\n\r\n".encode()
+        + chunks
+        + tail
+    )
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(b"0\r\n\r\n", id="plain"),
+        pytest.param(b"0\r\nce-subject: evil\r\n\r\n", id="ce-trailer"),
+        pytest.param(b"0\r\nx-note: 1\r\n\r\n", id="other-trailer"),
+        pytest.param(b"zz\r\n{}\r\n0\r\n\r\n", id="malformed-chunk"),
+    ],
+)
+def test_chunked_bodies_and_their_trailers_are_refused_before_reading(sink, relay, tail):
+    """The function always sends Content-Length. A chunked body's trailers lie outside the
+    signature, and a malformed chunk after the head left the reader waiting for the 408 while
+    holding budget (aiohttp's C parser does not wake it)."""
+    import socket
+
+    headers, body = signed_request()
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as conn:
+        conn.sendall(_chunked(headers, b"", tail=b"")[: -0 or None])  # the head only
+        answer = conn.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 411")
+    assert b'"length-required"' in answer
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as conn:
+        conn.sendall(_chunked(headers, body, tail))
+        # All in one packet, aiohttp may refuse a malformed chunk itself (400) first.
+        assert conn.recv(65536)[:12] in (b"HTTP/1.1 411", b"HTTP/1.0 400")
+    assert sink.requests == []
+
+
+def test_attributes_up_to_the_header_bounds_are_forwarded(sink, relay):
+    """The bounds refuse what a sink's header limits would; an event just inside them passes."""
+    from runtime.relay.forward import MAX_ATTRIBUTE_HEADER_BYTES, MAX_FORWARDED_ATTRIBUTES
+
+    standard = [k for k in EVENT if k not in ("data", "datacontenttype")]
+    many = {**EVENT, **{f"e{n}": "v" for n in range(MAX_FORWARDED_ATTRIBUTES - len(standard))}}
+    assert post(relay.url, *signed_request(many))[0] == 202
+    long_subject = {**EVENT, "id": "long-subject", "subject": "s" * 7000}
+    assert post(relay.url, *signed_request(long_subject))[0] == 202
+    too_many = {**many, "id": "too-many", "one_more": "v"}
+    assert post(relay.url, *signed_request(too_many))[0] == 400
+    too_long = {**long_subject, "id": "too-long", "subject": "s" * MAX_ATTRIBUTE_HEADER_BYTES}
+    assert post(relay.url, *signed_request(too_long))[0] == 400
+    assert len(sink.events) == 2
 
 
 def test_nothing_is_read_before_the_headers_pass(sink, relay):
