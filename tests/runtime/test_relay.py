@@ -581,9 +581,10 @@ def test_100_continue_only_after_header_checks_and_size(sink, relay, headers, ex
     assert len(sink.events) == (1 if expected.endswith(b"Continue") else 0)
 
 
-def test_default_body_limit_is_one_mebibyte_and_configurable(sink):
+def test_default_body_limit_and_deadline_are_sized_for_cos_events_and_configurable(sink):
     settings = read_settings(EnvReader({"K_SINK": sink.url, "RELAY_SIGNING_SECRET": SECRET}))
-    assert settings.server.max_body_bytes == 1024 * 1024
+    assert settings.server.max_body_bytes == 256 * 1024
+    assert settings.server.body_timeout_seconds == 3.0
     with start_relay(sink.url, MAX_BODY_BYTES="10") as relay:
         assert post(relay.url, *signed_request())[0] == 413
 
@@ -699,8 +700,9 @@ def test_cos_handler_delivers_signed_through_the_relay_to_the_sink(sink, relay):
 def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
     """The worst case: an attacker replays captured signed headers on 80 connections, each
     announcing a maximum-size body and sending nothing. The byte budget (default memory limit)
-    admits about 53 of them; the read deadline frees their bytes, a real event is still answered
-    within a few seconds, and every stalled connection is told 408 and closed."""
+    admits them all at the relay's 256 KiB limit; the read deadline frees their bytes, a real
+    event is still answered within a few seconds, and every stalled connection is told 408 and
+    closed."""
     import socket
 
     with start_relay(
@@ -708,7 +710,7 @@ def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
     ) as relay:
         captured, _ = signed_request()
         head = "".join(f"{k}: {v}\r\n" for k, v in captured.items())
-        announce = f"POST / HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {1 << 20}\r\n\r\n"
+        announce = f"POST / HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {256 << 10}\r\n\r\n"
         stalled = []
         for _ in range(80):
             conn = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
@@ -731,3 +733,39 @@ def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
     # were told the relay is busy (503): either way closed, nothing forwarded.
     assert {a[:12] for a in answers} <= {b"HTTP/1.1 408", b"HTTP/1.1 503"}
     assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) >= 50
+
+
+def test_wrong_signature_claims_filling_the_budget_do_not_queue_a_real_event(sink):
+    """Finding 3 of the relay attack: anyone (no key needed) sends well-formed webhook-* headers
+    with a wrong signature and a maximum Content-Length, and never the body; the HMAC needs the
+    body, so each holds its claim until the body deadline. More claims than the budget holds: a
+    real event (1-2 KB) is still admitted at once, not queued behind the waiting claims."""
+    import base64
+    import socket
+
+    budget = 4 << 20  # MEMORY_LIMIT_BYTES = 96 MiB reserved + 3 x budget
+    with start_relay(
+        sink.url, BODY_TIMEOUT_SECONDS="20", MEMORY_LIMIT_BYTES=str((96 << 20) + 3 * budget)
+    ) as relay:
+        claims = []
+        for n in range(budget // (256 << 10) + 8):
+            conn = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+            conn.sendall(
+                (
+                    f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {CONTENT_TYPE}\r\n"
+                    f"webhook-id: junk-{n}\r\nwebhook-timestamp: {int(time.time())}\r\n"
+                    f"webhook-signature: v1,{base64.b64encode(bytes(32)).decode()}\r\n"
+                    f"Content-Length: {256 << 10}\r\n\r\n"
+                ).encode()
+            )
+            claims.append(conn)
+        while metric(relay, "relay_requests_in_flight ") < len(claims):
+            time.sleep(0.01)
+        headers, body = signed_request()
+        conn = _announce(relay.port, headers, body)  # 100 Continue: admitted past the claims
+        conn.sendall(body)
+        assert conn.recv(65536).startswith(b"HTTP/1.1 202")
+        conn.close()
+        for claim in claims:
+            claim.close()
+    assert [e.id for e in sink.events] == [EVENT["id"]]
