@@ -11,9 +11,16 @@ Requests are signed before the clock starts: the figures are the relay's own.
    the same run: a bare aiohttp server (read the body, answer 202) under the same load, the floor
    any aiohttp receiver pays per request. Median of `--runs` rounds each.
 2. Peak RSS (VmHWM) of a fresh relay with default settings (MEMORY_LIMIT_BYTES unset and no cgroup
-   limit here: the 256 MiB default) under 64 concurrent maximum-size (1 MiB) signed events, then
-   under 64 concurrent 1 MiB bodies with valid captured headers that are never sent (held until the
-   read deadline) and 64 unsigned ones; printed next to the pod's default limit, 256 MiB.
+   limit here: the 256 MiB default) under 64 concurrent maximum-size (MAX_BODY_BYTES, 256 KiB)
+   signed events, then under 64 concurrent maximum-size bodies with valid captured headers that
+   are never sent (held until the read deadline) and 64 unsigned ones; printed next to the pod's
+   default limit, 256 MiB.
+3. Genuine latency under wrong-signature claims (the relay attack's finding 3): `--claimers`
+   connections, each in a loop, send well-formed `webhook-*` headers with a wrong signature (no
+   key needed) and a Content-Length they never send, until answered (408, 503 `busy` or 413),
+   then start over; meanwhile `--probes` genuine signed ~1 KiB events are sent one after another.
+   Time from sending a genuine request to its 202: median and maximum, per claim size, next to the
+   same probes without claims.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from runtime.relay.settings import MAX_BODY_BYTES  # noqa: E402 - needs the root on sys.path
 from tests.e2e.chain import (  # noqa: E402 - needs the root on sys.path
     Service,
     _listening_port,
@@ -44,6 +52,7 @@ from tests.e2e.chain import (  # noqa: E402 - needs the root on sys.path
 )
 
 MIB = 1024 * 1024
+KIB = 1024
 POD_LIMIT_MIB = 256
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 
@@ -181,11 +190,67 @@ async def held_bodies(url: str, headers: dict, count: int, size: int) -> list[by
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
+async def claim_loop(port: int, size: int, stop: float, answers: dict[str, int]) -> None:
+    """One attacker connection after another: wrong signature, `size` announced, nothing sent;
+    counts the answers by status in `answers`."""
+    while time.monotonic() < stop:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            fake = base64.b64encode(os.urandom(32)).decode()
+            writer.write(
+                (
+                    f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {CONTENT_TYPE}\r\n"
+                    f"webhook-id: claim\r\nwebhook-timestamp: {int(time.time())}\r\n"
+                    f"webhook-signature: v1,{fake}\r\nContent-Length: {size}\r\n\r\n"
+                ).encode()
+            )
+            await writer.drain()
+            remaining = max(0.1, stop - time.monotonic())
+            answer = await asyncio.wait_for(reader.read(200), remaining)
+            writer.close()
+        except (OSError, asyncio.TimeoutError):
+            answer = b""
+        status = answer[9:12].decode() or "open"
+        answers[status] = answers.get(status, 0) + 1
+        await asyncio.sleep(0.05)  # not a connect flood: the claims are the attack
+
+
+async def probe_latency(
+    url: str, key: bytes, claimers: int, size: int, probes: int
+) -> tuple[list[float], dict[str, int]]:
+    """Seconds each genuine event took to its 202 while `claimers` claim `size` bytes each."""
+    import aiohttp
+
+    port = int(url.split(":")[2].rstrip("/"))
+    stop = time.monotonic() + 3600
+    answers: dict[str, int] = {}
+    tasks = [asyncio.ensure_future(claim_loop(port, size, stop, answers)) for _ in range(claimers)]
+    await asyncio.sleep(1.5 if claimers else 0)  # the claims are in
+    latencies = []
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for n in range(probes):
+            headers, body = signed(key, event(f"probe-{claimers}-{size}-{n}-{time.time()}", 1024))
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                if response.status != 202:
+                    raise SystemExit(f"genuine event answered {response.status}")
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(0.2)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return latencies, answers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--claimers", type=int, default=300)
+    parser.add_argument("--probes", type=int, default=10)
     parser.add_argument("--role-bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role_bare is not None:
@@ -232,10 +297,11 @@ def main() -> None:
             baseline.stop()
 
         # 2. Memory of fresh relays with default settings.
+        most = f"{MAX_BODY_BYTES // KIB} KiB"
         for label, attack in (
-            ("64 concurrent 1 MiB signed events", "signed"),
-            ("64 concurrent 1 MiB bodies under captured signed headers, never sent", "held"),
-            ("64 concurrent unsigned 1 MiB bodies", "unsigned"),
+            (f"64 concurrent {most} signed events", "signed"),
+            (f"64 concurrent {most} bodies under captured signed headers, never sent", "held"),
+            (f"64 concurrent unsigned {most} bodies", "unsigned"),
         ):
             relay = start_python_service(
                 "relay-" + attack, "runtime.relay", base_env(**env, HOST="127.0.0.1"), log_dir
@@ -244,8 +310,8 @@ def main() -> None:
                 before = memory_mib(relay.process.pid, "VmRSS")
                 started = time.monotonic()
                 if attack == "signed":
-                    big = [signed(key, event(f"big-{i}", MIB - 400)) for i in range(64)]
-                    assert all(len(body) <= MIB for _, body in big)
+                    big = [signed(key, event(f"big-{i}", MAX_BODY_BYTES - 400)) for i in range(64)]
+                    assert all(len(body) <= MAX_BODY_BYTES for _, body in big)
                     outcome = asyncio.run(send_all(relay.url, big, 64))
                 else:
                     headers = (
@@ -253,7 +319,7 @@ def main() -> None:
                         if attack == "held"
                         else {"Content-Type": CONTENT_TYPE}
                     )
-                    answers = asyncio.run(held_bodies(relay.url, headers, 64, MIB))
+                    answers = asyncio.run(held_bodies(relay.url, headers, 64, MAX_BODY_BYTES))
                     outcome = {}
                     for answer in answers:
                         status = answer[9:12].decode() or "closed"
@@ -268,6 +334,31 @@ def main() -> None:
                 f"peak {peak:.1f} MiB, {after:.1f} MiB after; pod limit {POD_LIMIT_MIB} MiB: "
                 f"{'inside' if peak < POD_LIMIT_MIB else 'OVER'}"
             )
+
+        # 3. Genuine latency under wrong-signature claims, on one fresh relay.
+        relay = start_python_service(
+            "relay-claims", "runtime.relay", base_env(**env, HOST="127.0.0.1"), log_dir
+        )
+        try:
+            print(
+                f"Genuine signed event, {args.probes} one after another, while {args.claimers} "
+                "connections claim bodies they never send (wrong signature):"
+            )
+            for claimers, size in (
+                (0, 0),
+                (args.claimers, MAX_BODY_BYTES),
+                (args.claimers, 64 * KIB),
+            ):
+                latencies, answers = asyncio.run(
+                    probe_latency(relay.url, key, claimers, size, args.probes)
+                )
+                label = f"{size // KIB} KiB claims" if claimers else "no claims (baseline)"
+                print(
+                    f"  {label}: median {statistics.median(latencies) * 1000:.1f} ms, max "
+                    f"{max(latencies) * 1000:.1f} ms; claims answered {answers}"
+                )
+        finally:
+            relay.stop()
         sink.stop()
 
 

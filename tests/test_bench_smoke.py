@@ -16,7 +16,10 @@ SMALL_RUNS = {
     "program.py": (["--pairs", "1", "2", "--runs", "1"], r"ratio"),
     "cos_source.py": (["--records", "20", "--runs", "1"], r"\d+(\.\d+)?x \(goal >= 5x"),
     "oss_target.py": (["--quick"], r"ratio|target/plain"),
-    "relay.py": (["--events", "200", "--runs", "1"], r"ratio relay / baseline .*\n(.*\n)*.*peak"),
+    "relay.py": (
+        ["--events", "200", "--runs", "1", "--claimers", "10", "--probes", "2"],
+        r"ratio relay / baseline .*\n(.*\n)*.*peak(.*\n)*.*KiB claims: median",
+    ),
     "limits.py": (["--events", "2", "--runs", "1"], r"peak RSS median .* MiB"),
     "lake.py": (["--quick"], r"OSS PUTs per 1,000 events(.*\n)*PUTs saved"),
 }

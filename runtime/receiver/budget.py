@@ -1,9 +1,16 @@
-"""A memory budget in bytes shared by the requests being read and handled (first come, first
-served).
+"""A memory budget in bytes shared by the requests being read and handled, with a lane that small
+requests never queue behind large ones for.
 
 Counting requests does not bound memory when bodies differ in size by a factor of 10,000; counting
 their bytes does. A request reserves its size before its body is read and releases it when its
 answer is ready.
+
+Small requests (at most SMALL_REQUEST_BYTES, which every CloudEvent of a COS record is) and large
+ones wait in separate first-come-first-served queues, and large ones may fill the budget only up
+to `capacity - capacity // SMALL_LANE_FRACTION`: a wall of large reservations whose bodies never
+come (wrong signature, no key needed; held until the body deadline) cannot delay a small request,
+and filling the whole budget with small ones takes SMALL_LANE_FRACTION x more connections. A
+large request larger than its share is still admitted when nothing else is in flight.
 """
 
 from __future__ import annotations
@@ -11,19 +18,34 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+SMALL_REQUEST_BYTES = 64 * 1024
+SMALL_LANE_FRACTION = 8
+
 
 class ByteBudget:
-    """`capacity` bytes; `acquire(n)` waits (FIFO, so a large request is not starved by small
-    ones) until `n` more fit, `release(n)` gives them back. `n` must not exceed `capacity`."""
+    """`capacity` bytes; `acquire(n)` waits until `n` more fit (FIFO among requests of its size
+    class, so a large request is not starved by a later large one), `release(n)` gives them back.
+    `n` must not exceed `capacity`."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.used = 0
-        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        # Only small requests may use the last `capacity // SMALL_LANE_FRACTION` bytes.
+        self.large_limit = capacity - capacity // SMALL_LANE_FRACTION
+        self._small: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._large: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    def _queue(self, size: int) -> deque[tuple[int, asyncio.Future[None]]]:
+        return self._small if size <= SMALL_REQUEST_BYTES else self._large
+
+    def _fits(self, size: int) -> bool:
+        if size <= SMALL_REQUEST_BYTES:
+            return self.used + size <= self.capacity
+        return self.used + size <= self.large_limit or self.used == 0
 
     def try_acquire(self, size: int) -> bool:
-        """Take `size` bytes now if they fit and nobody is waiting; False otherwise."""
-        if not self._waiters and self.used + size <= self.capacity:
+        """Take `size` bytes now if they fit and nobody of its size class is waiting."""
+        if not self._queue(size) and self._fits(size):
             self.used += size
             return True
         return False
@@ -31,20 +53,20 @@ class ByteBudget:
     async def acquire(self, size: int) -> None:
         if size > self.capacity:
             raise ValueError(f"{size} bytes can never fit a budget of {self.capacity} bytes")
-        if not self._waiters and self.used + size <= self.capacity:
-            self.used += size
+        if self.try_acquire(size):
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (size, waiter)
-        self._waiters.append(entry)
+        queue = self._queue(size)
+        queue.append(entry)
         try:
             await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self.release(size)  # granted just as we gave up: give it back
             else:
-                if entry in self._waiters:
-                    self._waiters.remove(entry)
+                if entry in queue:
+                    queue.remove(entry)
                 self._wake()  # we may have been the head blocking smaller requests
             raise
 
@@ -53,9 +75,10 @@ class ByteBudget:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiters and self.used + self._waiters[0][0] <= self.capacity:
-            size, waiter = self._waiters.popleft()
-            if waiter.done():
-                continue
-            self.used += size
-            waiter.set_result(None)
+        for queue in (self._small, self._large):
+            while queue and self._fits(queue[0][0]):
+                size, waiter = queue.popleft()
+                if waiter.done():
+                    continue
+                self.used += size
+                waiter.set_result(None)

@@ -164,10 +164,12 @@ def read_server_settings(
     env: EnvReader,
     *,
     max_body_bytes: int = ServerSettings.max_body_bytes,
+    body_timeout_seconds: float = ServerSettings.body_timeout_seconds,
     cgroup_limit: Callable[[], int | None] = cgroup_memory_limit,
 ) -> ServerSettings:
     """PORT, HOST, MAX_BODY_BYTES (default `max_body_bytes`: each runtime sizes its own),
-    DRAIN_TIMEOUT_SECONDS, MAX_IN_FLIGHT, LOG_LEVEL, HEADER_TIMEOUT_SECONDS, BODY_TIMEOUT_SECONDS,
+    DRAIN_TIMEOUT_SECONDS, MAX_IN_FLIGHT, LOG_LEVEL, HEADER_TIMEOUT_SECONDS, BODY_TIMEOUT_SECONDS
+    (default `body_timeout_seconds`, likewise),
     MEMORY_LIMIT_BYTES (default: the cgroup limit, else 256 MiB).
 
     Raises SettingError when MAX_BODY_BYTES does not fit the in-flight budget the memory limit
@@ -198,7 +200,7 @@ def read_server_settings(
             "HEADER_TIMEOUT_SECONDS", defaults.header_timeout_seconds, minimum=0.1, maximum=600
         ),
         body_timeout_seconds=env.number(
-            "BODY_TIMEOUT_SECONDS", defaults.body_timeout_seconds, minimum=0.1, maximum=600
+            "BODY_TIMEOUT_SECONDS", body_timeout_seconds, minimum=0.1, maximum=600
         ),
         memory_limit_bytes=memory_limit,
         in_flight_bytes=budget,

@@ -27,6 +27,12 @@ USER_AGENT = "cloudevents-connectors-relay"
 # A sink asking for more than an hour is treated as asking for an hour.
 MAX_RETRY_AFTER_SECONDS = 3600.0
 _DELAY_SECONDS = re.compile(r"[0-9]+")
+# What the relay emits as `ce-*` headers must pass the sink's header limits, or the signed event
+# is refused there (502) after it was accepted here. aiohttp refuses a header line over 8190 bytes
+# and more than 128 headers; Go's net/http (Knative brokers) 1 MiB of headers in all. Kept under
+# the smallest of them with room for the request's own headers (Host, Content-Type, ...).
+MAX_FORWARDED_ATTRIBUTES = 64
+MAX_ATTRIBUTE_HEADER_BYTES = 8000
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,12 @@ def binary_headers(document: Mapping[str, Any], content_type: str | None) -> dic
     signed): every attribute but `data`/`data_base64` as a `ce-` header spelled as it was sent
     (strings percent-encoded per the HTTP binding 3.1.3.2, integers in decimal, booleans as
     true/false), `datacontenttype` as Content-Type. A `null` attribute is unset (JSON format 2.2).
-    Raises UnforwardableAttribute for a value no CloudEvents type can hold.
+    Raises UnforwardableAttribute for a value no CloudEvents type can hold, and for more than
+    MAX_FORWARDED_ATTRIBUTES attributes or more than MAX_ATTRIBUTE_HEADER_BYTES of `ce-*` header
+    lines (`name: value` + CRLF, values as encoded), which a sink would refuse.
     """
     headers: dict[str, str] = {}
+    size = 0
     for name, value in document.items():
         if name in ("data", "data_base64", "datacontenttype") or value is None:
             continue
@@ -74,6 +83,16 @@ def binary_headers(document: Mapping[str, Any], content_type: str | None) -> dic
         else:
             raise UnforwardableAttribute(f"attribute {name!r} is not a CloudEvents type")
         headers[f"ce-{name}"] = text
+        size += len(name) + len(text) + 7  # "ce-" + ": " + CRLF; both are ASCII by now
+    if len(headers) > MAX_FORWARDED_ATTRIBUTES:
+        raise UnforwardableAttribute(
+            f"{len(headers)} attributes; at most {MAX_FORWARDED_ATTRIBUTES} can be forwarded"
+        )
+    if size > MAX_ATTRIBUTE_HEADER_BYTES:
+        raise UnforwardableAttribute(
+            f"the attributes take {size} bytes as ce-* headers; at most "
+            f"{MAX_ATTRIBUTE_HEADER_BYTES} can be forwarded"
+        )
     if content_type:
         headers["Content-Type"] = content_type
     headers["User-Agent"] = USER_AGENT

@@ -1,9 +1,11 @@
 """Which event ids the relay has already forwarded, for as long as a signed request for them could
 still be accepted (pure: the caller passes the clock).
 
-A signed request is accepted while its `webhook-timestamp` is within TOLERANCE_SECONDS of now, so an
-id forwarded under timestamp `t` must be remembered until `t + TOLERANCE_SECONDS`; a later signed
-copy (the sender's retry, or a capture of it) pushes that moment further. Entries are stored as
+A signed request is forwarded only while its `webhook-timestamp` is within TOLERANCE_SECONDS of now
+(`signature.within_window`, checked again at the moment of forwarding, not only when the head
+arrived), so an id forwarded under timestamp `t` must be remembered until `t + TOLERANCE_SECONDS`
+inclusive, the last moment a copy signed at `t` could still be accepted; a later signed copy (the
+sender's retry, or a capture of it) pushes that moment further. Entries are stored as
 16-byte BLAKE2b digests of the id, so an entry costs the same whatever the id's length.
 
 Memory is bounded by `capacity` entries: the relay forwards at most `capacity` new ids per
@@ -34,9 +36,9 @@ class ReplayCache:
         return hashlib.blake2b(event_id.encode("utf-8"), digest_size=16).digest()
 
     def seen(self, event_id: str, now: float) -> bool:
-        """Whether `event_id` was forwarded and is still remembered at `now`."""
+        """Whether `event_id` was forwarded and is still remembered at `now` (`until` included)."""
         until = self._until.get(self._key(event_id))
-        return until is not None and until > now
+        return until is not None and until >= now
 
     def full(self, now: float, reserved: int = 0) -> bool:
         """No room for one more id besides `reserved` ones being forwarded right now (after
@@ -45,7 +47,8 @@ class ReplayCache:
         return len(self._until) + reserved >= self.capacity
 
     def remember(self, event_id: str, until: float, now: float) -> None:
-        """Remember `event_id` until `until` (extended, never shortened, if already there)."""
+        """Remember `event_id` until `until` inclusive (extended, never shortened, if already
+        there). An `until` already past stores nothing: the caller refuses such copies anyway."""
         self._expire(now)
         key = self._key(event_id)
         previous = self._until.get(key)
@@ -58,7 +61,7 @@ class ReplayCache:
 
     def _expire(self, now: float) -> None:
         expiry, until = self._expiry, self._until
-        while expiry and expiry[0][0] <= now:
+        while expiry and expiry[0][0] < now:
             moment, key = heapq.heappop(expiry)
             if until.get(key) == moment:
                 del until[key]

@@ -8,8 +8,8 @@ Environment variables (defaults in brackets):
   RETRY_AFTER_SECONDS [5] (told to the sender when the sink is down),
   RELAY_MAX_EVENTS_PER_SECOND [100] (sustained rate of new event ids; sizes the replay cache at
   rate x 600 s entries, about 200 bytes each: 12 MiB at the default), plus the receiver's PORT
-  [8080], HOST [0.0.0.0], MAX_BODY_BYTES [1 MiB: a COS record is 1-2 KB], DRAIN_TIMEOUT_SECONDS
-  [20], MAX_IN_FLIGHT [64], HEADER_TIMEOUT_SECONDS [10], BODY_TIMEOUT_SECONDS [10],
+  [8080], HOST [0.0.0.0], MAX_BODY_BYTES [256 KiB: a COS record is 1-2 KB], DRAIN_TIMEOUT_SECONDS
+  [20], MAX_IN_FLIGHT [64], HEADER_TIMEOUT_SECONDS [10], BODY_TIMEOUT_SECONDS [3],
   MEMORY_LIMIT_BYTES [the cgroup limit, else 256 MiB], LOG_LEVEL [INFO].
 
 The retry budget is kept below the SCF function's per-attempt timeout (10 s by default) so the
@@ -30,9 +30,13 @@ from runtime.receiver.settings import (
 )
 from runtime.relay.signature import TOLERANCE_SECONDS, signing_key
 
-# COS notification records are 1-2 KB; a megabyte leaves room for the largest and bounds what an
-# unauthenticated sender can make the relay buffer.
-MAX_BODY_BYTES = 1024 * 1024
+# COS notification records are 1-2 KB (the event around one, about 2-3 KB). The signature can only
+# be checked once the body is read, so whoever can reach the relay, key or not, can make it
+# reserve MAX_BODY_BYTES per connection until BODY_TIMEOUT_SECONDS: both are sized for COS events,
+# not for arbitrary payloads (256 KiB is 100x the largest record; the function sends the whole
+# body right after the head, so 3 s is generous even for 256 KiB at 1 Mbit/s).
+MAX_BODY_BYTES = 256 * 1024
+BODY_TIMEOUT_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,9 @@ class RelaySettings:
     retry_after_seconds: int = 5
     max_events_per_second: int = 100
     server: ServerSettings = field(
-        default_factory=lambda: ServerSettings(max_body_bytes=MAX_BODY_BYTES)
+        default_factory=lambda: ServerSettings(
+            max_body_bytes=MAX_BODY_BYTES, body_timeout_seconds=BODY_TIMEOUT_SECONDS
+        )
     )
 
     @property
@@ -73,7 +79,9 @@ def read_settings(env: EnvReader) -> RelaySettings:
         max_events_per_second=env.integer(
             "RELAY_MAX_EVENTS_PER_SECOND", 100, minimum=1, maximum=10_000
         ),
-        server=read_server_settings(env, max_body_bytes=MAX_BODY_BYTES),
+        server=read_server_settings(
+            env, max_body_bytes=MAX_BODY_BYTES, body_timeout_seconds=BODY_TIMEOUT_SECONDS
+        ),
     )
 
 

@@ -91,9 +91,17 @@ def check_headers(headers: Headers, now: float) -> SignedHeaders:
         raise SignatureError("webhook-timestamp is not whole seconds (1-12 ASCII digits)")
     text = found["webhook-timestamp"]
     timestamp = int(text)
-    if abs(now - timestamp) > TOLERANCE_SECONDS:
+    if not within_window(timestamp, now):
         raise SignatureError("webhook-timestamp is more than 5 minutes away from now")
     return SignedHeaders(msg_id, timestamp, text, _signatures(found["webhook-signature"]))
+
+
+def within_window(timestamp: int, now: float) -> bool:
+    """Whether a request signed at `timestamp` (Unix seconds) is acceptable at `now`: at most
+    TOLERANCE_SECONDS away, both bounds included. The one rule for the header check, the check
+    at the moment of forwarding and the replay cache (an id forwarded under `timestamp` is
+    remembered while this holds)."""
+    return -TOLERANCE_SECONDS <= now - timestamp <= TOLERANCE_SECONDS
 
 
 def _signatures(value: str) -> tuple[bytes, ...]:

@@ -54,7 +54,7 @@ def sink():
         yield running
 
 
-def start_relay(sink_url: str, **environ):
+def start_relay(sink_url: str, clock=time.time, **environ):
     settings = read_settings(
         EnvReader(
             {
@@ -68,7 +68,7 @@ def start_relay(sink_url: str, **environ):
             }
         )
     )
-    receiver, forwarder = build_relay(settings)
+    receiver, forwarder = build_relay(settings, clock)
     return BackgroundServer(receiver, on_shutdown=[forwarder.close], drain_timeout=1)
 
 
@@ -190,6 +190,106 @@ def test_extension_types_are_spelled_as_signed(sink, relay):
     assert got.headers["ce-note"] == "say%20%22100%25%22"
 
 
+# ---- replay at the edge of the window -----------------------------------------------------------
+
+
+class Clock:
+    """Unix seconds set by the test; counts its readings so a test can wait for the relay to
+    have reached a step (each request reads it when its head is checked and when it is decided)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.readings = 0
+        self._changed = threading.Condition()
+
+    def __call__(self) -> float:
+        with self._changed:
+            self.readings += 1
+            self._changed.notify_all()
+            return self.now
+
+    def wait_for_readings(self, count: int) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.readings >= count, timeout=10)
+
+
+def _announce(port: int, headers: dict, body: bytes):
+    """A connection whose head (with Expect: 100-continue) has passed the header checks."""
+    import socket
+
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(
+        f"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n{head}"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+    assert conn.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+    return conn
+
+
+@pytest.mark.parametrize("copies", [1, 10])
+def test_a_copy_whose_body_ends_after_the_window_is_refused_not_forwarded_again(sink, copies):
+    """Finding 2 of the relay attack: heads at t+299 s, bodies complete after t+300 s, when the
+    cache had already forgotten the id (10 such connections gave the sink 11 copies)."""
+    stamp = 1_800_000_000
+    clock = Clock(stamp + 1)
+    with start_relay(sink.url, clock) as relay:
+        headers, body = signed_request(at=stamp)
+        assert post(relay.url, headers, body)[0] == 202
+        clock.now = stamp + 299
+        late = [_announce(relay.port, headers, body) for _ in range(copies)]
+        clock.now = stamp + 301
+        answers = []
+        for conn in late:
+            conn.sendall(body)
+            answers.append(conn.recv(65536)[:12])
+            conn.close()
+    assert answers == [b"HTTP/1.1 401"] * copies
+    assert len(sink.requests) == 1
+
+
+def test_at_the_last_second_of_the_window_a_copy_is_still_a_duplicate(sink):
+    stamp = 1_800_000_000
+    clock = Clock(stamp)
+    with start_relay(sink.url, clock) as relay:
+        headers, body = signed_request(at=stamp)
+        assert post(relay.url, headers, body)[0] == 202
+        clock.now = stamp + 300  # still acceptable: must still be remembered
+        assert post(relay.url, headers, body)[0] == 202
+        clock.now = stamp + 300.5
+        assert post(relay.url, headers, body)[0] == 401
+    assert len(sink.requests) == 1
+
+
+def test_copies_waiting_on_a_forward_share_its_outcome_after_the_window_closes(sink):
+    """Copies decided at t+299 wait for the forward under way; it is accepted after t+300, when
+    remembering the id stores nothing. They must answer 202 without a second forward."""
+    stamp = 1_800_000_000
+    clock = Clock(stamp + 299)
+    release = threading.Event()
+    sink.fail_when(lambda request: not release.wait(10), status=500)  # holds the first forward
+    with start_relay(sink.url, clock) as relay:
+        headers, body = signed_request(at=stamp)
+        results = []
+
+        def send():
+            results.append(post(relay.url, headers, body)[0])
+
+        first = threading.Thread(target=send)
+        first.start()
+        clock.wait_for_readings(2)  # head checked, decided: forwarding
+        copies = [threading.Thread(target=send) for _ in range(5)]
+        for thread in copies:
+            thread.start()
+        clock.wait_for_readings(2 + 5 * 2)  # every copy decided: waiting on the first
+        clock.now = stamp + 301
+        release.set()
+        for thread in [first, *copies]:
+            thread.join()
+    assert results == [202] * 6
+    assert len(sink.requests) == 1
+
+
 # ---- every unauthenticated (or unsigned) input class: 4xx, never 500, nothing forwarded ----------
 
 
@@ -292,12 +392,58 @@ CLASSES = [
         "invalid-event",
     ),
     (
+        "data-base64",
+        lambda h, b: signed_request({**_no_data(), "data_base64": "AAEC"}),
+        400,
+        "invalid-event",
+    ),
+    (
+        "text-plain-string-data",
+        lambda h, b: signed_request({**EVENT, "datacontenttype": "text/plain", "data": "hello"}),
+        400,
+        "invalid-event",
+    ),
+    (
+        "data-without-datacontenttype",
+        lambda h, b: signed_request({k: v for k, v in EVENT.items() if k != "datacontenttype"}),
+        400,
+        "invalid-event",
+    ),
+    (
+        "duplicate-id-member",
+        lambda h, b: signed_request(body=b'{"id":"decoy",' + b[1:]),
+        400,
+        "invalid-event",
+    ),
+    (
+        "duplicate-member-in-data",
+        lambda h, b: signed_request(body=b[:-1] + b',"data":{"a":1,"a":2}}'),
+        400,
+        "invalid-event",
+    ),
+    (
+        "subject-too-long-for-a-header",
+        lambda h, b: signed_request({**EVENT, "subject": "\u00e9" * 2500}),
+        400,
+        "invalid-event",
+    ),
+    (
+        "200-extensions",
+        lambda h, b: signed_request({**EVENT, **{f"e{n}": "v" for n in range(200)}}),
+        400,
+        "invalid-event",
+    ),
+    (
         "body-huge-integer",
         lambda h, b: signed_request(body=encode(EVENT)[:-2] + b',"big":' + b"9" * 5000 + b"}}"),
         400,
         "invalid-event",
     ),
 ]
+
+
+def _no_data() -> dict:
+    return {k: v for k, v in EVENT.items() if k not in ("data", "datacontenttype")}
 
 
 def _arabic_digits(number: int) -> str:
@@ -332,6 +478,63 @@ def test_refused_with_4xx_and_nothing_forwarded(sink, relay, make, status, code)
         code or {401: "unauthorized", 415: "unsupported-media-type"}[status]
     )
     assert sink.requests == []
+
+
+def _chunked(headers: dict, body: bytes, tail: bytes = b"0\r\n\r\n") -> bytes:
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + 100]), body[i : i + 100])
+        for i in range(0, len(body), 100)
+    )
+    return (
+        f"POST / HTTP/1.1\r\nHost: x\r\n{head}Transfer-Encoding: chunked\r\n\r\n".encode()
+        + chunks
+        + tail
+    )
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(b"0\r\n\r\n", id="plain"),
+        pytest.param(b"0\r\nce-subject: evil\r\n\r\n", id="ce-trailer"),
+        pytest.param(b"0\r\nx-note: 1\r\n\r\n", id="other-trailer"),
+        pytest.param(b"zz\r\n{}\r\n0\r\n\r\n", id="malformed-chunk"),
+    ],
+)
+def test_chunked_bodies_and_their_trailers_are_refused_before_reading(sink, relay, tail):
+    """The function always sends Content-Length. A chunked body's trailers lie outside the
+    signature, and a malformed chunk after the head left the reader waiting for the 408 while
+    holding budget (aiohttp's C parser does not wake it)."""
+    import socket
+
+    headers, body = signed_request()
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as conn:
+        conn.sendall(_chunked(headers, b"", tail=b"")[: -0 or None])  # the head only
+        answer = conn.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 411")
+    assert b'"length-required"' in answer
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as conn:
+        conn.sendall(_chunked(headers, body, tail))
+        # All in one packet, aiohttp may refuse a malformed chunk itself (400) first.
+        assert conn.recv(65536)[:12] in (b"HTTP/1.1 411", b"HTTP/1.0 400")
+    assert sink.requests == []
+
+
+def test_attributes_up_to_the_header_bounds_are_forwarded(sink, relay):
+    """The bounds refuse what a sink's header limits would; an event just inside them passes."""
+    from runtime.relay.forward import MAX_ATTRIBUTE_HEADER_BYTES, MAX_FORWARDED_ATTRIBUTES
+
+    standard = [k for k in EVENT if k not in ("data", "datacontenttype")]
+    many = {**EVENT, **{f"e{n}": "v" for n in range(MAX_FORWARDED_ATTRIBUTES - len(standard))}}
+    assert post(relay.url, *signed_request(many))[0] == 202
+    long_subject = {**EVENT, "id": "long-subject", "subject": "s" * 7000}
+    assert post(relay.url, *signed_request(long_subject))[0] == 202
+    too_many = {**many, "id": "too-many", "one_more": "v"}
+    assert post(relay.url, *signed_request(too_many))[0] == 400
+    too_long = {**long_subject, "id": "too-long", "subject": "s" * MAX_ATTRIBUTE_HEADER_BYTES}
+    assert post(relay.url, *signed_request(too_long))[0] == 400
+    assert len(sink.events) == 2
 
 
 def test_nothing_is_read_before_the_headers_pass(sink, relay):
@@ -378,9 +581,10 @@ def test_100_continue_only_after_header_checks_and_size(sink, relay, headers, ex
     assert len(sink.events) == (1 if expected.endswith(b"Continue") else 0)
 
 
-def test_default_body_limit_is_one_mebibyte_and_configurable(sink):
+def test_default_body_limit_and_deadline_are_sized_for_cos_events_and_configurable(sink):
     settings = read_settings(EnvReader({"K_SINK": sink.url, "RELAY_SIGNING_SECRET": SECRET}))
-    assert settings.server.max_body_bytes == 1024 * 1024
+    assert settings.server.max_body_bytes == 256 * 1024
+    assert settings.server.body_timeout_seconds == 3.0
     with start_relay(sink.url, MAX_BODY_BYTES="10") as relay:
         assert post(relay.url, *signed_request())[0] == 413
 
@@ -496,8 +700,9 @@ def test_cos_handler_delivers_signed_through_the_relay_to_the_sink(sink, relay):
 def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
     """The worst case: an attacker replays captured signed headers on 80 connections, each
     announcing a maximum-size body and sending nothing. The byte budget (default memory limit)
-    admits about 53 of them; the read deadline frees their bytes, a real event is still answered
-    within a few seconds, and every stalled connection is told 408 and closed."""
+    admits them all at the relay's 256 KiB limit; the read deadline frees their bytes, a real
+    event is still answered within a few seconds, and every stalled connection is told 408 and
+    closed."""
     import socket
 
     with start_relay(
@@ -505,7 +710,7 @@ def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
     ) as relay:
         captured, _ = signed_request()
         head = "".join(f"{k}: {v}\r\n" for k, v in captured.items())
-        announce = f"POST / HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {1 << 20}\r\n\r\n"
+        announce = f"POST / HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {256 << 10}\r\n\r\n"
         stalled = []
         for _ in range(80):
             conn = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
@@ -528,3 +733,39 @@ def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
     # were told the relay is busy (503): either way closed, nothing forwarded.
     assert {a[:12] for a in answers} <= {b"HTTP/1.1 408", b"HTTP/1.1 503"}
     assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) >= 50
+
+
+def test_wrong_signature_claims_filling_the_budget_do_not_queue_a_real_event(sink):
+    """Finding 3 of the relay attack: anyone (no key needed) sends well-formed webhook-* headers
+    with a wrong signature and a maximum Content-Length, and never the body; the HMAC needs the
+    body, so each holds its claim until the body deadline. More claims than the budget holds: a
+    real event (1-2 KB) is still admitted at once, not queued behind the waiting claims."""
+    import base64
+    import socket
+
+    budget = 4 << 20  # MEMORY_LIMIT_BYTES = 96 MiB reserved + 3 x budget
+    with start_relay(
+        sink.url, BODY_TIMEOUT_SECONDS="20", MEMORY_LIMIT_BYTES=str((96 << 20) + 3 * budget)
+    ) as relay:
+        claims = []
+        for n in range(budget // (256 << 10) + 8):
+            conn = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+            conn.sendall(
+                (
+                    f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {CONTENT_TYPE}\r\n"
+                    f"webhook-id: junk-{n}\r\nwebhook-timestamp: {int(time.time())}\r\n"
+                    f"webhook-signature: v1,{base64.b64encode(bytes(32)).decode()}\r\n"
+                    f"Content-Length: {256 << 10}\r\n\r\n"
+                ).encode()
+            )
+            claims.append(conn)
+        while metric(relay, "relay_requests_in_flight ") < len(claims):
+            time.sleep(0.01)
+        headers, body = signed_request()
+        conn = _announce(relay.port, headers, body)  # 100 Continue: admitted past the claims
+        conn.sendall(body)
+        assert conn.recv(65536).startswith(b"HTTP/1.1 202")
+        conn.close()
+        for claim in claims:
+            claim.close()
+    assert [e.id for e in sink.events] == [EVENT["id"]]

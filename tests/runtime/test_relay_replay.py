@@ -8,13 +8,15 @@ import pytest
 
 from runtime.relay.forward import retry_after_seconds
 from runtime.relay.replay import ReplayCache
+from runtime.relay.signature import TOLERANCE_SECONDS, within_window
 
 
 def test_an_id_is_remembered_until_its_signature_expires():
     cache = ReplayCache(10)
     cache.remember("a", until=100.0, now=0.0)
     assert cache.seen("a", 99.9)
-    assert not cache.seen("a", 100.0)
+    assert cache.seen("a", 100.0)  # `until` is the last acceptable moment: included
+    assert not cache.seen("a", 100.001)
     assert not cache.seen("b", 50.0)
 
 
@@ -27,7 +29,7 @@ def test_a_newer_signed_copy_extends_never_shortens():
     assert cache.seen("a", 150.0)
     cache.full(120.0)  # expires the stale heap entry of 100.0, not the id
     assert cache.seen("a", 150.0)
-    assert not cache.seen("a", 200.0)
+    assert not cache.seen("a", 200.5)
 
 
 def test_capacity_bounds_memory_and_counts_forwards_under_way():
@@ -39,6 +41,24 @@ def test_capacity_bounds_memory_and_counts_forwards_under_way():
     assert len(cache) == 3 and not cache.seen("id-3", 2.0)
     assert not cache.full(100.5)  # id-0 expired
     assert cache.full(100.5, reserved=1)
+
+
+@pytest.mark.parametrize("offset", [-300, -1, 0, 0.5, 150, 299, 299.999, 300])
+def test_whenever_the_window_accepts_a_copy_the_cache_still_holds_the_id(offset):
+    """One notion of acceptable: a copy of an id forwarded under timestamp t passes
+    `within_window` exactly while the cache says `seen` (the entry lasts until t + 300 s)."""
+    stamp = 1_800_000_000
+    cache = ReplayCache(10)
+    cache.remember("a", until=stamp + TOLERANCE_SECONDS, now=stamp - 300)
+    now = stamp + offset
+    assert within_window(stamp, now)
+    cache.full(now)  # expiry runs at this moment too
+    assert cache.seen("a", now)
+
+
+@pytest.mark.parametrize("offset", [-300.001, 300.001, 301, 10_000])
+def test_outside_the_window_nothing_is_acceptable_whatever_the_cache_says(offset):
+    assert not within_window(1_800_000_000, 1_800_000_000 + offset)
 
 
 def test_entries_have_a_fixed_size_whatever_the_id_length():
