@@ -27,12 +27,21 @@ from runtime.receiver.errors import (
     InvalidHeader,
     RequestRejected,
     RequestTimeout,
+    TooManyEvents,
+    UnsupportedEncoding,
 )
-from runtime.receiver.events import Mode, ReceivedEvent, parse_events
+from runtime.receiver.events import (
+    BATCH_MEDIA_TYPE,
+    STRUCTURED_MEDIA_TYPE,
+    Mode,
+    ReceivedEvent,
+    media_type,
+    parse_events,
+)
 from runtime.receiver.logs import log_fields
 from runtime.receiver.metrics import ReceiverMetrics
 from runtime.receiver.responses import error_response, rejection_response
-from runtime.receiver.settings import ServerSettings
+from runtime.receiver.settings import JSON_MEMORY_FACTOR, MAX_BATCH_EVENTS, ServerSettings
 
 
 @dataclass(frozen=True)
@@ -57,14 +66,20 @@ RECEIVER_KEY: web.AppKey[Receiver] = web.AppKey("receiver")
 T = TypeVar("T")
 _timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_JSON_MODES = (STRUCTURED_MEDIA_TYPE, BATCH_MEDIA_TYPE)
+# JSON bodies larger than this are parsed in a worker thread, so /healthz and other requests are
+# served between the interpreter's switch intervals instead of waiting for the whole parse.
+PARSE_IN_THREAD_BYTES = 64 * 1024
 
 
 class Receiver:
     """Builds `self.app`; `start_draining()` turns readiness and new POSTs to 503.
 
-    Per POST: the headers are checked (valid UTF-8, then `check_headers`), the declared size is
-    checked against `max_body_bytes`, the request reserves its size in a byte budget of
-    `in_flight_bytes` (Content-Length, or `max_body_bytes` when chunked; 503 `busy` when it stays
+    Per POST: the headers are checked (valid UTF-8, no content coding: 415 `unsupported-encoding`,
+    then `check_headers`), the declared size is checked against `max_body_bytes` (structured and
+    batch bodies: `max_json_body_bytes`, the budget / JSON_MEMORY_FACTOR), the request reserves
+    its cost in a byte budget of `in_flight_bytes` (Content-Length, or the limit when chunked;
+    times JSON_MEMORY_FACTOR for structured and batch bodies; 503 `busy` when it stays
     full for `body_timeout` seconds), only then is `100 Continue` sent and the body read (408 and
     close when it takes longer than `body_timeout`), authenticated, parsed, and handed to the
     handler, at most `max_in_flight` handlers at once (a request waits for a handler slot only
@@ -86,6 +101,7 @@ class Receiver:
         is_ready: Callable[[], bool] | None = None,
         authenticate: Authenticator | None = None,
         check_headers: HeaderCheck | None = None,
+        max_batch_events: int = MAX_BATCH_EVENTS,
     ) -> None:
         self.name = name
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -98,6 +114,7 @@ class Receiver:
         self._check_headers = check_headers
         self._tasks: set[asyncio.Task] = set()
         self._aborting = False
+        self.max_batch_events = max_batch_events
         self._configure(max_body_bytes, max_in_flight, in_flight_bytes, body_timeout)
         self.app = web.Application()
         self.app[RECEIVER_KEY] = self
@@ -116,6 +133,7 @@ class Receiver:
             settings.in_flight_bytes,
             settings.body_timeout_seconds,
         )
+        self.max_batch_events = settings.max_batch_events
 
     def _configure(
         self, max_body_bytes: int, max_in_flight: int, in_flight_bytes: int | None, timeout: float
@@ -125,6 +143,8 @@ class Receiver:
         if max_body_bytes > in_flight_bytes:
             raise ValueError("max_body_bytes must fit in in_flight_bytes")
         self.max_body_bytes = max_body_bytes
+        # What parsing a structured or batch body of this size costs must fit the budget.
+        self.max_json_body_bytes = min(max_body_bytes, in_flight_bytes // JSON_MEMORY_FACTOR)
         self.body_timeout = timeout
         self.budget = ByteBudget(in_flight_bytes)
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -186,25 +206,27 @@ class Receiver:
         reserved = 0
         try:
             _check_encodable(request)
+            _check_codings(request)
             if self._check_headers is not None:
                 self._check_headers(request)
+            json_body = media_type(request.headers.get("Content-Type")) in _JSON_MODES
+            limit = self.max_json_body_bytes if json_body else self.max_body_bytes
             declared = request.content_length
-            if declared is not None and declared > self.max_body_bytes:
-                raise BodyTooLarge(
-                    f"body of {declared} bytes exceeds the limit of {self.max_body_bytes} bytes"
-                )
-            size = self.max_body_bytes if declared is None else declared
-            if not self.budget.try_acquire(size):
+            if declared is not None and declared > limit:
+                raise BodyTooLarge(_too_large(declared, limit, json_body))
+            size = limit if declared is None else declared
+            cost = size * JSON_MEMORY_FACTOR if json_body else size
+            if not self.budget.try_acquire(cost):
                 try:
-                    await _within(self.budget.acquire(size), self.body_timeout)
+                    await _within(self.budget.acquire(cost), self.body_timeout)
                 except asyncio.TimeoutError:
                     raise Busy("too many request bytes in flight; retry later") from None
-            reserved = size
+            reserved = cost
             if request.headers.get("Expect", "").lower() == "100-continue":
                 await request.writer.write(_CONTINUE)
                 request.writer.output_size = 0
             try:
-                body = await _within(read_body(request, self.max_body_bytes), self.body_timeout)
+                body = await _within(read_body(request, limit), self.body_timeout)
             except asyncio.TimeoutError:
                 raise RequestTimeout(
                     f"the body did not arrive within {self.body_timeout:g} seconds"
@@ -212,7 +234,15 @@ class Receiver:
             # Size limit, then authentication, then parsing: nothing unauthenticated is parsed.
             if self._authenticate is not None:
                 self._authenticate(request, body)
-            mode, events = _parse(request, body)
+            if len(body) > PARSE_IN_THREAD_BYTES:
+                mode, events = await asyncio.to_thread(_parse, request, body)
+            else:
+                mode, events = _parse(request, body)
+            if len(events) > self.max_batch_events:
+                raise TooManyEvents(
+                    f"a batch of {len(events)} events exceeds the limit of "
+                    f"{self.max_batch_events} events per request"
+                )
         except RequestRejected as error:
             self.budget.release(reserved)
             return self._rejected(error, started)
@@ -322,6 +352,32 @@ def _check_encodable(request: web.Request) -> None:
                 raise InvalidHeader(
                     f"header {name.encode('ascii', 'replace').decode()!r} is not valid UTF-8"
                 ) from None
+
+
+def _too_large(declared: int, limit: int, json_body: bool) -> str:
+    if json_body:
+        return (
+            f"a structured or batch body of {declared} bytes exceeds the limit of {limit} bytes "
+            f"for JSON (parsing costs up to {JSON_MEMORY_FACTOR} bytes of memory per body byte; "
+            "binary mode takes larger bodies)"
+        )
+    return f"body of {declared} bytes exceeds the limit of {limit} bytes"
+
+
+def _check_codings(request: web.Request) -> None:
+    """Only identity bodies: the stored object is the body as sent, and the byte budget counts
+    what is read. A `Content-Encoding` other than identity, or a `Transfer-Encoding` coding other
+    than chunked (RFC 9112 section 6.1), is 415 before anything of the body is read (aiohttp's
+    own decompression is off: see server.serve)."""
+    for header, allowed in (("Content-Encoding", "identity"), ("Transfer-Encoding", "chunked")):
+        for value in request.headers.getall(header, ()):
+            for coding in value.split(","):
+                coding = coding.strip().lower()
+                if coding and coding != allowed:
+                    raise UnsupportedEncoding(
+                        f"{header} {coding[:40]!r} is not accepted: send the body as is "
+                        f"({header}: {allowed} or none)"
+                    )
 
 
 def _parse(request: web.Request, body: bytes) -> tuple[Mode, list[ReceivedEvent]]:
