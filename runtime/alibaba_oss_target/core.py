@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ META_PREFIX = "x-oss-meta-ce-"
 MAX_METADATA_BYTES = 8 * 1024
 # Printable ASCII except space, '"' and '%': what the CloudEvents HTTP binding leaves unencoded.
 _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
+# A header value that arrives exactly as signed: visible ASCII, spaces and tabs only inside.
+_HEADER_TEXT = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,11 @@ def plan_write(received: ReceivedEvent, *, prefix: str, store: str) -> ObjectWri
     else:
         body = received.data
         headers["Content-Type"] = received.content_type or DEFAULT_CONTENT_TYPE
+    for name, value in headers.items():
+        # The SDK signs each value as given; what arrives is trimmed, so anything else would be
+        # a SignatureDoesNotMatch, which is not the credentials' fault (see credentials.py).
+        if not _HEADER_TEXT.fullmatch(value):
+            raise InvalidEvent(f"{name} would not reach OSS as sent (not visible ASCII)")
     return ObjectWrite(key=key, body=body, headers=headers)
 
 

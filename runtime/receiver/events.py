@@ -72,6 +72,9 @@ _NOT_STRING = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # RFC 7230 section 3.2.6: quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE.
 _QUOTED_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _QUOTED_PAIR = re.compile(r"\\(.)")
+# An HTTP field value that survives the trip exactly (RFC 9110 section 5.5, without obs-text):
+# visible ASCII, with spaces and tabs only inside.
+_HEADER_TEXT = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?", re.ASCII)
 # RFC 2045 Content-Type grammar, with defects reported instead of a silent text/plain default.
 _HEADERS = HeaderRegistry()
 
@@ -113,7 +116,15 @@ def is_json_media_type(content_type: str | None) -> bool:
 
 
 def check_media_type(value: str, label: str) -> None:
-    """Raise InvalidEvent unless `value` is an RFC 2046 media type (`type/subtype; p=v`)."""
+    """Raise InvalidEvent unless `value` is an RFC 2046 media type (`type/subtype; p=v`) that an
+    HTTP header carries exactly: visible ASCII, spaces and tabs only between its parts (RFC 9110
+    section 5.5: leading and trailing whitespace is not part of a field value, so a receiver
+    drops it, and a signature over the value as sent would no longer match)."""
+    if not _HEADER_TEXT.fullmatch(value):
+        raise InvalidEvent(
+            f"{label} is not usable as a Content-Type header (leading or trailing whitespace, "
+            "or characters other than visible ASCII)"
+        )
     if _parse_media_type(value) is None:
         raise InvalidEvent(f"{label} is not a media type (type/subtype, RFC 2046)")
 

