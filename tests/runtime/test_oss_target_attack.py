@@ -24,14 +24,13 @@ from runtime.alibaba_oss_target.credentials import (
 )
 from runtime.receiver.errors import InvalidEvent
 from runtime.receiver.events import ReceivedEvent, parse_events
-from tests.runtime.test_oss_target_service import (  # noqa: F401 (fixtures)
-    BUCKET,
-    SEED_HEADERS,
-    post,
-    start_target,
-    store,
-    target,
-)
+from tests.runtime import test_oss_target_service as service
+from tests.runtime.test_oss_target_service import BUCKET, SEED_HEADERS, post
+
+# The served target against the verifying emulator, as in test_oss_target_service.
+store = service.store
+start_target = service.start_target
+target = service.target
 
 STRUCTURED = {"Content-Type": "application/cloudevents+json"}
 
