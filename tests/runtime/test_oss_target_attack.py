@@ -14,16 +14,21 @@ import time
 import pytest
 import requests
 from cloudevents.core.v1.event import CloudEvent
+from prometheus_client import CollectorRegistry
 
-from runtime.alibaba_oss_target.core import plan_write
+from runtime.alibaba_oss_target.core import ObjectWrite, plan_write
 from runtime.alibaba_oss_target.credentials import (
     FAILURES_BEFORE_UNREADY,
     RefreshingCredentials,
     StaticSource,
     StsFileSource,
 )
+from runtime.alibaba_oss_target.metrics import TargetMetrics
+from runtime.alibaba_oss_target.uploader import NotStored, Stored, Uploader
+from runtime.alibaba_oss_target.writer import PutResult
 from runtime.receiver.errors import InvalidEvent
 from runtime.receiver.events import ReceivedEvent, parse_events
+from runtime.receiver.retry import RetryPolicy
 from tests.runtime import test_oss_target_service as service
 from tests.runtime.test_oss_target_service import BUCKET, SEED_HEADERS, post
 
@@ -120,3 +125,70 @@ def test_an_unchanged_sts_file_comes_back_on_probation(tmp_path):
 
 
 _ = (CloudEvent, ReceivedEvent, SEED_HEADERS, post, wait_for)
+
+
+# ---- F5: the retry budget counts from an event's first attempt; retries go first
+
+
+class FlakyWriter:
+    """Each key's first PUT fails (a transient error); every PUT takes `latency` seconds."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.tried: set[str] = set()
+        self.stored: list[str] = []
+
+    async def put(self, key, body, headers):
+        await asyncio.sleep(self.latency)
+        if key not in self.tried:
+            self.tried.add(key)
+            raise ConnectionResetError("dropped")
+        self.stored.append(key)
+        return PutResult(etag="e", request_id="r")
+
+    async def close(self):
+        pass
+
+
+def test_events_queued_longer_than_the_budget_still_get_their_retries():
+    """One slot, 6 events of one batch, budget 0.25 s: the last event's first attempt starts
+    ~0.5 s after the request arrived. Its retry budget starts then, so every event is stored."""
+    writer = FlakyWriter(latency=0.05)
+    uploader = Uploader(
+        writer,
+        max_concurrency=1,
+        policy=RetryPolicy(budget=0.25, base=0.001, cap=0.002),
+        metrics=TargetMetrics(CollectorRegistry()),
+    )
+    writes = [ObjectWrite(key=f"k{i}", body=b"x", headers={}) for i in range(6)]
+
+    async def scenario():
+        return await asyncio.gather(*(uploader.store(write) for write in writes))
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(result, Stored) for result in results), results
+    assert [result.attempts for result in results] == [2] * 6
+    # Retries took the slot before later first attempts: each event finished before the next
+    # one's retry, so the order of completion is the order of arrival.
+    assert writer.stored == [f"k{i}" for i in range(6)]
+
+
+def test_an_event_that_never_gets_a_slot_is_not_stored_within_the_queue_bound():
+    writer = FlakyWriter(latency=0.2)
+    writer.tried = {f"k{i}" for i in range(10)}  # every PUT succeeds, slowly
+    uploader = Uploader(
+        writer,
+        max_concurrency=1,
+        policy=RetryPolicy(budget=0.1, base=0.001, cap=0.002),
+        metrics=TargetMetrics(CollectorRegistry()),
+    )
+    writes = [ObjectWrite(key=f"k{i}", body=b"x", headers={}) for i in range(4)]
+
+    async def scenario():
+        return await asyncio.gather(*(uploader.store(write) for write in writes))
+
+    results = asyncio.run(scenario())
+    # 3 x 0.1 s of queueing admits the first two of 0.2 s each; the rest answer 503.
+    assert isinstance(results[0], Stored)
+    assert isinstance(results[-1], NotStored)
+    assert results[-1].failure.retryable and results[-1].failure.reason == "queue-timeout"
