@@ -14,7 +14,7 @@ from cloudevents.core.v1.event import CloudEvent
 from runtime.alibaba_oss_target.errors import Failure
 from runtime.alibaba_oss_target.keys import InvalidKey, object_key
 from runtime.receiver.errors import InvalidEvent
-from runtime.receiver.events import ReceivedEvent, is_json_media_type, load_json
+from runtime.receiver.events import ReceivedEvent, dump_json, is_json_media_type, load_json
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 EVENT_CONTENT_TYPE = "application/cloudevents+json"
@@ -139,7 +139,7 @@ def event_document(received: ReceivedEvent) -> bytes:
 
 
 def _dumps(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return dump_json(document)  # Decimals keep the digits load_json read
 
 
 _NOT_JSON = object()

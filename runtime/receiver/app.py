@@ -75,16 +75,19 @@ PARSE_IN_THREAD_BYTES = 64 * 1024
 class Receiver:
     """Builds `self.app`; `start_draining()` turns readiness and new POSTs to 503.
 
-    Per POST: the headers are checked (valid UTF-8, no content coding: 415 `unsupported-encoding`,
-    then `check_headers`), the declared size is checked against `max_body_bytes` (structured and
-    batch bodies: `max_json_body_bytes`, the budget / JSON_MEMORY_FACTOR), the request reserves
-    its cost in a byte budget of `in_flight_bytes` (Content-Length, or the limit when chunked;
-    times JSON_MEMORY_FACTOR for structured and batch bodies; 503 `busy` when it stays
-    full for `body_timeout` seconds), only then is `100 Continue` sent and the body read (408 and
+    Per POST: the headers are checked (valid UTF-8, no content coding: 415
+    `unsupported-encoding`, then `check_headers`), the declared size is checked against
+    `max_body_bytes` (structured and batch bodies: `max_json_body_bytes`, the budget /
+    JSON_MEMORY_FACTOR), the request reserves its size in a byte budget of `in_flight_bytes`
+    (Content-Length, or the limit when chunked; 503 `busy` when it stays full for
+    `body_timeout` seconds), only then is `100 Continue` sent and the body read (408 and
     close when it takes longer than `body_timeout`), authenticated, parsed, and handed to the
-    handler, at most `max_in_flight` handlers at once (a request waits for a handler slot only
-    once its body is complete, so a slow sender holds bytes of the budget but no slot). Memory is
-    thereby bounded by bytes, not by request count.
+    handler, at most `max_in_flight` handlers at once. Once the body is read, the reservation
+    becomes what handling it costs: its length, times JSON_MEMORY_FACTOR for a structured or
+    batch body (what parsing may take; waiting for that too ends in 503 `busy`), so a sender
+    that stalls holds only its body's bytes, and a chunked one only its own length once done. A
+    request waits for a handler slot only once its body is complete, so a slow sender holds bytes
+    of the budget but no slot. Memory is thereby bounded by bytes, not by request count.
     """
 
     def __init__(
@@ -215,13 +218,8 @@ class Receiver:
             if declared is not None and declared > limit:
                 raise BodyTooLarge(_too_large(declared, limit, json_body))
             size = limit if declared is None else declared
-            cost = size * JSON_MEMORY_FACTOR if json_body else size
-            if not self.budget.try_acquire(cost):
-                try:
-                    await _within(self.budget.acquire(cost), self.body_timeout)
-                except asyncio.TimeoutError:
-                    raise Busy("too many request bytes in flight; retry later") from None
-            reserved = cost
+            await self._reserve(size)
+            reserved = size
             if request.headers.get("Expect", "").lower() == "100-continue":
                 await request.writer.write(_CONTINUE)
                 request.writer.output_size = 0
@@ -234,6 +232,13 @@ class Receiver:
             # Size limit, then authentication, then parsing: nothing unauthenticated is parsed.
             if self._authenticate is not None:
                 self._authenticate(request, body)
+            # Now that the size is known: what the handler (and the parser) may cost.
+            cost = len(body) * (JSON_MEMORY_FACTOR if json_body else 1)
+            if cost > reserved:
+                await self._reserve(cost - reserved)
+            else:
+                self.budget.release(reserved - cost)
+            reserved = cost
             if len(body) > PARSE_IN_THREAD_BYTES:
                 mode, events = await asyncio.to_thread(_parse, request, body)
             else:
@@ -279,6 +284,13 @@ class Receiver:
         finally:
             del body, events
             self.budget.release(reserved)
+
+    async def _reserve(self, size: int) -> None:
+        if not self.budget.try_acquire(size):
+            try:
+                await _within(self.budget.acquire(size), self.body_timeout)
+            except asyncio.TimeoutError:
+                raise Busy("too many request bytes in flight; retry later") from None
 
     def _rejected(self, error: RequestRejected, started: float) -> web.Response:
         self.metrics.rejected.labels(error.code).inc()

@@ -34,20 +34,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from email.headerregistry import HeaderRegistry
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes, urlsplit
 
+import simplejson
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 from dateutil.parser import isoparse
+from simplejson import RawJSON
 
 from runtime.receiver.errors import InvalidEvent, UnsupportedMediaType
 
@@ -141,18 +143,36 @@ def _parse_media_type(value: str) -> tuple[str, frozenset[tuple[str, str]]] | No
     return header.content_type, frozenset((k.lower(), v) for k, v in header.params.items())
 
 
-def load_json(body: bytes, label: str = "body") -> object:
-    """Strict JSON (RFC 8259): UTF-8, finite numbers, bounded nesting; InvalidEvent otherwise.
+def load_json(
+    body: bytes, label: str = "body", *, numbers: Callable[[str], object] = RawJSON
+) -> object:
+    """Strict JSON (RFC 8259) as I-JSON (RFC 7493) narrows it: UTF-8, no duplicate member names
+    in an object (2.3), numbers within IEEE 754 double range (2.2: `1E400` and `1e-400`, which
+    a double would turn into infinity or 0, are refused), bounded nesting; InvalidEvent otherwise.
 
+    Numbers with a fraction or exponent stay the text sent (`simplejson.RawJSON`), so
+    `dump_json` writes them back as sent (`12345678901234567.89`, not `1.2345678901234568e+16`;
+    `1.50` and `1e1` unchanged); integers are ints. Use `numbers=Decimal` to compare values.
     Lone surrogates (`"\\ud800"`) parse here and are refused where the value is used as text.
     """
+    if body.startswith(b"\xef\xbb\xbf"):
+        # RFC 8259 section 8.1: no byte order mark (simplejson would skip it silently).
+        raise InvalidEvent(f"{label} is not valid JSON (it starts with a byte order mark)")
     try:
-        return json.loads(
-            body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        return simplejson.loads(
+            body.decode("utf-8"),
+            parse_constant=_refuse_constant,
+            parse_float=lambda text: _exact_number(text, numbers),
+            object_pairs_hook=_unique_members,
         )
     except _NonFinite:
         raise InvalidEvent(
-            f"{label} holds a non-finite number (NaN, Infinity or out of range)"
+            f"{label} holds a non-finite number (NaN, Infinity, or beyond what a double holds)"
+        ) from None
+    except _DuplicateMember as error:
+        raise InvalidEvent(
+            f"{label} repeats the member name {str(error)[:64]!r} in one object (I-JSON, "
+            "RFC 7493 section 2.3)"
         ) from None
     except UnicodeDecodeError:
         raise InvalidEvent(f"{label} is not valid UTF-8") from None
@@ -171,11 +191,36 @@ def _refuse_constant(name: str) -> float:
     raise _NonFinite(name)
 
 
-def _finite_float(text: str) -> float:
+class _DuplicateMember(ValueError):
+    pass
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _DuplicateMember(name.encode("ascii", "backslashreplace").decode())
+            seen.add(name)
+    return document
+
+
+def _exact_number(text: str, numbers: Callable[[str], object]) -> object:
     value = float(text)
     if not math.isfinite(value):
         raise _NonFinite(text)
-    return value
+    if value == 0.0 and any(digit in "123456789" for digit in text.lower().split("e")[0]):
+        raise _NonFinite(text)  # underflow: a double would hold 0
+    return numbers(text)
+
+
+def dump_json(value: object) -> bytes:
+    """Compact UTF-8 JSON of what `load_json` returned (numbers as they were sent). Raises
+    UnicodeEncodeError on a lone surrogate, RecursionError when nested too deeply."""
+    return simplejson.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, use_decimal=True, allow_nan=False
+    ).encode("utf-8")
 
 
 def detect_mode(headers: Iterable[tuple[str, str]]) -> tuple[Mode, str | None]:
@@ -382,7 +427,7 @@ def _json_type(value: object) -> str:
         return "an object"
     if isinstance(value, list):
         return "an array"
-    if isinstance(value, float):
+    if isinstance(value, (float, Decimal, RawJSON)):
         return "a number with a fraction or exponent"
     return type(value).__name__
 
@@ -414,7 +459,7 @@ def _serialise_data(value: object, content_type: str | None, where: str) -> byte
     try:
         if isinstance(value, str) and content_type and not is_json_media_type(content_type):
             return value.encode("utf-8")
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return dump_json(value)
     except UnicodeEncodeError:
         raise InvalidEvent(f"{where}'data' holds a lone surrogate (not UTF-8 text)") from None
     except RecursionError:
@@ -422,18 +467,34 @@ def _serialise_data(value: object, content_type: str | None, where: str) -> byte
 
 
 def _check_duplicates(events: list[ReceivedEvent]) -> None:
+    """Copies of one event (same source and id) must be the same event: equal attributes and
+    equal data, JSON data compared as JSON values (member order and number spelling aside).
+    Each later copy is replaced by the first, so every copy is stored as the same bytes."""
     seen: dict[tuple[str, str], ReceivedEvent] = {}
     for index, received in enumerate(events):
         key = (received.event.get_source(), received.id)
         first = seen.setdefault(key, received)
-        if first is not received and (
-            first.attributes != received.attributes or first.data != received.data
-        ):
+        if first is received:
+            continue
+        if first.attributes == received.attributes and _same_data(first, received):
+            events[index] = first
+        else:
             raise InvalidEvent(
                 f"event {index}: same source and id as an earlier event of the batch, but a "
                 "different event (source + id must identify one event)",
                 index=index,
             )
+
+
+def _same_data(first: ReceivedEvent, second: ReceivedEvent) -> bool:
+    if first.data == second.data:
+        return True
+    if first.content_type != second.content_type or not is_json_media_type(first.content_type):
+        return False
+    try:
+        return load_json(first.data, numbers=Decimal) == load_json(second.data, numbers=Decimal)
+    except InvalidEvent:
+        return False
 
 
 def _sdk_message(error: Exception) -> str:

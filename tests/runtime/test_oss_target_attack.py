@@ -192,3 +192,68 @@ def test_an_event_that_never_gets_a_slot_is_not_stored_within_the_queue_bound():
     assert isinstance(results[0], Stored)
     assert isinstance(results[-1], NotStored)
     assert results[-1].failure.retryable and results[-1].failure.reason == "queue-timeout"
+
+
+# ---- F6: data stored with every digit; duplicate member names and underflow refused
+
+
+EXACT = b'{"amount":12345678901234567.89,"tiny":0.000000000000000000000001,"n":1.50,"e":1e1}'
+
+
+def test_structured_json_data_keeps_every_digit(target, store):
+    body = b'{"specversion":"1.0","id":"num-1","source":"s","type":"t","data":' + EXACT + b"}"
+    answer = requests.post(target.url, data=body, headers=STRUCTURED, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert store.get(BUCKET, "num-1").body == EXACT
+
+
+def test_store_event_keeps_the_digits_of_a_binary_json_body(start_target, store):
+    target = start_target(STORE="event")
+    answer = post(target, body=EXACT, **{"Ce-Id": "num-2"})
+    assert answer.status_code == 200, answer.text
+    stored = store.get(BUCKET, "num-2").body
+    assert b'"data":' + EXACT in stored
+
+
+@pytest.mark.parametrize(
+    ("data", "complaint"),
+    [
+        (b'{"dup":1,"dup":2}', "repeats the member name"),
+        (b'{"a":{"x":1,"x":1}}', "repeats the member name"),
+        (b"1e-400", "non-finite"),
+        (b"-1e-330", "non-finite"),
+        (b"1E400", "non-finite"),
+    ],
+)
+def test_json_a_double_or_an_object_cannot_hold_is_400(target, store, data, complaint):
+    body = b'{"specversion":"1.0","id":"bad","source":"s","type":"t","data":' + data + b"}"
+    answer = requests.post(target.url, data=body, headers=STRUCTURED, timeout=10)
+    assert answer.status_code == 400
+    assert complaint in answer.json()["message"]
+    assert store.keys(BUCKET) == []
+
+
+def test_store_event_keeps_a_binary_body_with_duplicate_members_exact(start_target, store):
+    import base64
+
+    target = start_target(STORE="event")
+    body = b'{"dup":1,"dup":2}'
+    assert post(target, body=body, **{"Ce-Id": "dup-1"}).status_code == 200
+    document = json.loads(store.get(BUCKET, "dup-1").body)
+    assert base64.b64decode(document["data_base64"]) == body
+
+
+# ---- F9: one event repeated in a batch with its data members in another order
+
+
+def test_a_batch_repeating_an_event_with_reordered_data_is_one_event(target, store):
+    first = structured(id="r-1", data={"a": 1, "b": 2.50})
+    again = structured(id="r-1", data={"b": 2.50, "a": 1})
+    answer = requests.post(
+        target.url,
+        data=json.dumps([first, again]),
+        headers={"Content-Type": "application/cloudevents-batch+json"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert json.loads(store.get(BUCKET, "r-1").body) == {"a": 1, "b": 2.5}

@@ -501,10 +501,11 @@ def test_cos_handler_delivers_signed_through_the_relay_to_the_sink(sink, relay):
 def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
     """The worst case: an attacker replays captured signed headers on 80 connections, each
     announcing a maximum-size body and sending nothing. The byte budget (default memory limit)
-    admits one of them at a time (a structured body reserves JSON_MEMORY_FACTOR times its size);
-    the others are told 503 busy after the wait, the admitted ones 408 after the read deadline; a
-    real event is still answered within a few seconds. (MAX_CONNECTIONS is raised above the 80:
-    with the default 64 the 81st connection would be refused 503 at once, tested elsewhere.)"""
+    admits about 48 of them (a body reserves its size while it is read, the JSON parsing cost
+    only once it is complete); the read deadline frees their bytes, a real event is still
+    answered within a few seconds, and every stalled connection is told 408 or 503 and closed.
+    (MAX_CONNECTIONS is raised above the 80: with the default 64 the 81st connection would be
+    refused 503 at once, tested elsewhere.)"""
     import socket
 
     with start_relay(
@@ -537,4 +538,4 @@ def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
     # Admitted ones ran out of time (408); those still waiting for room when the deadline passed
     # were told the relay is busy (503): either way closed, nothing forwarded.
     assert {a[:12] for a in answers} <= {b"HTTP/1.1 408", b"HTTP/1.1 503"}
-    assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) >= 1
+    assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) >= 40
