@@ -38,6 +38,7 @@ def test_image_requirements_are_pinned_like_the_runtime_union():
         "fastcrc",
         "prometheus-client",
         "python-dateutil",
+        "simplejson",
     }
     union = requirement_pins(ROOT / "runtime/requirements.txt")
     assert {name: union[name] for name in own} == own
