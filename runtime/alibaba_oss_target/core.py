@@ -21,6 +21,7 @@ EVENT_CONTENT_TYPE = "application/cloudevents+json"
 META_PREFIX = "x-oss-meta-ce-"
 # OSS refuses requests whose user metadata (names + values) exceeds 8 KiB.
 MAX_METADATA_BYTES = 8 * 1024
+OMITTED_HEADER = "x-oss-meta-omitted-attributes"
 # Printable ASCII except space, '"' and '%': what the CloudEvents HTTP binding leaves unencoded.
 _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
 # A header value that arrives exactly as signed: visible ASCII, spaces and tabs only inside.
@@ -93,17 +94,27 @@ def plan_writes(
 
 
 def metadata_headers(attributes: dict[str, Any]) -> dict[str, str]:
+    """`x-oss-meta-ce-<name>` per attribute. When they exceed OSS's 8 KiB of user metadata (names
+    without `x-oss-meta-`, plus values), the largest are left out, largest first, and named in
+    `x-oss-meta-omitted-attributes` (comma-separated; outside the `ce-` names, so no extension
+    can collide with it): the event is stored all the same (a 4xx would drop a valid event)."""
     headers = {}
     for name, value in attributes.items():
         if value is None:
             continue
         headers[META_PREFIX + name] = encode_value(value)
-    size = sum(len(name) - len("x-oss-meta-") + len(value) for name, value in headers.items())
-    if size > MAX_METADATA_BYTES:
-        raise InvalidEvent(
-            f"the event attributes take {size} bytes as object metadata; OSS allows "
-            f"{MAX_METADATA_BYTES}"
-        )
+    omitted: list[str] = []
+
+    def size() -> int:
+        note = len(OMITTED_HEADER) - len("x-oss-meta-") + len(",".join(omitted)) if omitted else 0
+        return note + sum(len(name) - len("x-oss-meta-") + len(v) for name, v in headers.items())
+
+    while size() > MAX_METADATA_BYTES:
+        largest = max(headers, key=lambda name: len(name) + len(headers[name]))
+        omitted.append(largest[len(META_PREFIX) :])
+        del headers[largest]
+    if omitted:
+        headers[OMITTED_HEADER] = ",".join(omitted)
     return headers
 
 

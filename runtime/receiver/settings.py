@@ -111,8 +111,9 @@ RESERVED_MEMORY_BYTES = 112 * MIB
 BODY_MEMORY_FACTOR = 3
 # Parsing JSON costs far more than the body: Python holds every element as an object (an empty
 # array `[]`, two bytes of body, is a 56-byte list plus an 8-byte pointer; a number with a
-# fraction is kept as its text in a simplejson.RawJSON, about 140 bytes). Measured with tracemalloc over parse_events
-# (tests/runtime/test_receiver_hostile.py holds it to this): up to 40 bytes per body byte
+# fraction is kept as its text in a simplejson.RawJSON, about 140 bytes). Measured with
+# tracemalloc over parse_events (tests/runtime/test_receiver_hostile.py holds it to this): up to
+# 40 bytes per body byte
 # (`[1e1],[1e1],...`), 37 for `1.5,...`, 33 for `[[]],...`, 26 for `{},...`, 17 for a batch of
 # minimal events. A structured or batch request therefore reserves this many bytes of the budget
 # per body byte, and such bodies are limited to in_flight_bytes / JSON_MEMORY_FACTOR (1 MiB for

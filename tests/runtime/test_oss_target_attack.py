@@ -257,3 +257,18 @@ def test_a_batch_repeating_an_event_with_reordered_data_is_one_event(target, sto
     )
     assert answer.status_code == 200, answer.text
     assert json.loads(store.get(BUCKET, "r-1").body) == {"a": 1, "b": 2.5}
+
+
+# ---- F7: attributes over OSS's 8 KiB of metadata: stored, the largest left out and named
+
+
+def test_an_event_whose_attributes_exceed_the_metadata_limit_is_stored(target, store):
+    subject = "é" * 3000  # 6000 bytes of UTF-8, 18000 percent-encoded
+    document = structured(id="meta-1", subject=subject, data={"a": 1})
+    answer = requests.post(target.url, data=json.dumps(document), headers=STRUCTURED, timeout=10)
+    assert answer.status_code == 200, answer.text
+    stored = store.get(BUCKET, "meta-1")
+    assert stored.body == b'{"a":1}'
+    assert stored.metadata["omitted-attributes"] == "subject"
+    assert stored.metadata["ce-id"] == "meta-1"
+    assert "ce-subject" not in stored.metadata
