@@ -70,6 +70,8 @@ _JSON_MODES = (STRUCTURED_MEDIA_TYPE, BATCH_MEDIA_TYPE)
 # JSON bodies larger than this are parsed in a worker thread, so /healthz and other requests are
 # served between the interpreter's switch intervals instead of waiting for the whole parse.
 PARSE_IN_THREAD_BYTES = 64 * 1024
+# While a request waits for the budget, how often it checks that its sender is still there.
+DISCONNECT_POLL_SECONDS = 0.1
 
 
 class Receiver:
@@ -218,7 +220,7 @@ class Receiver:
             if declared is not None and declared > limit:
                 raise BodyTooLarge(_too_large(declared, limit, json_body))
             size = limit if declared is None else declared
-            await self._reserve(size)
+            await self._reserve(size, request)
             reserved = size
             if request.headers.get("Expect", "").lower() == "100-continue":
                 await request.writer.write(_CONTINUE)
@@ -235,7 +237,7 @@ class Receiver:
             # Now that the size is known: what the handler (and the parser) may cost.
             cost = len(body) * (JSON_MEMORY_FACTOR if json_body else 1)
             if cost > reserved:
-                await self._reserve(cost - reserved)
+                await self._reserve(cost - reserved, request)
             else:
                 self.budget.release(reserved - cost)
             reserved = cost
@@ -285,12 +287,27 @@ class Receiver:
             del body, events
             self.budget.release(reserved)
 
-    async def _reserve(self, size: int) -> None:
-        if not self.budget.try_acquire(size):
-            try:
-                await _within(self.budget.acquire(size), self.body_timeout)
-            except asyncio.TimeoutError:
-                raise Busy("too many request bytes in flight; retry later") from None
+    async def _reserve(self, size: int, request: web.Request) -> None:
+        """Take `size` bytes of the budget, waiting up to `body_timeout` (then Busy). A sender
+        that disconnects while waiting gives up its place in the queue at once
+        (ConnectionResetError), instead of holding it until the deadline."""
+        if self.budget.try_acquire(size):
+            return
+        waiting = asyncio.ensure_future(self.budget.acquire(size))
+        deadline = time.monotonic() + self.body_timeout
+        try:
+            while not waiting.done():
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    raise ConnectionResetError("the sender disconnected while waiting")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Busy("too many request bytes in flight; retry later")
+                await asyncio.wait({waiting}, timeout=min(left, DISCONNECT_POLL_SECONDS))
+            waiting.result()
+        except BaseException:
+            waiting.cancel()  # ByteBudget.acquire gives back a grant that raced the cancel
+            raise
 
     def _rejected(self, error: RequestRejected, started: float) -> web.Response:
         self.metrics.rejected.labels(error.code).inc()

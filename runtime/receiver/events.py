@@ -371,7 +371,8 @@ def _parse_structured(document: object, where: str, mode: Mode) -> ReceivedEvent
             content_type = "application/json"
     else:
         data = b""
-    event = _build(attributes, data, f"{where}attribute ")
+    # parse_structured prefixes `where` to every message; the label must not repeat it.
+    event = _build(attributes, data, "attribute ")
     return ReceivedEvent(
         event=event, data=data, mode=mode, content_type=content_type, attributes=attributes
     )
@@ -388,7 +389,13 @@ def _build(attributes: dict[str, Any], data: bytes, label: str) -> CloudEvent:
         raise InvalidEvent(f"unsupported specversion: only {SPECVERSION!r} is accepted")
     sdk_attributes = dict(attributes)
     if "time" in attributes:
-        sdk_attributes["time"] = _parse_time(attributes["time"], f"{label}time")
+        when = _parse_time(attributes["time"], f"{label}time")
+        if when is None:
+            # Valid RFC 3339 that a Python datetime cannot hold (year 0000): the SDK event goes
+            # without it; `attributes` (what is stored and forwarded) keeps the string as sent.
+            del sdk_attributes["time"]
+        else:
+            sdk_attributes["time"] = when
     if "datacontenttype" in attributes:
         check_media_type(attributes["datacontenttype"], f"{label}datacontenttype")
     if "dataschema" in attributes and not urlsplit(attributes["dataschema"]).scheme:
@@ -432,14 +439,19 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
-def _parse_time(value: str, label: str) -> datetime:
-    """RFC 3339 as written; the datetime for the SDK (a leap second becomes :59)."""
+def _parse_time(value: str, label: str) -> datetime | None:
+    """RFC 3339 as written; the datetime for the SDK (a leap second becomes :59), or None for a
+    valid date in year 0000 (RFC 3339 allows 0000-9999; Python's datetime starts at year 1)."""
     match = _RFC3339.fullmatch(value)
     if not match:
         raise InvalidEvent(f"{label} is not an RFC 3339 timestamp")
     if match["second"] == "60":
         start, end = match.span("second")
         value = value[:start] + "59" + value[end:]
+    if value.startswith("0000-"):
+        # Check the rest on a year that has the same calendar rules (0 is a leap year, as 2000).
+        _parse_time("2000" + value[4:], label)
+        return None
     try:
         return isoparse(value)
     except (ValueError, OverflowError):

@@ -272,3 +272,26 @@ def test_an_event_whose_attributes_exceed_the_metadata_limit_is_stored(target, s
     assert stored.metadata["omitted-attributes"] == "subject"
     assert stored.metadata["ce-id"] == "meta-1"
     assert "ce-subject" not in stored.metadata
+
+
+# ---- F9: year 0000, error texts said once
+
+
+def test_year_0000_is_valid_rfc3339_and_stored_as_sent(target, store):
+    document = structured(id="y0", time="0000-01-01T00:00:00Z")
+    answer = requests.post(target.url, data=json.dumps(document), headers=STRUCTURED, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert store.get(BUCKET, "y0").metadata["ce-time"] == "0000-01-01T00:00:00Z"
+
+
+def test_year_0000_still_follows_the_calendar():
+    body = json.dumps(structured(time="0000-02-30T00:00:00Z")).encode()
+    with pytest.raises(InvalidEvent, match="time"):
+        parse_events([("Content-Type", "application/cloudevents+json")], body)
+
+
+def test_batch_error_texts_name_the_event_once():
+    body = json.dumps([structured(), {"specversion": "1.0", "source": "s", "type": "t"}]).encode()
+    with pytest.raises(InvalidEvent) as caught:
+        parse_events([("Content-Type", "application/cloudevents-batch+json")], body)
+    assert caught.value.message == "event 1: missing required attribute id"

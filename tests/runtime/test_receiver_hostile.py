@@ -4,9 +4,11 @@ small; memory is measured with tracemalloc (process-wide), never with timings.""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import socket
+import threading
 import time
 import tracemalloc
 
@@ -245,3 +247,40 @@ def test_a_head_with_more_than_max_headers_lines_is_refused():
         answer = raw(server.port, head + b"\r\n")
     assert answer.split(b" ", 2)[1] == b"400", answer[:200]
     assert answer.endswith(b"Too many headers received")
+
+
+def test_a_sender_that_disconnects_while_waiting_for_the_budget_leaves_the_queue():
+    """Budget full (a handler holds it); a second sender queues for room, then hangs up. Its
+    place is given up at once (not after the 30 s wait), counted as a disconnect."""
+    release = threading.Event()
+
+    async def holding(delivery: Delivery):
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return error_response(202, "accepted", "ok")
+
+    receiver = Receiver(
+        holding, name="leave", max_body_bytes=500, in_flight_bytes=500, body_timeout=30
+    )
+    head = b"POST / HTTP/1.1\r\nHost: x\r\n" + CE + b"Content-Type: text/plain\r\n"
+    with BackgroundServer(receiver, drain_timeout=2) as server:
+        hog = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        hog.sendall(head + b"Content-Length: 500\r\n\r\n" + b"x" * 500)
+        wait_until(lambda: receiver.budget.used == 500)
+        waiter = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        waiter.sendall(head + b"Content-Length: 400\r\n\r\n")
+        wait_until(lambda: len(receiver.budget._waiters) == 1)
+        waiter.close()
+        wait_until(lambda: not receiver.budget._waiters, seconds=10)
+        release.set()
+        assert hog.recv(100).startswith(b"HTTP/1.1 202")
+        hog.close()
+        disconnects = requests.get(server.url + "metrics", timeout=5).text
+    assert "leave_client_disconnects_total 1.0" in disconnects
+
+
+def wait_until(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not reached"
+        time.sleep(0.01)
