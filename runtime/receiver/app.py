@@ -70,6 +70,9 @@ _JSON_MODES = (STRUCTURED_MEDIA_TYPE, BATCH_MEDIA_TYPE)
 # JSON bodies larger than this are parsed in a worker thread, so /healthz and other requests are
 # served between the interpreter's switch intervals instead of waiting for the whole parse.
 PARSE_IN_THREAD_BYTES = 64 * 1024
+# What a chunked request reserves before its body is read; it reserves more as the body grows
+# (doubling), up to the limit.
+CHUNKED_FIRST_BYTES = 64 * 1024
 # While a request waits for the budget, how often it checks that its sender is still there.
 DISCONNECT_POLL_SECONDS = 0.1
 
@@ -81,7 +84,8 @@ class Receiver:
     `unsupported-encoding`, then `check_headers`), the declared size is checked against
     `max_body_bytes` (structured and batch bodies: `max_json_body_bytes`, the budget /
     JSON_MEMORY_FACTOR), the request reserves its size in a byte budget of `in_flight_bytes`
-    (Content-Length, or the limit when chunked; 503 `busy` when it stays full for
+    (Content-Length; a chunked body CHUNKED_FIRST_BYTES, then more as it arrives, doubling up
+    to the limit; 503 `busy` when it stays full for
     `body_timeout` seconds), only then is `100 Continue` sent and the body read (408 and
     close when it takes longer than `body_timeout`), authenticated, parsed, and handed to the
     handler, at most `max_in_flight` handlers at once. Once the body is read, the reservation
@@ -219,14 +223,27 @@ class Receiver:
             declared = request.content_length
             if declared is not None and declared > limit:
                 raise BodyTooLarge(_too_large(declared, limit, json_body))
-            size = limit if declared is None else declared
+            # A chunked body reserves a first step, then grows its reservation as it arrives:
+            # a trickling sender holds what it sent, not the whole limit.
+            size = min(limit, CHUNKED_FIRST_BYTES) if declared is None else declared
             await self._reserve(size, request)
             reserved = size
+
+            async def grow(total: int) -> None:
+                nonlocal reserved
+                if total > reserved:
+                    more = min(limit, max(total, 2 * reserved)) - reserved
+                    await self._reserve(more, request)
+                    reserved += more
+
             if request.headers.get("Expect", "").lower() == "100-continue":
                 await request.writer.write(_CONTINUE)
                 request.writer.output_size = 0
             try:
-                body = await _within(read_body(request, limit), self.body_timeout)
+                body = await _within(
+                    read_body(request, limit, grow if declared is None else None),
+                    self.body_timeout,
+                )
             except asyncio.TimeoutError:
                 raise RequestTimeout(
                     f"the body did not arrive within {self.body_timeout:g} seconds"

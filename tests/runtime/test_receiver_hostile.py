@@ -284,3 +284,40 @@ def wait_until(condition, seconds=5.0):
     while not condition():
         assert time.monotonic() < deadline, "not reached"
         time.sleep(0.01)
+
+
+def test_trickling_chunked_senders_hold_what_they_sent_not_the_limit():
+    """Budget 1 MiB = the body limit. Four chunked senders trickle a byte and wait: each holds
+    the first step (64 KiB), not 1 MiB, so a real request is admitted at once (before the fix
+    it queued behind them until its wait ran out: 503). A chunked body of 600 KB still grows its
+    reservation to its size and is accepted."""
+    seen: list[Delivery] = []
+
+    async def handler(delivery: Delivery):
+        seen.append(delivery)
+        return error_response(202, "accepted", "ok")
+
+    receiver = Receiver(
+        handler, name="trickle", max_body_bytes=1 << 20, in_flight_bytes=1 << 20, body_timeout=3
+    )
+    head = b"POST / HTTP/1.1\r\nHost: x\r\n" + CE + b"Content-Type: text/plain\r\n"
+    with BackgroundServer(receiver, drain_timeout=2) as server:
+        tricklers = []
+        for _ in range(4):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n")
+            tricklers.append(sock)
+        wait_until(lambda: receiver.budget.used == 4 * 64 * 1024)
+        real = raw(server.port, head + b"Content-Length: 5\r\nConnection: close\r\n\r\nhello")
+        big = requests.post(
+            server.url,
+            data=iter([b"y" * 100_000] * 6),
+            headers={"ce-specversion": "1.0", "ce-id": "c", "ce-source": "s", "ce-type": "t"},
+            timeout=10,
+        )
+        for sock in tricklers:
+            sock.close()
+        wait_until(lambda: receiver.budget.used == 0)
+    assert real.startswith(b"HTTP/1.1 202"), real[:200]
+    assert big.status_code == 202
+    assert len(seen[-1].body) == 600_000
