@@ -254,7 +254,14 @@ class Receiver:
             # Now that the size is known: what the handler (and the parser) may cost.
             cost = len(body) * (JSON_MEMORY_FACTOR if json_body else 1)
             if cost > reserved:
-                await self._reserve(cost - reserved, request)
+                # Not hold-and-wait (requests each holding their body's bytes and waiting for
+                # more would block one another): give the bytes back and wait for the whole
+                # cost at the head of the queue, so no new body is admitted meanwhile. Bodies
+                # waiting here are thus at most what the budget held: memory stays within
+                # twice the budget, inside the BODY_MEMORY_FACTOR of 3.
+                self.budget.release(reserved)
+                reserved = 0
+                await self._reserve(cost, request, first=True)
             else:
                 self.budget.release(reserved - cost)
             reserved = cost
@@ -304,13 +311,13 @@ class Receiver:
             del body, events
             self.budget.release(reserved)
 
-    async def _reserve(self, size: int, request: web.Request) -> None:
+    async def _reserve(self, size: int, request: web.Request, *, first: bool = False) -> None:
         """Take `size` bytes of the budget, waiting up to `body_timeout` (then Busy). A sender
         that disconnects while waiting gives up its place in the queue at once
         (ConnectionResetError), instead of holding it until the deadline."""
         if self.budget.try_acquire(size):
             return
-        waiting = asyncio.ensure_future(self.budget.acquire(size))
+        waiting = asyncio.ensure_future(self.budget.acquire(size, first=first))
         deadline = time.monotonic() + self.body_timeout
         try:
             while not waiting.done():

@@ -28,7 +28,9 @@ class ByteBudget:
             return True
         return False
 
-    async def acquire(self, size: int) -> None:
+    async def acquire(self, size: int, *, first: bool = False) -> None:
+        """Wait until `size` bytes fit. `first` puts the request at the head of the queue (a
+        request whose body is already in memory and only needs its handling cost)."""
         if size > self.capacity:
             raise ValueError(f"{size} bytes can never fit a budget of {self.capacity} bytes")
         if not self._waiters and self.used + size <= self.capacity:
@@ -36,7 +38,10 @@ class ByteBudget:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (size, waiter)
-        self._waiters.append(entry)
+        if first:
+            self._waiters.appendleft(entry)
+        else:
+            self._waiters.append(entry)
         try:
             await waiter
         except BaseException:
