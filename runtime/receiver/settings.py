@@ -194,7 +194,8 @@ def read_server_settings(
     """PORT, HOST, MAX_BODY_BYTES (default `max_body_bytes`: each runtime sizes its own),
     DRAIN_TIMEOUT_SECONDS, MAX_IN_FLIGHT, LOG_LEVEL, HEADER_TIMEOUT_SECONDS, BODY_TIMEOUT_SECONDS,
     MEMORY_LIMIT_BYTES (default: the cgroup limit, else 256 MiB), MAX_BATCH_EVENTS,
-    MAX_CONNECTIONS (open connections; those beyond are answered 503 and closed on accept).
+    MAX_CONNECTIONS (open connections; those beyond are answered 503 and closed on accept; each
+    one over the default takes HEADER_MEMORY_PER_CONNECTION from the in-flight budget).
 
     Raises SettingError when MAX_BODY_BYTES does not fit the in-flight budget the memory limit
     allows: such a body could never be admitted.
@@ -203,13 +204,20 @@ def read_server_settings(
     memory_limit = env.integer("MEMORY_LIMIT_BYTES", 0, minimum=1)
     if not memory_limit:
         memory_limit = cgroup_limit() or DEFAULT_MEMORY_LIMIT_BYTES
-    budget = in_flight_budget(memory_limit)
+    max_connections = env.integer(
+        "MAX_CONNECTIONS", defaults.max_connections, minimum=1, maximum=100_000
+    )
+    # Connections beyond what the reserve's header share covers take their heads' memory from
+    # the body budget.
+    extra_heads = max(0, max_connections - defaults.max_connections) * HEADER_MEMORY_PER_CONNECTION
+    budget = in_flight_budget(memory_limit - extra_heads)
     body_limit = env.integer("MAX_BODY_BYTES", max_body_bytes, minimum=1)
     if body_limit > budget:
         raise SettingError(
             "MAX_BODY_BYTES",
             f"must be at most {budget} bytes, the in-flight budget a memory limit of "
-            f"{memory_limit} bytes allows (raise the memory limit or lower the body limit)",
+            f"{memory_limit} bytes allows with MAX_CONNECTIONS {max_connections} (raise the "
+            "memory limit or lower the body limit)",
         )
     return ServerSettings(
         port=env.integer("PORT", defaults.port, minimum=0, maximum=65535),
@@ -231,9 +239,7 @@ def read_server_settings(
         max_batch_events=env.integer(
             "MAX_BATCH_EVENTS", defaults.max_batch_events, minimum=1, maximum=100_000
         ),
-        max_connections=env.integer(
-            "MAX_CONNECTIONS", defaults.max_connections, minimum=1, maximum=100_000
-        ),
+        max_connections=max_connections,
     )
 
 

@@ -44,9 +44,22 @@ def test_defaults():
 
 
 def test_batch_and_connection_limits_are_settings():
-    env = EnvReader({"MAX_BATCH_EVENTS": "10", "MAX_CONNECTIONS": "500"})
-    settings = read_server_settings(env, cgroup_limit=no_cgroup)
-    assert (settings.max_batch_events, settings.max_connections) == (10, 500)
+    env = EnvReader({"MAX_BATCH_EVENTS": "10", "MAX_CONNECTIONS": "100"})
+    settings = read_server_settings(env, max_body_bytes=MIB, cgroup_limit=no_cgroup)
+    assert (settings.max_batch_events, settings.max_connections) == (10, 100)
+
+
+def test_connections_over_the_default_take_their_heads_from_the_body_budget():
+    limit = 512 * MIB
+    base = read_server_settings(
+        EnvReader({"MEMORY_LIMIT_BYTES": str(limit)}), cgroup_limit=no_cgroup
+    )
+    more = read_server_settings(
+        EnvReader({"MEMORY_LIMIT_BYTES": str(limit), "MAX_CONNECTIONS": "128"}),
+        cgroup_limit=no_cgroup,
+    )
+    assert more.in_flight_bytes == (limit - RESERVED_MEMORY_BYTES - 64 * 512 * 1024) // 3
+    assert more.in_flight_bytes < base.in_flight_bytes
 
 
 @pytest.mark.parametrize(
