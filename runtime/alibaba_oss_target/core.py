@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from runtime.alibaba_oss_target.errors import Failure
 from runtime.alibaba_oss_target.keys import InvalidKey, object_key
 from runtime.alibaba_oss_target.templates import KeyTemplate, MissingAttribute, parse_template
 from runtime.receiver.errors import InvalidEvent
-from runtime.receiver.events import ReceivedEvent, is_json_media_type, load_json
+from runtime.receiver.events import ReceivedEvent, dump_json, is_json_media_type, load_json
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 EVENT_CONTENT_TYPE = "application/cloudevents+json"
@@ -24,8 +25,11 @@ META_PREFIX = "x-oss-meta-ce-"
 MAX_METADATA_BYTES = 8 * 1024
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
 PLAIN_ID = parse_template("{id}")
+OMITTED_HEADER = "x-oss-meta-omitted-attributes"
 # Printable ASCII except space, '"' and '%': what the CloudEvents HTTP binding leaves unencoded.
 _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
+# A header value that arrives exactly as signed: visible ASCII, spaces and tabs only inside.
+_HEADER_TEXT = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,11 @@ def plan_write(
     else:
         body = received.data
         headers["Content-Type"] = received.content_type or DEFAULT_CONTENT_TYPE
+    for name, value in headers.items():
+        # The SDK signs each value as given; what arrives is trimmed, so anything else would be
+        # a SignatureDoesNotMatch, which is not the credentials' fault (see credentials.py).
+        if not _HEADER_TEXT.fullmatch(value):
+            raise InvalidEvent(f"{name} would not reach OSS as sent (not visible ASCII)")
     return ObjectWrite(key=key, body=body, headers=headers)
 
 
@@ -202,17 +211,27 @@ def _now() -> datetime:
 
 
 def metadata_headers(attributes: dict[str, Any]) -> dict[str, str]:
+    """`x-oss-meta-ce-<name>` per attribute. When they exceed OSS's 8 KiB of user metadata (names
+    without `x-oss-meta-`, plus values), the largest are left out, largest first, and named in
+    `x-oss-meta-omitted-attributes` (comma-separated; outside the `ce-` names, so no extension
+    can collide with it): the event is stored all the same (a 4xx would drop a valid event)."""
     headers = {}
     for name, value in attributes.items():
         if value is None:
             continue
         headers[META_PREFIX + name] = encode_value(value)
-    size = sum(len(name) - len("x-oss-meta-") + len(value) for name, value in headers.items())
-    if size > MAX_METADATA_BYTES:
-        raise InvalidEvent(
-            f"the event attributes take {size} bytes as object metadata; OSS allows "
-            f"{MAX_METADATA_BYTES}"
-        )
+    omitted: list[str] = []
+
+    def size() -> int:
+        note = len(OMITTED_HEADER) - len("x-oss-meta-") + len(",".join(omitted)) if omitted else 0
+        return note + sum(len(name) - len("x-oss-meta-") + len(v) for name, v in headers.items())
+
+    while size() > MAX_METADATA_BYTES:
+        largest = max(headers, key=lambda name: len(name) + len(headers[name]))
+        omitted.append(largest[len(META_PREFIX) :])
+        del headers[largest]
+    if omitted:
+        headers[OMITTED_HEADER] = ",".join(omitted)
     return headers
 
 
@@ -248,7 +267,7 @@ def event_document(received: ReceivedEvent) -> bytes:
 
 
 def _dumps(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return dump_json(document)  # Decimals keep the digits load_json read
 
 
 _NOT_JSON = object()

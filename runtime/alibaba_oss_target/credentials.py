@@ -18,7 +18,13 @@ reported here. The first one asks for fresh credentials at once; when they keep 
 (`FAILURES_BEFORE_UNREADY` in a row with no success between, or no usable credentials at all) the
 provider is *failing*: `/readyz` answers 503 and one warning is logged with the OSS error code.
 It recovers when a PUT succeeds or the source delivers different credentials (then traffic tests
-them again). Secrets are never logged: only the access key id's last 4 characters.
+them again), and, for every source, on probation `PROBATION_SECONDS` after it turned not-ready: a
+not-ready pod gets no traffic, so no PUT could ever succeed (with a static pair, or a file that did
+not change, nothing else would bring it back). On probation `/readyz` is 200 again; if the
+credentials are still refused, `FAILURES_BEFORE_UNREADY` more refusals turn it 503 again.
+Sender input cannot cause these refusals: every header value the target sends is checked to be
+exactly what the SDK signs (see core.plan_write). Secrets are never logged: only the access key
+id's last 4 characters.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ AUTH_ERROR_CODES = frozenset(
     }
 )
 FAILURES_BEFORE_UNREADY = 3
+# Not-ready because OSS refused the credentials: ready again (on probation) after this long.
+PROBATION_SECONDS = 30.0
 # Fetch STS credentials again this long before they expire (alibabacloud-credentials' own
 # refresh point for AssumeRoleWithOIDC is 15 minutes before expiry; a file is re-read sooner).
 REFRESH_MARGIN_SECONDS = 15 * 60
@@ -258,12 +266,15 @@ class RefreshingCredentials(CredentialsProvider):
         clock=time.time,
         margin_seconds: float = REFRESH_MARGIN_SECONDS,
         poll_seconds: float = FILE_POLL_SECONDS,
+        probation_seconds: float = PROBATION_SECONDS,
     ) -> None:
         self.source = source
         self._logger = logger
         self._clock = clock
         self._margin = margin_seconds
         self._poll = poll_seconds
+        self._probation = probation_seconds
+        self._auth_failed_at: float | None = None  # when OSS refusals made it not ready
         self._current: Credentials | None = None
         self._wake = asyncio.Event()
         self._auth_failures = 0
@@ -289,7 +300,9 @@ class RefreshingCredentials(CredentialsProvider):
             self._refetch_now()
         if self._auth_failures >= FAILURES_BEFORE_UNREADY and self.failing_code is None:
             self._fail(code)
+            self._auth_failed_at = self._clock()
             self._refetch_now()
+            self._wake.set()  # the refresh task times the probation
 
     def _refetch_now(self) -> None:
         if not self.source.refreshable:
@@ -349,15 +362,49 @@ class RefreshingCredentials(CredentialsProvider):
         hand. A static pair that was fetched needs nothing more."""
         failures = 0
         while True:
+            self._end_probation_wait()
             if not self.source.refreshable and self._current is not None:
-                return
+                if self._auth_failed_at is None:
+                    # Nothing to refresh; wait until OSS refusals start a probation timer.
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._probation_left())
+                continue
             troubled = self._current is None or self.failing_code or self._refresh_failures
             failures = failures + 1 if troubled else 0
             delay = self._next_delay(failures)
+            if self._auth_failed_at is not None:
+                delay = min(delay, self._probation_left())
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             await self.refresh()
+
+    def _probation_left(self) -> float:
+        if self._auth_failed_at is None:
+            return self._probation
+        return max(0.0, self._auth_failed_at + self._probation - self._clock())
+
+    def _end_probation_wait(self) -> None:
+        """Not ready because of OSS refusals for PROBATION_SECONDS: ready again, on probation."""
+        if self.failing_code is None:
+            self._auth_failed_at = None
+            return
+        if self._auth_failed_at is None or self._current is None or self._probation_left() > 0:
+            return
+        log_fields(
+            self._logger,
+            logging.WARNING,
+            "authentication on probation: ready again until OSS refuses the credentials again",
+            source=self.source.name,
+            code=self.failing_code,
+        )
+        self.failing_code = None
+        self._auth_failures = 0
+        self._auth_failed_at = None
 
     def _next_delay(self, failures: int) -> float:
         if failures:
@@ -397,6 +444,7 @@ class RefreshingCredentials(CredentialsProvider):
         )
         self.failing_code = None
         self._auth_failures = 0
+        self._auth_failed_at = None
 
 
 def _identity(credentials: Credentials) -> tuple[str, str, str | None]:

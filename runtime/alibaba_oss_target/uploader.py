@@ -1,8 +1,17 @@
-"""Uploads on the event loop: bounded concurrency, retries within a budget, auth health reported."""
+"""Uploads on the event loop: bounded concurrency, retries within a budget, auth health reported.
+
+Time bounds: an event waits at most QUEUE_BUDGET_FACTOR x the retry budget for its first upload
+slot (then: not stored, 503, the sender redelivers); its retry budget starts when its first attempt
+starts (time queued behind the other events of a large batch is not spent from it), and retries
+take free slots before first attempts, so an event that has started finishes first. An event is
+therefore answered within (QUEUE_BUDGET_FACTOR + 1) x budget + one attempt's timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -12,6 +21,48 @@ from runtime.alibaba_oss_target.errors import Failure, classify
 from runtime.alibaba_oss_target.metrics import TargetMetrics
 from runtime.alibaba_oss_target.writer import ObjectWriter
 from runtime.receiver.retry import RetryPolicy
+
+# How long an event may wait for its first upload slot, in retry budgets.
+QUEUE_BUDGET_FACTOR = 3
+
+
+class PrioritySlots:
+    """`limit` slots; waiting retries get a freed slot before waiting first attempts, each kind
+    first come, first served. `acquire(retry)` / `release()`."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def try_acquire(self) -> bool:
+        """Take a slot now if one is free and nobody waits."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def acquire(self, retry: bool) -> None:
+        if self.try_acquire():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (0 if retry else 1, next(self._order), waiter))
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted as we gave up: pass it on
+            else:
+                waiter.cancel()  # skipped when popped
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 @dataclass(frozen=True)
@@ -47,20 +98,32 @@ class Uploader:
         self._policy = policy
         self._metrics = metrics
         self._credentials = credentials
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._slots = PrioritySlots(max_concurrency)
 
     async def store(self, write: ObjectWrite) -> Stored | NotStored:
-        started = time.monotonic()
+        queued = time.monotonic()
+        try:
+            if not self._slots.try_acquire():
+                await asyncio.wait_for(
+                    self._slots.acquire(retry=False), QUEUE_BUDGET_FACTOR * self._policy.budget
+                )
+        except asyncio.TimeoutError:
+            failure = Failure(True, "queue-timeout", "UploadQueueTimeout")
+            self._metrics.attempts.labels(failure.reason).inc()
+            return NotStored(failure, 0, time.monotonic() - queued)
+        started = time.monotonic()  # the retry budget counts from the first attempt
         attempt = 0
         while True:
             attempt += 1
+            if attempt > 1:
+                await self._slots.acquire(retry=True)
             try:
-                async with self._slots:
-                    self._metrics.uploads_in_flight.inc()
-                    try:
-                        result = await self._writer.put(write.key, write.body, write.headers)
-                    finally:
-                        self._metrics.uploads_in_flight.dec()
+                self._metrics.uploads_in_flight.inc()
+                try:
+                    result = await self._writer.put(write.key, write.body, write.headers)
+                finally:
+                    self._metrics.uploads_in_flight.dec()
+                    self._slots.release()
             except Exception as error:
                 failure = classify(error)
                 self._metrics.attempts.labels(failure.reason).inc()
@@ -69,13 +132,13 @@ class Uploader:
                 elapsed = time.monotonic() - started
                 delay = self._policy.next_delay(attempt - 1, elapsed) if failure.retryable else None
                 if delay is None:
-                    return NotStored(failure, attempt, elapsed)
+                    return NotStored(failure, attempt, time.monotonic() - queued)
                 await asyncio.sleep(delay)
                 continue
             self._metrics.attempts.labels("ok").inc()
             if self._credentials is not None:
                 self._credentials.succeeded()
-            return Stored(result.etag, result.request_id, attempt, time.monotonic() - started)
+            return Stored(result.etag, result.request_id, attempt, time.monotonic() - queued)
 
     async def close(self) -> None:
         """Close the writer's connections (the server has drained its requests by then)."""

@@ -27,12 +27,21 @@ from runtime.receiver.errors import (
     InvalidHeader,
     RequestRejected,
     RequestTimeout,
+    TooManyEvents,
+    UnsupportedEncoding,
 )
-from runtime.receiver.events import Mode, ReceivedEvent, parse_events
+from runtime.receiver.events import (
+    BATCH_MEDIA_TYPE,
+    STRUCTURED_MEDIA_TYPE,
+    Mode,
+    ReceivedEvent,
+    media_type,
+    parse_events,
+)
 from runtime.receiver.logs import log_fields
 from runtime.receiver.metrics import ReceiverMetrics
 from runtime.receiver.responses import error_response, rejection_response
-from runtime.receiver.settings import ServerSettings
+from runtime.receiver.settings import JSON_MEMORY_FACTOR, MAX_BATCH_EVENTS, ServerSettings
 
 
 @dataclass(frozen=True)
@@ -57,20 +66,35 @@ RECEIVER_KEY: web.AppKey[Receiver] = web.AppKey("receiver")
 T = TypeVar("T")
 _timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_JSON_MODES = (STRUCTURED_MEDIA_TYPE, BATCH_MEDIA_TYPE)
+# JSON bodies larger than this are parsed in a worker thread, so /healthz and other requests are
+# served between the interpreter's switch intervals instead of waiting for the whole parse.
+PARSE_IN_THREAD_BYTES = 64 * 1024
+# What a chunked request reserves before its body is read; it reserves more as the body grows
+# (doubling), up to the limit.
+CHUNKED_FIRST_BYTES = 64 * 1024
+# While a request waits for the budget, how often it checks that its sender is still there.
+DISCONNECT_POLL_SECONDS = 0.1
 
 
 class Receiver:
     """Builds `self.app`; `start_draining()` turns readiness and new POSTs to 503 and calls the
     `on_draining` callbacks (e.g. to flush what handlers are waiting for before the deadline).
 
-    Per POST: the headers are checked (valid UTF-8, then `check_headers`), the declared size is
-    checked against `max_body_bytes`, the request reserves its size in a byte budget of
-    `in_flight_bytes` (Content-Length, or `max_body_bytes` when chunked; 503 `busy` when it stays
-    full for `body_timeout` seconds), only then is `100 Continue` sent and the body read (408 and
+    Per POST: the headers are checked (valid UTF-8, no content coding: 415
+    `unsupported-encoding`, then `check_headers`), the declared size is checked against
+    `max_body_bytes` (structured and batch bodies: `max_json_body_bytes`, the budget /
+    JSON_MEMORY_FACTOR), the request reserves its size in a byte budget of `in_flight_bytes`
+    (Content-Length; a chunked body CHUNKED_FIRST_BYTES, then more as it arrives, doubling up
+    to the limit; 503 `busy` when it stays full for
+    `body_timeout` seconds), only then is `100 Continue` sent and the body read (408 and
     close when it takes longer than `body_timeout`), authenticated, parsed, and handed to the
-    handler, at most `max_in_flight` handlers at once (a request waits for a handler slot only
-    once its body is complete, so a slow sender holds bytes of the budget but no slot). Memory is
-    thereby bounded by bytes, not by request count.
+    handler, at most `max_in_flight` handlers at once. Once the body is read, the reservation
+    becomes what handling it costs: its length, times JSON_MEMORY_FACTOR for a structured or
+    batch body (what parsing may take; waiting for that too ends in 503 `busy`), so a sender
+    that stalls holds only its body's bytes, and a chunked one only its own length once done. A
+    request waits for a handler slot only once its body is complete, so a slow sender holds bytes
+    of the budget but no slot. Memory is thereby bounded by bytes, not by request count.
     """
 
     def __init__(
@@ -87,6 +111,7 @@ class Receiver:
         is_ready: Callable[[], bool] | None = None,
         authenticate: Authenticator | None = None,
         check_headers: HeaderCheck | None = None,
+        max_batch_events: int = MAX_BATCH_EVENTS,
     ) -> None:
         self.name = name
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -100,6 +125,7 @@ class Receiver:
         self._check_headers = check_headers
         self._tasks: set[asyncio.Task] = set()
         self._aborting = False
+        self.max_batch_events = max_batch_events
         self._configure(max_body_bytes, max_in_flight, in_flight_bytes, body_timeout)
         self.app = web.Application()
         self.app[RECEIVER_KEY] = self
@@ -118,6 +144,7 @@ class Receiver:
             settings.in_flight_bytes,
             settings.body_timeout_seconds,
         )
+        self.max_batch_events = settings.max_batch_events
 
     def _configure(
         self, max_body_bytes: int, max_in_flight: int, in_flight_bytes: int | None, timeout: float
@@ -127,6 +154,8 @@ class Receiver:
         if max_body_bytes > in_flight_bytes:
             raise ValueError("max_body_bytes must fit in in_flight_bytes")
         self.max_body_bytes = max_body_bytes
+        # What parsing a structured or batch body of this size costs must fit the budget.
+        self.max_json_body_bytes = min(max_body_bytes, in_flight_bytes // JSON_MEMORY_FACTOR)
         self.body_timeout = timeout
         self.budget = ByteBudget(in_flight_bytes)
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -190,25 +219,35 @@ class Receiver:
         reserved = 0
         try:
             _check_encodable(request)
+            _check_codings(request)
             if self._check_headers is not None:
                 self._check_headers(request)
+            json_body = media_type(request.headers.get("Content-Type")) in _JSON_MODES
+            limit = self.max_json_body_bytes if json_body else self.max_body_bytes
             declared = request.content_length
-            if declared is not None and declared > self.max_body_bytes:
-                raise BodyTooLarge(
-                    f"body of {declared} bytes exceeds the limit of {self.max_body_bytes} bytes"
-                )
-            size = self.max_body_bytes if declared is None else declared
-            if not self.budget.try_acquire(size):
-                try:
-                    await _within(self.budget.acquire(size), self.body_timeout)
-                except asyncio.TimeoutError:
-                    raise Busy("too many request bytes in flight; retry later") from None
+            if declared is not None and declared > limit:
+                raise BodyTooLarge(_too_large(declared, limit, json_body))
+            # A chunked body reserves a first step, then grows its reservation as it arrives:
+            # a trickling sender holds what it sent, not the whole limit.
+            size = min(limit, CHUNKED_FIRST_BYTES) if declared is None else declared
+            await self._reserve(size, request)
             reserved = size
+
+            async def grow(total: int) -> None:
+                nonlocal reserved
+                if total > reserved:
+                    more = min(limit, max(total, 2 * reserved)) - reserved
+                    await self._reserve(more, request)
+                    reserved += more
+
             if request.headers.get("Expect", "").lower() == "100-continue":
                 await request.writer.write(_CONTINUE)
                 request.writer.output_size = 0
             try:
-                body = await _within(read_body(request, self.max_body_bytes), self.body_timeout)
+                body = await _within(
+                    read_body(request, limit, grow if declared is None else None),
+                    self.body_timeout,
+                )
             except asyncio.TimeoutError:
                 raise RequestTimeout(
                     f"the body did not arrive within {self.body_timeout:g} seconds"
@@ -216,7 +255,30 @@ class Receiver:
             # Size limit, then authentication, then parsing: nothing unauthenticated is parsed.
             if self._authenticate is not None:
                 self._authenticate(request, body)
-            mode, events = _parse(request, body)
+            # Now that the size is known: what the handler (and the parser) may cost.
+            cost = len(body) * (JSON_MEMORY_FACTOR if json_body else 1)
+            if cost > reserved:
+                # Not hold-and-wait (requests each holding their body's bytes and waiting for
+                # more would block one another): give the bytes back and wait for the whole
+                # cost at the head of the queue, so no new body is admitted meanwhile. Bodies
+                # waiting here are thus at most what the budget held: memory stays within
+                # twice the budget, inside the BODY_MEMORY_FACTOR of 3.
+                self.budget.release(reserved)
+                reserved = 0
+                # In the lane of the body's own size: a small event stays in the small lane.
+                await self._reserve(cost, request, first=True, lane_size=len(body))
+            else:
+                self.budget.release(reserved - cost)
+            reserved = cost
+            if len(body) > PARSE_IN_THREAD_BYTES:
+                mode, events = await asyncio.to_thread(_parse, request, body)
+            else:
+                mode, events = _parse(request, body)
+            if len(events) > self.max_batch_events:
+                raise TooManyEvents(
+                    f"a batch of {len(events)} events exceeds the limit of "
+                    f"{self.max_batch_events} events per request"
+                )
         except RequestRejected as error:
             self.budget.release(reserved)
             return self._rejected(error, started)
@@ -253,6 +315,35 @@ class Receiver:
         finally:
             del body, events
             self.budget.release(reserved)
+
+    async def _reserve(
+        self,
+        size: int,
+        request: web.Request,
+        *,
+        first: bool = False,
+        lane_size: int | None = None,
+    ) -> None:
+        """Take `size` bytes of the budget, waiting up to `body_timeout` (then Busy). A sender
+        that disconnects while waiting gives up its place in the queue at once
+        (ConnectionResetError), instead of holding it until the deadline."""
+        if self.budget.try_acquire(size, lane_size=lane_size):
+            return
+        waiting = asyncio.ensure_future(self.budget.acquire(size, first=first, lane_size=lane_size))
+        deadline = time.monotonic() + self.body_timeout
+        try:
+            while not waiting.done():
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    raise ConnectionResetError("the sender disconnected while waiting")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Busy("too many request bytes in flight; retry later")
+                await asyncio.wait({waiting}, timeout=min(left, DISCONNECT_POLL_SECONDS))
+            waiting.result()
+        except BaseException:
+            waiting.cancel()  # ByteBudget.acquire gives back a grant that raced the cancel
+            raise
 
     def _rejected(self, error: RequestRejected, started: float) -> web.Response:
         self.metrics.rejected.labels(error.code).inc()
@@ -326,6 +417,32 @@ def _check_encodable(request: web.Request) -> None:
                 raise InvalidHeader(
                     f"header {name.encode('ascii', 'replace').decode()!r} is not valid UTF-8"
                 ) from None
+
+
+def _too_large(declared: int, limit: int, json_body: bool) -> str:
+    if json_body:
+        return (
+            f"a structured or batch body of {declared} bytes exceeds the limit of {limit} bytes "
+            f"for JSON (parsing costs up to {JSON_MEMORY_FACTOR} bytes of memory per body byte; "
+            "binary mode takes larger bodies)"
+        )
+    return f"body of {declared} bytes exceeds the limit of {limit} bytes"
+
+
+def _check_codings(request: web.Request) -> None:
+    """Only identity bodies: the stored object is the body as sent, and the byte budget counts
+    what is read. A `Content-Encoding` other than identity, or a `Transfer-Encoding` coding other
+    than chunked (RFC 9112 section 6.1), is 415 before anything of the body is read (aiohttp's
+    own decompression is off: see server.serve)."""
+    for header, allowed in (("Content-Encoding", "identity"), ("Transfer-Encoding", "chunked")):
+        for value in request.headers.getall(header, ()):
+            for coding in value.split(","):
+                coding = coding.strip().lower()
+                if coding and coding != allowed:
+                    raise UnsupportedEncoding(
+                        f"{header} {coding[:40]!r} is not accepted: send the body as is "
+                        f"({header}: {allowed} or none)"
+                    )
 
 
 def _parse(request: web.Request, body: bytes) -> tuple[Mode, list[ReceivedEvent]]:

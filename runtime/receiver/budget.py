@@ -35,30 +35,42 @@ class ByteBudget:
         self._small: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._large: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    def _queue(self, size: int) -> deque[tuple[int, asyncio.Future[None]]]:
-        return self._small if size <= SMALL_REQUEST_BYTES else self._large
+    def _queue(self, lane_size: int) -> deque[tuple[int, asyncio.Future[None]]]:
+        return self._small if lane_size <= SMALL_REQUEST_BYTES else self._large
 
-    def _fits(self, size: int) -> bool:
-        if size <= SMALL_REQUEST_BYTES:
+    def _fits(self, size: int, queue: deque[tuple[int, asyncio.Future[None]]]) -> bool:
+        if queue is self._small:
             return self.used + size <= self.capacity
         return self.used + size <= self.large_limit or self.used == 0
 
-    def try_acquire(self, size: int) -> bool:
-        """Take `size` bytes now if they fit and nobody of its size class is waiting."""
-        if not self._queue(size) and self._fits(size):
+    def try_acquire(self, size: int, *, lane_size: int | None = None) -> bool:
+        """Take `size` bytes now if they fit and nobody of its size class is waiting. The class
+        is that of `lane_size` (default `size`): a small request whose parsing cost is reserved
+        after its body was read keeps its small lane."""
+        queue = self._queue(size if lane_size is None else lane_size)
+        if not queue and self._fits(size, queue):
             self.used += size
             return True
         return False
 
-    async def acquire(self, size: int) -> None:
+    async def acquire(
+        self, size: int, *, first: bool = False, lane_size: int | None = None
+    ) -> None:
+        """Wait until `size` bytes fit. `first` puts the request at the head of the queue (a
+        request whose body is already in memory and only needs its handling cost)."""
         if size > self.capacity:
             raise ValueError(f"{size} bytes can never fit a budget of {self.capacity} bytes")
-        if self.try_acquire(size):
+        if self.try_acquire(size, lane_size=lane_size):
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (size, waiter)
-        queue = self._queue(size)
-        queue.append(entry)
+        queue = self._queue(size if lane_size is None else lane_size)
+        if first:
+            queue.appendleft(entry)
+        else:
+            queue.append(entry)
+        # Ahead of everyone in its lane, it may already fit.
+        self._wake()
         try:
             await waiter
         except BaseException:
@@ -76,7 +88,7 @@ class ByteBudget:
 
     def _wake(self) -> None:
         for queue in (self._small, self._large):
-            while queue and self._fits(queue[0][0]):
+            while queue and self._fits(queue[0][0], queue):
                 size, waiter = queue.popleft()
                 if waiter.done():
                     continue

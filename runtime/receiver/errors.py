@@ -73,3 +73,19 @@ class Busy(RequestRejected):
 
     status = 503
     code = "busy"
+
+
+class UnsupportedEncoding(RequestRejected):
+    """A `Content-Encoding` other than `identity`, or a `Transfer-Encoding` coding other than
+    `chunked`: refused before the body is read, so nothing is ever decompressed (a 16 KB gzip
+    body can expand to 16 MiB, past the byte budget that counted 16 KB)."""
+
+    status = 415
+    code = "unsupported-encoding"
+
+
+class TooManyEvents(RequestRejected):
+    """A batch with more events than the receiver handles in one request."""
+
+    status = 413
+    code = "too-many-events"

@@ -34,20 +34,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from email.headerregistry import HeaderRegistry
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes, urlsplit
 
+import simplejson
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 from dateutil.parser import isoparse
+from simplejson import RawJSON
 
 from runtime.receiver.errors import InvalidEvent, UnsupportedMediaType
 
@@ -72,6 +74,9 @@ _NOT_STRING = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # RFC 7230 section 3.2.6: quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE.
 _QUOTED_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _QUOTED_PAIR = re.compile(r"\\(.)")
+# An HTTP field value that survives the trip exactly (RFC 9110 section 5.5, without obs-text):
+# visible ASCII, with spaces and tabs only inside.
+_HEADER_TEXT = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?", re.ASCII)
 # RFC 2045 Content-Type grammar, with defects reported instead of a silent text/plain default.
 _HEADERS = HeaderRegistry()
 
@@ -113,7 +118,15 @@ def is_json_media_type(content_type: str | None) -> bool:
 
 
 def check_media_type(value: str, label: str) -> None:
-    """Raise InvalidEvent unless `value` is an RFC 2046 media type (`type/subtype; p=v`)."""
+    """Raise InvalidEvent unless `value` is an RFC 2046 media type (`type/subtype; p=v`) that an
+    HTTP header carries exactly: visible ASCII, spaces and tabs only between its parts (RFC 9110
+    section 5.5: leading and trailing whitespace is not part of a field value, so a receiver
+    drops it, and a signature over the value as sent would no longer match)."""
+    if not _HEADER_TEXT.fullmatch(value):
+        raise InvalidEvent(
+            f"{label} is not usable as a Content-Type header (leading or trailing whitespace, "
+            "or characters other than visible ASCII)"
+        )
     if _parse_media_type(value) is None:
         raise InvalidEvent(f"{label} is not a media type (type/subtype, RFC 2046)")
 
@@ -130,18 +143,36 @@ def _parse_media_type(value: str) -> tuple[str, frozenset[tuple[str, str]]] | No
     return header.content_type, frozenset((k.lower(), v) for k, v in header.params.items())
 
 
-def load_json(body: bytes, label: str = "body") -> object:
-    """Strict JSON (RFC 8259): UTF-8, finite numbers, bounded nesting; InvalidEvent otherwise.
+def load_json(
+    body: bytes, label: str = "body", *, numbers: Callable[[str], object] = RawJSON
+) -> object:
+    """Strict JSON (RFC 8259) as I-JSON (RFC 7493) narrows it: UTF-8, no duplicate member names
+    in an object (2.3), numbers within IEEE 754 double range (2.2: `1E400` and `1e-400`, which
+    a double would turn into infinity or 0, are refused), bounded nesting; InvalidEvent otherwise.
 
+    Numbers with a fraction or exponent stay the text sent (`simplejson.RawJSON`), so
+    `dump_json` writes them back as sent (`12345678901234567.89`, not `1.2345678901234568e+16`;
+    `1.50` and `1e1` unchanged); integers are ints. Use `numbers=Decimal` to compare values.
     Lone surrogates (`"\\ud800"`) parse here and are refused where the value is used as text.
     """
+    if body.startswith(b"\xef\xbb\xbf"):
+        # RFC 8259 section 8.1: no byte order mark (simplejson would skip it silently).
+        raise InvalidEvent(f"{label} is not valid JSON (it starts with a byte order mark)")
     try:
-        return json.loads(
-            body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        return simplejson.loads(
+            body.decode("utf-8"),
+            parse_constant=_refuse_constant,
+            parse_float=lambda text: _exact_number(text, numbers),
+            object_pairs_hook=_unique_members,
         )
     except _NonFinite:
         raise InvalidEvent(
-            f"{label} holds a non-finite number (NaN, Infinity or out of range)"
+            f"{label} holds a non-finite number (NaN, Infinity, or beyond what a double holds)"
+        ) from None
+    except _DuplicateMember as error:
+        raise InvalidEvent(
+            f"{label} repeats the member name {str(error)[:64]!r} in one object (I-JSON, "
+            "RFC 7493 section 2.3)"
         ) from None
     except UnicodeDecodeError:
         raise InvalidEvent(f"{label} is not valid UTF-8") from None
@@ -160,11 +191,36 @@ def _refuse_constant(name: str) -> float:
     raise _NonFinite(name)
 
 
-def _finite_float(text: str) -> float:
+class _DuplicateMember(ValueError):
+    pass
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _DuplicateMember(name.encode("ascii", "backslashreplace").decode())
+            seen.add(name)
+    return document
+
+
+def _exact_number(text: str, numbers: Callable[[str], object]) -> object:
     value = float(text)
     if not math.isfinite(value):
         raise _NonFinite(text)
-    return value
+    if value == 0.0 and any(digit in "123456789" for digit in text.lower().split("e")[0]):
+        raise _NonFinite(text)  # underflow: a double would hold 0
+    return numbers(text)
+
+
+def dump_json(value: object) -> bytes:
+    """Compact UTF-8 JSON of what `load_json` returned (numbers as they were sent). Raises
+    UnicodeEncodeError on a lone surrogate, RecursionError when nested too deeply."""
+    return simplejson.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, use_decimal=True, allow_nan=False
+    ).encode("utf-8")
 
 
 def detect_mode(headers: Iterable[tuple[str, str]]) -> tuple[Mode, str | None]:
@@ -315,7 +371,8 @@ def _parse_structured(document: object, where: str, mode: Mode) -> ReceivedEvent
             content_type = "application/json"
     else:
         data = b""
-    event = _build(attributes, data, f"{where}attribute ")
+    # parse_structured prefixes `where` to every message; the label must not repeat it.
+    event = _build(attributes, data, "attribute ")
     return ReceivedEvent(
         event=event, data=data, mode=mode, content_type=content_type, attributes=attributes
     )
@@ -332,7 +389,13 @@ def _build(attributes: dict[str, Any], data: bytes, label: str) -> CloudEvent:
         raise InvalidEvent(f"unsupported specversion: only {SPECVERSION!r} is accepted")
     sdk_attributes = dict(attributes)
     if "time" in attributes:
-        sdk_attributes["time"] = _parse_time(attributes["time"], f"{label}time")
+        when = _parse_time(attributes["time"], f"{label}time")
+        if when is None:
+            # Valid RFC 3339 that a Python datetime cannot hold (year 0000): the SDK event goes
+            # without it; `attributes` (what is stored and forwarded) keeps the string as sent.
+            del sdk_attributes["time"]
+        else:
+            sdk_attributes["time"] = when
     if "datacontenttype" in attributes:
         check_media_type(attributes["datacontenttype"], f"{label}datacontenttype")
     if "dataschema" in attributes and not urlsplit(attributes["dataschema"]).scheme:
@@ -371,19 +434,24 @@ def _json_type(value: object) -> str:
         return "an object"
     if isinstance(value, list):
         return "an array"
-    if isinstance(value, float):
+    if isinstance(value, (float, Decimal, RawJSON)):
         return "a number with a fraction or exponent"
     return type(value).__name__
 
 
-def _parse_time(value: str, label: str) -> datetime:
-    """RFC 3339 as written; the datetime for the SDK (a leap second becomes :59)."""
+def _parse_time(value: str, label: str) -> datetime | None:
+    """RFC 3339 as written; the datetime for the SDK (a leap second becomes :59), or None for a
+    valid date in year 0000 (RFC 3339 allows 0000-9999; Python's datetime starts at year 1)."""
     match = _RFC3339.fullmatch(value)
     if not match:
         raise InvalidEvent(f"{label} is not an RFC 3339 timestamp")
     if match["second"] == "60":
         start, end = match.span("second")
         value = value[:start] + "59" + value[end:]
+    if value.startswith("0000-"):
+        # Check the rest on a year that has the same calendar rules (0 is a leap year, as 2000).
+        _parse_time("2000" + value[4:], label)
+        return None
     try:
         return isoparse(value)
     except (ValueError, OverflowError):
@@ -403,7 +471,7 @@ def _serialise_data(value: object, content_type: str | None, where: str) -> byte
     try:
         if isinstance(value, str) and content_type and not is_json_media_type(content_type):
             return value.encode("utf-8")
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return dump_json(value)
     except UnicodeEncodeError:
         raise InvalidEvent(f"{where}'data' holds a lone surrogate (not UTF-8 text)") from None
     except RecursionError:
@@ -411,18 +479,34 @@ def _serialise_data(value: object, content_type: str | None, where: str) -> byte
 
 
 def _check_duplicates(events: list[ReceivedEvent]) -> None:
+    """Copies of one event (same source and id) must be the same event: equal attributes and
+    equal data, JSON data compared as JSON values (member order and number spelling aside).
+    Each later copy is replaced by the first, so every copy is stored as the same bytes."""
     seen: dict[tuple[str, str], ReceivedEvent] = {}
     for index, received in enumerate(events):
         key = (received.event.get_source(), received.id)
         first = seen.setdefault(key, received)
-        if first is not received and (
-            first.attributes != received.attributes or first.data != received.data
-        ):
+        if first is received:
+            continue
+        if first.attributes == received.attributes and _same_data(first, received):
+            events[index] = first
+        else:
             raise InvalidEvent(
                 f"event {index}: same source and id as an earlier event of the batch, but a "
                 "different event (source + id must identify one event)",
                 index=index,
             )
+
+
+def _same_data(first: ReceivedEvent, second: ReceivedEvent) -> bool:
+    if first.data == second.data:
+        return True
+    if first.content_type != second.content_type or not is_json_media_type(first.content_type):
+        return False
+    try:
+        return load_json(first.data, numbers=Decimal) == load_json(second.data, numbers=Decimal)
+    except InvalidEvent:
+        return False
 
 
 def _sdk_message(error: Exception) -> str:

@@ -11,6 +11,12 @@ terminationGracePeriodSeconds by at least that margin.
 Connections that do not complete a request's headers within `header_timeout` seconds (of being
 opened, or of the previous answer on a keep-alive connection) are closed: an idle or trickling
 connection costs a file descriptor for a bounded time, never a request slot.
+
+Header memory: a request head is at most MAX_HEADERS lines of MAX_HEADER_FIELD_BYTES (longer:
+aiohttp's plain-text 400), and at most `max_connections` connections are open at once (those
+beyond are answered 503 `busy` and closed as soon as they are accepted), so unfinished heads
+cost at most max_connections x HEADER_MEMORY_PER_CONNECTION. aiohttp's own decompression is off:
+a compressed body is refused 415 by the receiver before it is read.
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from runtime.receiver.app import Receiver
 from runtime.receiver.logs import configure_logging, log_fields
-from runtime.receiver.settings import EnvReader, load_or_exit
+from runtime.receiver.settings import (
+    MAX_HEADER_FIELD_BYTES,
+    MAX_HEADERS,
+    EnvReader,
+    ServerSettings,
+    load_or_exit,
+)
 
 ShutdownHook = Callable[[], Awaitable[None]]
 SHUTDOWN_HOOK_SECONDS = 1.0
@@ -48,9 +60,11 @@ async def serve(
     started: Callable[[int], None] | None = None,
     on_shutdown: list[ShutdownHook] | None = None,
     header_timeout: float = 10.0,
+    max_connections: int = ServerSettings.max_connections,
 ) -> None:
     """Serve until `stop` is set, then drain. `started(port)` gets the bound port."""
-    runner = web.AppRunner(
+    runner = _CappedRunner(
+        max_connections,
         receiver.app,
         handle_signals=False,
         access_log=None,
@@ -60,7 +74,13 @@ async def serve(
         # aiohttp closes a connection that has no complete request after this long, counted
         # from the connection's start and from each answer: the header read deadline.
         keepalive_timeout=header_timeout,
+        max_headers=MAX_HEADERS,
+        max_field_size=MAX_HEADER_FIELD_BYTES,
+        max_line_size=MAX_HEADER_FIELD_BYTES,
+        # Bodies are stored as sent, and counted as read: never decompressed (415 instead).
+        auto_decompress=False,
     )
+    runner.on_refuse = receiver.metrics.rejected.labels("too-many-connections").inc
     await runner.setup()
     protocol_errors = _ProtocolErrors(receiver)
     logging.getLogger("aiohttp.server").addFilter(protocol_errors)
@@ -90,6 +110,53 @@ async def serve(
                 )
         logging.getLogger("aiohttp.server").removeFilter(protocol_errors)
         log_fields(receiver.logger, logging.INFO, "stopped", cut_short=cut_short)
+
+
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: 58\r\n\r\n"
+    b'{"error":"busy","message":"too many connections; retry"}\r\n'
+)
+
+
+class _Refuse(asyncio.Protocol):
+    """A connection over the cap: one 503 and close, nothing read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(_REFUSED)
+        transport.close()
+
+
+class _CappedRunner(web.AppRunner):
+    """An AppRunner whose sites accept at most `limit` open connections. aiohttp's Server lists
+    the connections it has (`connections`); those accepted in the same burst are not listed yet
+    (their `connection_made` runs a loop iteration later), so they are counted for one second."""
+
+    def __init__(self, limit: int, app: web.Application, **kwargs: object) -> None:
+        super().__init__(app, **kwargs)  # type: ignore[arg-type]
+        self.limit = limit
+        self._fresh: list[tuple[float, object]] = []
+        self.on_refuse: Callable[[], None] = lambda: None
+
+    @property
+    def server(self):  # type: ignore[override]
+        inner = super().server
+        return None if inner is None else self._accept
+
+    def _accept(self) -> asyncio.BaseProtocol:
+        inner = super().server
+        assert inner is not None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        listed = set(inner.connections)
+        self._fresh = [(t, h) for t, h in self._fresh if now - t < 1.0 and h not in listed]
+        if len(listed) + len(self._fresh) >= self.limit:
+            self.on_refuse()
+            return _Refuse()
+        handler = inner()
+        self._fresh.append((now, handler))
+        return handler
 
 
 class _ProtocolErrors(logging.Filter):
@@ -128,6 +195,7 @@ def run(
     host: str = "0.0.0.0",
     on_shutdown: list[ShutdownHook] | None = None,
     header_timeout: float = 10.0,
+    max_connections: int = ServerSettings.max_connections,
 ) -> int:
     """Block serving until SIGTERM or SIGINT; returns the exit code (0 after a clean drain).
 
@@ -150,6 +218,7 @@ def run(
             stop=stop,
             on_shutdown=on_shutdown,
             header_timeout=header_timeout,
+            max_connections=max_connections,
         )
 
     loop = asyncio.new_event_loop()
@@ -185,6 +254,7 @@ def main(
         port=settings.server.port,
         drain_timeout=settings.server.drain_timeout_seconds,
         header_timeout=settings.server.header_timeout_seconds,
+        max_connections=settings.server.max_connections,
         on_shutdown=[client.close],
     )
     # Everything acknowledged is done and everything unfinished was answered 503; what may still
@@ -212,8 +282,10 @@ class BackgroundServer:
         on_shutdown: list[ShutdownHook] | None = None,
         host: str = "127.0.0.1",
         header_timeout: float = 10.0,
+        max_connections: int = ServerSettings.max_connections,
     ) -> None:
         self.receiver = receiver
+        self._max_connections = max_connections
         self._header_timeout = header_timeout
         self.host = host
         self.port = 0
@@ -269,6 +341,7 @@ class BackgroundServer:
                 started=started,
                 on_shutdown=self._on_shutdown,
                 header_timeout=self._header_timeout,
+                max_connections=self._max_connections,
             )
 
         try:

@@ -102,12 +102,35 @@ MIB = 1024 * 1024
 # memory limit (256 Mi), so a bare `python -m ...` behaves as it would in a default pod.
 DEFAULT_MEMORY_LIMIT_BYTES = 256 * MIB
 # What the process needs besides request bodies: the interpreter, aiohttp, the cloudevents and
-# cloud SDKs, metrics, logs (measured: about 64 MiB after imports; the rest is headroom).
-RESERVED_MEMORY_BYTES = 96 * MIB
+# cloud SDKs, metrics, logs (measured: 40-65 MiB after imports), the relay's replay cache (up to
+# 12 MiB) and the unfinished request heads of MAX_CONNECTIONS connections (HEADER_MEMORY_BYTES).
+RESERVED_MEMORY_BYTES = 112 * MIB
 # Each byte of body admitted can cost up to three bytes at once: the chunks as they arrive, the
 # joined body, and the handler's working copy (the re-encoded data of a structured event, or the
 # upload buffer). The in-flight budget is a third of what is left after the reserve.
 BODY_MEMORY_FACTOR = 3
+# Parsing JSON costs far more than the body: Python holds every element as an object (an empty
+# array `[]`, two bytes of body, is a 56-byte list plus an 8-byte pointer; a number with a
+# fraction is kept as its text in a simplejson.RawJSON, about 140 bytes). Measured with
+# tracemalloc over parse_events (tests/runtime/test_receiver_hostile.py holds it to this): up to
+# 40 bytes per body byte
+# (`[1e1],[1e1],...`), 37 for `1.5,...`, 33 for `[[]],...`, 26 for `{},...`, 17 for a batch of
+# minimal events. A structured or batch request therefore reserves this many bytes of the budget
+# per body byte, and such bodies are limited to in_flight_bytes / JSON_MEMORY_FACTOR (1 MiB for
+# 256 Mi).
+JSON_MEMORY_FACTOR = 48
+# Events per batch request: each becomes an upload, and the request must finish within the
+# sender's timeout.
+MAX_BATCH_EVENTS = 1000
+# aiohttp keeps an unfinished request head in memory: at most MAX_HEADERS lines of
+# MAX_HEADER_FIELD_BYTES. Measured VmHWM growth per connection holding such a head: 480 KB for 30
+# lines of 8000 bytes (twice the raw bytes: the buffer and the parsed strings).
+MAX_HEADERS = 32
+MAX_HEADER_FIELD_BYTES = 8190
+HEADER_MEMORY_PER_CONNECTION = 512 * 1024
+# Open connections are capped (MAX_CONNECTIONS, default 64) so that their unfinished heads fit in
+# this share of the reserve.
+HEADER_MEMORY_BYTES = 32 * MIB
 CGROUP_V2_LIMIT = "/sys/fs/cgroup/memory.max"
 CGROUP_V1_LIMIT = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
 # cgroup v1 reports "no limit" as a page-rounded 2**63 - 1.
@@ -135,6 +158,8 @@ class ServerSettings:
     in_flight_bytes: int = (
         DEFAULT_MEMORY_LIMIT_BYTES - RESERVED_MEMORY_BYTES
     ) // BODY_MEMORY_FACTOR
+    max_batch_events: int = MAX_BATCH_EVENTS
+    max_connections: int = HEADER_MEMORY_BYTES // HEADER_MEMORY_PER_CONNECTION
 
 
 def in_flight_budget(memory_limit_bytes: int) -> int:
@@ -170,7 +195,9 @@ def read_server_settings(
     """PORT, HOST, MAX_BODY_BYTES (default `max_body_bytes`: each runtime sizes its own),
     DRAIN_TIMEOUT_SECONDS, MAX_IN_FLIGHT, LOG_LEVEL, HEADER_TIMEOUT_SECONDS, BODY_TIMEOUT_SECONDS
     (default `body_timeout_seconds`, likewise),
-    MEMORY_LIMIT_BYTES (default: the cgroup limit, else 256 MiB).
+    MEMORY_LIMIT_BYTES (default: the cgroup limit, else 256 MiB), MAX_BATCH_EVENTS,
+    MAX_CONNECTIONS (open connections; those beyond are answered 503 and closed on accept; each
+    one over the default takes HEADER_MEMORY_PER_CONNECTION from the in-flight budget).
 
     Raises SettingError when MAX_BODY_BYTES does not fit the in-flight budget the memory limit
     allows: such a body could never be admitted.
@@ -179,13 +206,20 @@ def read_server_settings(
     memory_limit = env.integer("MEMORY_LIMIT_BYTES", 0, minimum=1)
     if not memory_limit:
         memory_limit = cgroup_limit() or DEFAULT_MEMORY_LIMIT_BYTES
-    budget = in_flight_budget(memory_limit)
+    max_connections = env.integer(
+        "MAX_CONNECTIONS", defaults.max_connections, minimum=1, maximum=100_000
+    )
+    # Connections beyond what the reserve's header share covers take their heads' memory from
+    # the body budget.
+    extra_heads = max(0, max_connections - defaults.max_connections) * HEADER_MEMORY_PER_CONNECTION
+    budget = in_flight_budget(memory_limit - extra_heads)
     body_limit = env.integer("MAX_BODY_BYTES", max_body_bytes, minimum=1)
     if body_limit > budget:
         raise SettingError(
             "MAX_BODY_BYTES",
             f"must be at most {budget} bytes, the in-flight budget a memory limit of "
-            f"{memory_limit} bytes allows (raise the memory limit or lower the body limit)",
+            f"{memory_limit} bytes allows with MAX_CONNECTIONS {max_connections} (raise the "
+            "memory limit or lower the body limit)",
         )
     return ServerSettings(
         port=env.integer("PORT", defaults.port, minimum=0, maximum=65535),
@@ -204,6 +238,10 @@ def read_server_settings(
         ),
         memory_limit_bytes=memory_limit,
         in_flight_bytes=budget,
+        max_batch_events=env.integer(
+            "MAX_BATCH_EVENTS", defaults.max_batch_events, minimum=1, maximum=100_000
+        ),
+        max_connections=max_connections,
     )
 
 

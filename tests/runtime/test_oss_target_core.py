@@ -202,10 +202,21 @@ def test_metadata_values_are_percent_encoded_so_headers_stay_ascii_and_single_li
     assert all(value.isascii() and value.isprintable() for value in headers.values())
 
 
-def test_oversized_metadata_is_refused_before_writing():
-    event = structured_event(big="x" * MAX_METADATA_BYTES)
-    with pytest.raises(InvalidEvent, match="metadata"):
-        plan_write(event, prefix="", store="data")
+def test_oversized_metadata_leaves_out_the_largest_attributes_and_says_which():
+    """A 3000-byte UTF-8 subject takes 9000 bytes percent-encoded: over OSS's 8 KiB. The event is
+    stored without it (and without `big`), every other attribute kept, the omission recorded."""
+    event = structured_event(big="x" * MAX_METADATA_BYTES, subject="é" * 1500, small="y")
+    write = plan_write(event, prefix="", store="data")
+    assert write.headers["x-oss-meta-omitted-attributes"] == "subject,big"
+    assert "x-oss-meta-ce-subject" not in write.headers
+    assert write.headers["x-oss-meta-ce-small"] == "y"
+    assert write.headers["x-oss-meta-ce-id"] == event.id
+    size = sum(
+        len(n) - len("x-oss-meta-") + len(v)
+        for n, v in write.headers.items()
+        if n.startswith("x-oss-meta-")
+    )
+    assert size <= MAX_METADATA_BYTES
 
 
 @pytest.mark.parametrize(

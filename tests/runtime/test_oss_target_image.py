@@ -39,6 +39,7 @@ def test_image_requirements_are_pinned_like_the_runtime_union():
         "prometheus-client",
         "python-dateutil",
         "zstandard",
+        "simplejson",
     }
     union = requirement_pins(ROOT / "runtime/requirements.txt")
     assert {name: union[name] for name in own} == own

@@ -44,7 +44,7 @@ class Accepting:
 def serve(handler=None, **options):
     defaults = {"name": "limits", "max_body_bytes": 4096, "body_timeout": 1.0}
     receiver = Receiver(handler or Accepting(), **{**defaults, **options})
-    return BackgroundServer(receiver, drain_timeout=2, header_timeout=1.0)
+    return BackgroundServer(receiver, drain_timeout=2, header_timeout=1.0, max_connections=256)
 
 
 def stalled(port: int, announced: int = 1000) -> socket.socket:

@@ -11,6 +11,7 @@ import pytest
 from runtime.receiver.logs import JsonFormatter, configure_logging, log_fields
 from runtime.receiver.settings import (
     MIB,
+    RESERVED_MEMORY_BYTES,
     EnvReader,
     ServerSettings,
     SettingError,
@@ -36,8 +37,29 @@ def test_defaults():
         header_timeout_seconds=10.0,
         body_timeout_seconds=10.0,
         memory_limit_bytes=256 * MIB,
-        in_flight_bytes=(256 - 96) * MIB // 3,
+        in_flight_bytes=(256 - 112) * MIB // 3,
+        max_batch_events=1000,
+        max_connections=64,
     )
+
+
+def test_batch_and_connection_limits_are_settings():
+    env = EnvReader({"MAX_BATCH_EVENTS": "10", "MAX_CONNECTIONS": "100"})
+    settings = read_server_settings(env, max_body_bytes=MIB, cgroup_limit=no_cgroup)
+    assert (settings.max_batch_events, settings.max_connections) == (10, 100)
+
+
+def test_connections_over_the_default_take_their_heads_from_the_body_budget():
+    limit = 512 * MIB
+    base = read_server_settings(
+        EnvReader({"MEMORY_LIMIT_BYTES": str(limit)}), cgroup_limit=no_cgroup
+    )
+    more = read_server_settings(
+        EnvReader({"MEMORY_LIMIT_BYTES": str(limit), "MAX_CONNECTIONS": "128"}),
+        cgroup_limit=no_cgroup,
+    )
+    assert more.in_flight_bytes == (limit - RESERVED_MEMORY_BYTES - 64 * 512 * 1024) // 3
+    assert more.in_flight_bytes < base.in_flight_bytes
 
 
 @pytest.mark.parametrize(
@@ -51,15 +73,17 @@ def test_defaults():
 def test_the_in_flight_budget_follows_the_memory_limit(environ, cgroup, limit):
     settings = read_server_settings(EnvReader(environ), cgroup_limit=lambda: cgroup)
     assert settings.memory_limit_bytes == limit
-    assert settings.in_flight_bytes == in_flight_budget(limit) == (limit - 96 * MIB) // 3
+    assert (
+        settings.in_flight_bytes == in_flight_budget(limit) == (limit - RESERVED_MEMORY_BYTES) // 3
+    )
     # What the budget admits, plus the reserve, stays inside the limit.
-    assert 3 * settings.in_flight_bytes + 96 * MIB <= limit
+    assert 3 * settings.in_flight_bytes + RESERVED_MEMORY_BYTES <= limit
 
 
 def test_a_body_limit_the_memory_limit_cannot_hold_is_refused_at_start():
     env = EnvReader({"MEMORY_LIMIT_BYTES": str(128 * MIB)})
     with pytest.raises(SettingError) as caught:
-        read_server_settings(env, cgroup_limit=no_cgroup)  # 16 MiB > (128 - 96) / 3 MiB
+        read_server_settings(env, cgroup_limit=no_cgroup)  # 16 MiB > (128 - 112) / 3 MiB
     assert caught.value.name == "MAX_BODY_BYTES"
     small = read_server_settings(env, max_body_bytes=MIB, cgroup_limit=no_cgroup)
     assert small.max_body_bytes == MIB

@@ -13,6 +13,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from runtime.receiver import BackgroundServer, EnvReader, SettingError
+from runtime.receiver.settings import BODY_MEMORY_FACTOR, RESERVED_MEMORY_BYTES
 from runtime.relay.app import build_relay
 from runtime.relay.settings import read_settings
 from tests.fakes.sink import CloudEventsSink
@@ -69,7 +70,12 @@ def start_relay(sink_url: str, clock=time.time, **environ):
         )
     )
     receiver, forwarder = build_relay(settings, clock)
-    return BackgroundServer(receiver, on_shutdown=[forwarder.close], drain_timeout=1)
+    return BackgroundServer(
+        receiver,
+        on_shutdown=[forwarder.close],
+        drain_timeout=1,
+        max_connections=settings.server.max_connections,
+    )
 
 
 @pytest.fixture
@@ -700,13 +706,20 @@ def test_cos_handler_delivers_signed_through_the_relay_to_the_sink(sink, relay):
 def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
     """The worst case: an attacker replays captured signed headers on 80 connections, each
     announcing a maximum-size body and sending nothing. The byte budget (default memory limit)
-    admits them all at the relay's 256 KiB limit; the read deadline frees their bytes, a real
-    event is still answered within a few seconds, and every stalled connection is told 408 and
-    closed."""
+    admits them all at the relay's 256 KiB limit (a body reserves its size while it is read, the
+    JSON parsing cost only once it is complete); the read deadline frees their bytes, a real event
+    is still answered within a few seconds, and every stalled connection is told 408 or 503 and
+    closed. (MAX_CONNECTIONS is raised above the 80: with the default 64 the 81st connection would
+    be refused 503 at once, tested elsewhere.)"""
     import socket
 
     with start_relay(
-        sink.url, BODY_TIMEOUT_SECONDS="2", MEMORY_LIMIT_BYTES=str(256 << 20)
+        sink.url,
+        BODY_TIMEOUT_SECONDS="2",
+        # 36 connections over the default take 18 MiB of heads from the budget: a bit more
+        # memory keeps 1 MiB structured bodies within the JSON limit.
+        MEMORY_LIMIT_BYTES=str(300 << 20),
+        MAX_CONNECTIONS="100",
     ) as relay:
         captured, _ = signed_request()
         head = "".join(f"{k}: {v}\r\n" for k, v in captured.items())
@@ -743,9 +756,10 @@ def test_wrong_signature_claims_filling_the_budget_do_not_queue_a_real_event(sin
     import base64
     import socket
 
-    budget = 4 << 20  # MEMORY_LIMIT_BYTES = 96 MiB reserved + 3 x budget
+    budget = 4 << 20
+    memory_limit = RESERVED_MEMORY_BYTES + BODY_MEMORY_FACTOR * budget
     with start_relay(
-        sink.url, BODY_TIMEOUT_SECONDS="20", MEMORY_LIMIT_BYTES=str((96 << 20) + 3 * budget)
+        sink.url, BODY_TIMEOUT_SECONDS="20", MEMORY_LIMIT_BYTES=str(memory_limit)
     ) as relay:
         claims = []
         for n in range(budget // (256 << 10) + 8):

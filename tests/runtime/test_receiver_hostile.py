@@ -1,0 +1,323 @@
+"""The receiving core against input that costs more than its bytes: JSON that multiplies in
+memory, compressed bodies, unfinished request heads held open by many connections. Sizes are
+small; memory is measured with tracemalloc (process-wide), never with timings."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+import threading
+import time
+import tracemalloc
+
+import pytest
+import requests
+
+from runtime.receiver import BackgroundServer, Delivery, Receiver, error_response
+from runtime.receiver.events import parse_events
+from runtime.receiver.settings import (
+    HEADER_MEMORY_PER_CONNECTION,
+    JSON_MEMORY_FACTOR,
+    MAX_HEADERS,
+)
+
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+HEAD = b'{"specversion":"1.0","id":"m","source":"s","type":"t","data":['
+CE = b"ce-specversion: 1.0\r\nce-type: t\r\nce-source: s\r\nce-id: x\r\n"
+
+
+async def accept(delivery: Delivery):
+    return error_response(202, "accepted", "ok")
+
+
+def worst_json(kind: str, size: int) -> tuple[str, bytes]:
+    """A body of about `size` bytes made of what costs Python the most memory per byte."""
+    unit = {
+        "lists": b"[[]],",
+        "arrays": b"[],",
+        "objects": b"{},",
+        "numbers": b"1.5,",
+        "exponents-in-lists": b"[1e1],",
+    }[kind]
+    count = max(1, (size - len(HEAD) - 8) // len(unit))
+    return STRUCTURED, HEAD + unit * count + b"[]]}"
+
+
+@pytest.mark.parametrize("kind", ["lists", "arrays", "objects", "numbers", "exponents-in-lists"])
+def test_parsing_costs_at_most_the_json_memory_factor_per_body_byte(kind):
+    content_type, body = worst_json(kind, 600_000)
+    tracemalloc.start()
+    try:
+        parse_events([("Content-Type", content_type)], body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= JSON_MEMORY_FACTOR * len(body), (kind, peak / len(body))
+
+
+def test_a_batch_of_minimal_events_costs_at_most_the_factor():
+    body = (
+        b"["
+        + b",".join(
+            b'{"specversion":"1.0","id":"%d","source":"s","type":"t"}' % i for i in range(3000)
+        )
+        + b"]"
+    )
+    tracemalloc.start()
+    try:
+        parse_events([("Content-Type", BATCH)], body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= JSON_MEMORY_FACTOR * len(body)
+
+
+def test_json_bodies_are_limited_to_what_the_budget_can_parse():
+    """Budget 2 MiB, body limit 1 MiB: a structured body may be at most 2 MiB / factor; at that
+    size the whole request (read, parse, handler) stays within about the budget, and a 1 MiB body
+    of empty arrays (33 MiB once parsed) is 413 before it is read. Binary bodies keep 1 MiB."""
+    budget = 2 * 1024 * 1024
+    receiver = Receiver(
+        accept, name="json", max_body_bytes=1024 * 1024, in_flight_bytes=budget, body_timeout=5
+    )
+    assert receiver.max_json_body_bytes == budget // JSON_MEMORY_FACTOR
+    _, fits = worst_json("lists", receiver.max_json_body_bytes)
+    _, too_big = worst_json("lists", 1024 * 1024)
+    with BackgroundServer(receiver, drain_timeout=2) as server:
+        tracemalloc.start()
+        try:
+            ok = requests.post(
+                server.url, data=fits, headers={"Content-Type": STRUCTURED}, timeout=30
+            )
+            refused = requests.post(
+                server.url, data=too_big, headers={"Content-Type": STRUCTURED}, timeout=30
+            )
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        binary = requests.post(
+            server.url,
+            data=b"x" * (1024 * 1024),
+            headers={"ce-specversion": "1.0", "ce-id": "b", "ce-source": "s", "ce-type": "t"},
+            timeout=30,
+        )
+    assert ok.status_code == 202, ok.text
+    assert refused.status_code == 413 and refused.json()["error"] == "body-too-large"
+    assert "JSON" in refused.json()["message"]
+    assert binary.status_code == 202
+    # The client's own copies of the two bodies are traced too (same process).
+    assert peak <= budget + len(fits) + 2 * len(too_big) + 1024 * 1024, peak
+
+
+def test_a_batch_over_the_event_limit_is_413():
+    receiver = Receiver(accept, name="batch", max_body_bytes=1 << 20, max_batch_events=3)
+    events = [{"specversion": "1.0", "id": str(i), "source": "s", "type": "t"} for i in range(4)]
+    with BackgroundServer(receiver, drain_timeout=2) as server:
+        three = requests.post(
+            server.url, data=json.dumps(events[:3]), headers={"Content-Type": BATCH}, timeout=5
+        )
+        four = requests.post(
+            server.url, data=json.dumps(events), headers={"Content-Type": BATCH}, timeout=5
+        )
+    assert three.status_code == 202
+    assert four.status_code == 413 and four.json()["error"] == "too-many-events"
+
+
+def raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not data:
+                break
+            answer += data
+    return answer
+
+
+BOMB = gzip.compress(b"\0" * (4 * 1024 * 1024), 9)
+
+
+@pytest.mark.parametrize(
+    ("framing", "body"),
+    [
+        (b"Content-Encoding: gzip\r\nContent-Length: %d\r\n" % len(BOMB), BOMB),
+        (b"Content-Encoding: gzip\r\nContent-Length: 5\r\n", b"hello"),  # not gzip at all
+        (b"Content-Encoding: br\r\nContent-Length: 5\r\n", b"hello"),
+        (b"Content-Encoding: identity, deflate\r\nContent-Length: 5\r\n", b"hello"),
+        (b"Transfer-Encoding: gzip, chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    ],
+    ids=["gzip-bomb", "invalid-gzip", "br", "deflate-after-identity", "te-gzip-chunked"],
+)
+def test_content_codings_are_415_before_the_body_is_read(framing, body):
+    seen: list[Delivery] = []
+
+    async def handler(delivery: Delivery):
+        seen.append(delivery)
+        return error_response(202, "accepted", "ok")
+
+    receiver = Receiver(handler, name="codings", max_body_bytes=1024 * 1024, body_timeout=2)
+    with BackgroundServer(receiver, drain_timeout=2) as server:
+        answer = raw(
+            server.port,
+            b"POST / HTTP/1.1\r\nHost: x\r\n"
+            + CE
+            + b"Content-Type: text/plain\r\n"
+            + framing
+            + b"\r\n"
+            + body,
+        )
+        assert receiver.budget.used == 0
+    head, _, text = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 415"), answer[:300]
+    assert json.loads(text)["error"] == "unsupported-encoding"
+    assert seen == []
+
+
+def test_identity_coding_is_accepted_and_stored_as_sent():
+    seen: list[Delivery] = []
+
+    async def handler(delivery: Delivery):
+        seen.append(delivery)
+        return error_response(202, "accepted", "ok")
+
+    receiver = Receiver(handler, name="identity", max_body_bytes=4096)
+    with BackgroundServer(receiver, drain_timeout=2) as server:
+        answer = raw(
+            server.port,
+            b"POST / HTTP/1.1\r\nHost: x\r\n" + CE + b"Content-Type: text/plain\r\n"
+            b"Content-Encoding: identity\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        )
+    assert answer.startswith(b"HTTP/1.1 202")
+    assert seen[0].body == b"hello"
+
+
+def test_connections_over_the_cap_get_503_and_unfinished_heads_are_bounded():
+    """Five connections hold unfinished heads (MAX_HEADERS - 2 lines of 8000 bytes each); the
+    sixth is answered 503 busy at once; once they go, requests are served again. Each held head
+    costs less than HEADER_MEMORY_PER_CONNECTION (tracemalloc)."""
+    receiver = Receiver(accept, name="conns", max_body_bytes=4096)
+    head = b"POST / HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"x-h%d: %s\r\n" % (i, b"a" * 8000) for i in range(MAX_HEADERS - 2)
+    )
+    with BackgroundServer(receiver, drain_timeout=2, header_timeout=30, max_connections=5) as srv:
+        time.sleep(0.2)
+        tracemalloc.start()
+        try:
+            held = []
+            for _ in range(5):
+                sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                sock.sendall(head)
+                held.append(sock)
+            time.sleep(0.5)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        refused = raw(srv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        for sock in held:
+            sock.close()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                answer = requests.get(srv.url + "healthz", timeout=5)
+                if answer.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert refused.startswith(b"HTTP/1.1 503"), refused[:200]
+    assert json.loads(refused.partition(b"\r\n\r\n")[2])["error"] == "busy"
+    assert answer.status_code == 200
+    assert peak < 5 * HEADER_MEMORY_PER_CONNECTION, peak / 5
+
+
+def test_a_head_with_more_than_max_headers_lines_is_refused():
+    receiver = Receiver(accept, name="heads", max_body_bytes=4096)
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"x-h%d: a\r\n" % i for i in range(MAX_HEADERS + 1)
+    )
+    with BackgroundServer(receiver, drain_timeout=2) as server:
+        answer = raw(server.port, head + b"\r\n")
+    assert answer.split(b" ", 2)[1] == b"400", answer[:200]
+    assert answer.endswith(b"Too many headers received")
+
+
+def test_a_sender_that_disconnects_while_waiting_for_the_budget_leaves_the_queue():
+    """Budget full (a handler holds it); a second sender queues for room, then hangs up. Its
+    place is given up at once (not after the 30 s wait), counted as a disconnect."""
+    release = threading.Event()
+
+    async def holding(delivery: Delivery):
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return error_response(202, "accepted", "ok")
+
+    receiver = Receiver(
+        holding, name="leave", max_body_bytes=500, in_flight_bytes=500, body_timeout=30
+    )
+    head = b"POST / HTTP/1.1\r\nHost: x\r\n" + CE + b"Content-Type: text/plain\r\n"
+    with BackgroundServer(receiver, drain_timeout=2) as server:
+        hog = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        hog.sendall(head + b"Content-Length: 500\r\n\r\n" + b"x" * 500)
+        wait_until(lambda: receiver.budget.used == 500)
+        waiter = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        waiter.sendall(head + b"Content-Length: 400\r\n\r\n")
+        wait_until(lambda: len(receiver.budget._waiters) == 1)
+        waiter.close()
+        wait_until(lambda: not receiver.budget._waiters, seconds=10)
+        release.set()
+        assert hog.recv(100).startswith(b"HTTP/1.1 202")
+        hog.close()
+        disconnects = requests.get(server.url + "metrics", timeout=5).text
+    assert "leave_client_disconnects_total 1.0" in disconnects
+
+
+def wait_until(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not reached"
+        time.sleep(0.01)
+
+
+def test_trickling_chunked_senders_hold_what_they_sent_not_the_limit():
+    """Budget 1 MiB = the body limit. Four chunked senders trickle a byte and wait: each holds
+    the first step (64 KiB), not 1 MiB, so a real request is admitted at once (before the fix
+    it queued behind them until its wait ran out: 503). A chunked body of 600 KB still grows its
+    reservation to its size and is accepted."""
+    seen: list[Delivery] = []
+
+    async def handler(delivery: Delivery):
+        seen.append(delivery)
+        return error_response(202, "accepted", "ok")
+
+    receiver = Receiver(
+        handler, name="trickle", max_body_bytes=1 << 20, in_flight_bytes=1 << 20, body_timeout=3
+    )
+    head = b"POST / HTTP/1.1\r\nHost: x\r\n" + CE + b"Content-Type: text/plain\r\n"
+    with BackgroundServer(receiver, drain_timeout=2) as server:
+        tricklers = []
+        for _ in range(4):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n")
+            tricklers.append(sock)
+        wait_until(lambda: receiver.budget.used == 4 * 64 * 1024)
+        real = raw(server.port, head + b"Content-Length: 5\r\nConnection: close\r\n\r\nhello")
+        big = requests.post(
+            server.url,
+            data=iter([b"y" * 100_000] * 6),
+            headers={"ce-specversion": "1.0", "ce-id": "c", "ce-source": "s", "ce-type": "t"},
+            timeout=10,
+        )
+        for sock in tricklers:
+            sock.close()
+        wait_until(lambda: receiver.budget.used == 0)
+    assert real.startswith(b"HTTP/1.1 202"), real[:200]
+    assert big.status_code == 202
+    assert len(seen[-1].body) == 600_000
