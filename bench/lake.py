@@ -112,8 +112,10 @@ def start_target(endpoint: str, extra: dict[str, str]) -> tuple[subprocess.Popen
         "OSS_ACCESS_KEY_SECRET": SK,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        # The same request concurrency for both targets (the batched one defaults to 200).
+        # The same request concurrency for both targets (the batched one defaults to 200), and
+        # room for the load generator's 200 connections (MAX_CONNECTIONS defaults to 64).
         "MAX_IN_FLIGHT": "256",
+        "MAX_CONNECTIONS": "256",
         **extra,
     }
     process = subprocess.Popen(

@@ -22,6 +22,7 @@ from runtime.alibaba_oss_target.settings import read_settings
 from runtime.receiver import BackgroundServer, EnvReader
 from runtime.receiver.events import parse_events
 from runtime.receiver.retry import RetryPolicy
+from runtime.receiver.settings import BODY_MEMORY_FACTOR, RESERVED_MEMORY_BYTES
 from tests.fakes.objectstore import ObjectStoreEmulator
 
 BUCKET = "lake-bucket"
@@ -322,7 +323,7 @@ def test_sigterm_drain_flushes_open_objects_in_time(start_target, store):
 def test_waiting_requests_keep_their_bytes_in_the_receivers_budget(start_target, store):
     # A budget of 4,000 bytes: three waiting requests of ~1,200 bytes fill it.
     server = start_target(
-        MEMORY_LIMIT_BYTES=str(96 * 1024 * 1024 + 3 * 4000),
+        MEMORY_LIMIT_BYTES=str(RESERVED_MEMORY_BYTES + BODY_MEMORY_FACTOR * 4000),
         MAX_BODY_BYTES="1500",
         BATCH_MAX_BYTES="4000",
         BODY_TIMEOUT_SECONDS="0.5",
