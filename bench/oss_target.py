@@ -39,6 +39,7 @@ AK, SK = "bench-ak", "bench-sk"
 KIB = 1024
 MIB = 1024 * KIB
 POD_LIMIT_MIB = 256  # the component's default memory limit for the target's container
+MEMORY_LIMIT_MIB = POD_LIMIT_MIB  # what the target is told its limit is (--memory-limit-mib)
 
 # (size, concurrency) -> events per round. Large bodies get fewer events (a round stays ~1-4 s).
 CELLS = {
@@ -233,7 +234,8 @@ def free_port() -> int:
 
 
 def start_target(endpoint: str) -> tuple[subprocess.Popen, str]:
-    """The target with its default settings (INFO logs to /dev/null)."""
+    """The target with its default settings (INFO logs to /dev/null) and the pod's memory limit
+    (`MEMORY_LIMIT_MIB`, the component's default unless --memory-limit-mib says otherwise)."""
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -245,7 +247,7 @@ def start_target(endpoint: str) -> tuple[subprocess.Popen, str]:
         "PORT": str(port),
         # What the component sets in the pod (its default 256 Mi limit): the receiving core
         # derives its in-flight byte budget from it, as it would from the cgroup.
-        "MEMORY_LIMIT_BYTES": str(POD_LIMIT_MIB * MIB),
+        "MEMORY_LIMIT_BYTES": str(MEMORY_LIMIT_MIB * MIB),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "runtime.alibaba_oss_target"],
@@ -396,6 +398,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="three small cells, one round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
     parser.add_argument("--large", action="store_true", help="only the 8 MiB cells and probes")
+    parser.add_argument(
+        "--memory-limit-mib", type=int, default=POD_LIMIT_MIB, help="the target's MEMORY_LIMIT"
+    )
     parser.add_argument("--role", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.role == "load":
@@ -414,6 +419,8 @@ def main() -> None:
         role_null_oss()
         return
 
+    global MEMORY_LIMIT_MIB
+    MEMORY_LIMIT_MIB = args.memory_limit_mib
     cells, rounds = (QUICK_CELLS, 1) if args.quick else (CELLS, max(1, args.rounds))
     null_cells = QUICK_NULL_CELLS if args.quick else NULL_CELLS
     if args.large:
@@ -464,7 +471,8 @@ def main() -> None:
     )
     print(
         f"target peak RSS over the whole run (VmHWM): {peak_rss / 1024:.1f} MiB "
-        f"(the component's default memory limit: {POD_LIMIT_MIB} MiB)"
+        f"(MEMORY_LIMIT_BYTES {MEMORY_LIMIT_MIB} MiB; the component's default memory limit: "
+        f"{POD_LIMIT_MIB} MiB)"
     )
     print(
         f"CPU per 1 KiB PUT, one at a time: the target's writer {put_cpu['writer'] * 1000:.2f} ms, "

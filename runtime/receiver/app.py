@@ -28,11 +28,11 @@ from runtime.receiver.errors import (
     RequestRejected,
     RequestTimeout,
 )
-from runtime.receiver.events import Mode, ReceivedEvent, parse_events
+from runtime.receiver.events import Mode, ReceivedEvent, detect_mode, parse_events
 from runtime.receiver.logs import log_fields
 from runtime.receiver.metrics import ReceiverMetrics
 from runtime.receiver.responses import error_response, rejection_response
-from runtime.receiver.settings import ServerSettings
+from runtime.receiver.settings import STRUCTURED_BODY_WEIGHT, ServerSettings
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,10 @@ class Receiver:
 
     Per POST: the headers are checked (valid UTF-8, then `check_headers`), the declared size is
     checked against `max_body_bytes`, the request reserves its size in a byte budget of
-    `in_flight_bytes` (Content-Length, or `max_body_bytes` when chunked; 503 `busy` when it stays
-    full for `body_timeout` seconds), only then is `100 Continue` sent and the body read (408 and
+    `in_flight_bytes` (Content-Length, or `max_body_bytes` when chunked; a structured or batch
+    body, which is decoded and re-encoded besides, `STRUCTURED_BODY_WEIGHT` times that, never
+    more than the whole budget; 503 `busy` when it stays full for `body_timeout` seconds), only
+    then is `100 Continue` sent and the body read (408 and
     close when it takes longer than `body_timeout`), authenticated, parsed, and handed to the
     handler, at most `max_in_flight` handlers at once (a request waits for a handler slot only
     once its body is complete, so a slow sender holds bytes of the budget but no slot). Memory is
@@ -193,7 +195,9 @@ class Receiver:
                 raise BodyTooLarge(
                     f"body of {declared} bytes exceeds the limit of {self.max_body_bytes} bytes"
                 )
-            size = self.max_body_bytes if declared is None else declared
+            size = _reservation(
+                request, self.max_body_bytes if declared is None else declared, self.budget
+            )
             if not self.budget.try_acquire(size):
                 try:
                     await _within(self.budget.acquire(size), self.body_timeout)
@@ -283,6 +287,20 @@ class Receiver:
         return web.Response(
             body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+
+def _reservation(request: web.Request, size: int, budget: ByteBudget) -> int:
+    """Bytes of the budget a body of `size` takes: its size in binary mode (the data is the body
+    itself, held once), STRUCTURED_BODY_WEIGHT times it otherwise (what is not binary is a JSON
+    body, or refused once read), and never more than the whole budget, so that every body within
+    the size limit can be admitted."""
+    try:
+        mode, _ = detect_mode(request.headers.items())
+    except RequestRejected:
+        mode = "structured"  # answered 415 after the body is read and authenticated, as before
+    if mode != "binary":
+        size = int(size * STRUCTURED_BODY_WEIGHT)
+    return min(size, budget.capacity)
 
 
 async def _within(awaitable: Awaitable[T], seconds: float) -> T:

@@ -104,10 +104,15 @@ DEFAULT_MEMORY_LIMIT_BYTES = 256 * MIB
 # What the process needs besides request bodies: the interpreter, aiohttp, the cloudevents and
 # cloud SDKs, metrics, logs (measured: about 64 MiB after imports; the rest is headroom).
 RESERVED_MEMORY_BYTES = 96 * MIB
-# Each byte of body admitted can cost up to three bytes at once: the chunks as they arrive, the
-# joined body, and the handler's working copy (the re-encoded data of a structured event, or the
-# upload buffer). The in-flight budget is a third of what is left after the reserve.
-BODY_MEMORY_FACTOR = 3
+# A body is held once: read into one buffer of its Content-Length (runtime.receiver.body) and, in
+# the OSS target, uploaded from that buffer in slices. In binary mode the event's data is that
+# buffer; a structured or batch body is also decoded and its data re-encoded, which costs another
+# 2-2.75 bytes per body byte for a moment (measured for text, JSON and base64 data). The in-flight
+# budget is half of what is left after the reserve; a binary-mode body reserves its size, a JSON
+# body STRUCTURED_BODY_WEIGHT times it (the third of the free memory JSON bodies had when every
+# body counted three times: chunks, the joined body and a working copy).
+BODY_MEMORY_FACTOR = 2
+STRUCTURED_BODY_WEIGHT = 1.5
 CGROUP_V2_LIMIT = "/sys/fs/cgroup/memory.max"
 CGROUP_V1_LIMIT = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
 # cgroup v1 reports "no limit" as a page-rounded 2**63 - 1.

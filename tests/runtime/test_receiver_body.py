@@ -141,3 +141,60 @@ def test_nothing_is_read_past_content_length_a_pipelined_request_follows():
         answer = read_all(sock)
     assert answer.count(b"HTTP/1.1 202") == 2
     assert [bytes(d.body) for d in handler.deliveries] == [first, second]
+
+
+class Recording(Accepting):
+    """Notes the budget in use while each delivery is handled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used: list[int] = []
+        self.receiver: Receiver | None = None
+
+    async def __call__(self, delivery):
+        self.used.append(self.receiver.budget.used)
+        return await super().__call__(delivery)
+
+
+STRUCTURED = "Content-Type: application/cloudevents+json\r\n"
+
+
+@pytest.mark.parametrize(
+    ("in_flight", "framing", "body", "reserved"),
+    [
+        # binary mode: the data is the body itself, held once
+        (10_000, "Content-Length: 1000\r\n", b"x" * 1000, 1000),
+        (10_000, "Transfer-Encoding: chunked\r\n", b"x" * 1000, 4000),  # the size limit
+        # structured: decoded and re-encoded besides, 1.5 times
+        (10_000, STRUCTURED + "Content-Length: {n}\r\n", None, 1.5),
+        (10_000, STRUCTURED + "Transfer-Encoding: chunked\r\n", None, 6000),
+        # never more than the whole budget: a maximum-size JSON body is still admitted
+        (5_000, STRUCTURED + "Transfer-Encoding: chunked\r\n", None, 5000),
+    ],
+)
+def test_a_body_reserves_its_size_in_binary_mode_and_more_when_json(
+    in_flight, framing, body, reserved
+):
+    handler = Recording()
+    receiver = Receiver(
+        handler, name="weights", max_body_bytes=4000, in_flight_bytes=in_flight, body_timeout=2.0
+    )
+    handler.receiver = receiver
+    if body is None:
+        body = (
+            b'{"specversion":"1.0","id":"s","source":"s","type":"t","data":"' + b"y" * 900 + b'"}'
+        )
+    if isinstance(reserved, float):
+        reserved = int(len(body) * reserved)
+    framing = framing.format(n=len(body))
+    payload = chunked(body, [300]) if "chunked" in framing else body
+    if "Content-Type" in framing:
+        request = f"POST / HTTP/1.1\r\nHost: x\r\n{framing}Connection: close\r\n\r\n".encode()
+    else:
+        request = head("b", framing + "Connection: close\r\n")
+    with BackgroundServer(receiver, drain_timeout=2, header_timeout=2.0) as server:
+        with connect(server) as sock:
+            sock.sendall(request + payload)
+            assert status_of(read_all(sock)) == 202
+        assert receiver.budget.used == 0  # all given back
+    assert handler.used == [reserved]

@@ -36,7 +36,7 @@ def test_defaults():
         header_timeout_seconds=10.0,
         body_timeout_seconds=10.0,
         memory_limit_bytes=256 * MIB,
-        in_flight_bytes=(256 - 96) * MIB // 3,
+        in_flight_bytes=(256 - 96) * MIB // 2,
     )
 
 
@@ -51,15 +51,15 @@ def test_defaults():
 def test_the_in_flight_budget_follows_the_memory_limit(environ, cgroup, limit):
     settings = read_server_settings(EnvReader(environ), cgroup_limit=lambda: cgroup)
     assert settings.memory_limit_bytes == limit
-    assert settings.in_flight_bytes == in_flight_budget(limit) == (limit - 96 * MIB) // 3
+    assert settings.in_flight_bytes == in_flight_budget(limit) == (limit - 96 * MIB) // 2
     # What the budget admits, plus the reserve, stays inside the limit.
-    assert 3 * settings.in_flight_bytes + 96 * MIB <= limit
+    assert 2 * settings.in_flight_bytes + 96 * MIB <= limit
 
 
 def test_a_body_limit_the_memory_limit_cannot_hold_is_refused_at_start():
-    env = EnvReader({"MEMORY_LIMIT_BYTES": str(128 * MIB)})
+    env = EnvReader({"MEMORY_LIMIT_BYTES": str(120 * MIB)})
     with pytest.raises(SettingError) as caught:
-        read_server_settings(env, cgroup_limit=no_cgroup)  # 16 MiB > (128 - 96) / 3 MiB
+        read_server_settings(env, cgroup_limit=no_cgroup)  # 16 MiB > (120 - 96) / 2 MiB
     assert caught.value.name == "MAX_BODY_BYTES"
     small = read_server_settings(env, max_body_bytes=MIB, cgroup_limit=no_cgroup)
     assert small.max_body_bytes == MIB
