@@ -4,7 +4,7 @@
 
 Processes: the object-store emulator, the target (`python -m runtime.alibaba_oss_target` with its
 default settings: MAX_BODY_BYTES 16 MiB, MEMORY_LIMIT_BYTES unset and no cgroup limit here, so the
-256 MiB default and an in-flight budget of 53 MiB) and this load generator. N binary-mode events
+256 MiB default and an in-flight budget of 80 MiB) and this load generator. N binary-mode events
 of exactly MAX_BODY_BYTES are sent at once; the target's peak RSS (VmHWM) is printed next to the
 pod's default memory limit (256 MiB). Baseline in the same run: the same target's RSS when idle.
 A fresh target per run; medians over the runs.
