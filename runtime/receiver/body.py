@@ -1,7 +1,8 @@
 """Reading a request body under a size limit, chunked or not, without reading past the limit.
 
-One copy of each body: the bytes aiohttp's parser hands over are copied once, as they arrive,
-into the buffer that becomes the body, and dropped. Collecting the pieces and joining them at the
+One copy of each body: a body that arrives in one piece is that piece; otherwise the pieces
+aiohttp's parser hands over are copied, as they arrive, into one buffer of the declared size,
+and dropped. Collecting the pieces and joining them at the
 end (`readany()` + `b"".join`) held every body twice for a moment and did the whole copy in one
 go on the event loop; the profile of the OSS target under 8 MiB events had that join on top.
 """
@@ -13,11 +14,12 @@ from aiohttp import StreamReader, web
 from runtime.receiver.errors import BodyTooLarge
 
 
-async def read_body(request: web.BaseRequest, max_bytes: int) -> bytearray:
+async def read_body(request: web.BaseRequest, max_bytes: int) -> bytes | bytearray:
     """The whole body, or BodyTooLarge as soon as it is known to exceed `max_bytes`.
 
-    Returns a `bytearray` (bytes-like: `json.loads`, `hmac`, `==` with bytes, aiohttp and the OSS
-    SDK take it as they take bytes; nothing downstream mutates it).
+    Returns the piece itself when the body arrived in one (small bodies: no copy at all), else a
+    `bytearray` (bytes-like: `json.loads`, `hmac`, `==` with bytes, aiohttp and the OSS SDK take
+    it as they take bytes; nothing downstream mutates it).
 
     - Content-Length over the limit: refused before anything is read.
     - Content-Length within it: read into one buffer of exactly that size, filled as the pieces
@@ -36,17 +38,20 @@ async def read_body(request: web.BaseRequest, max_bytes: int) -> bytearray:
     return await _read_chunked(request.content, max_bytes)
 
 
-async def _read_declared(stream: StreamReader, size: int) -> bytearray:
+async def _read_declared(stream: StreamReader, size: int) -> bytes | bytearray:
+    # readchunk() hands over the parser's pieces one by one (readany() joins whatever is
+    # buffered, which is a copy of its own).
+    piece, _ = await stream.readchunk()
+    if len(piece) == size:
+        return piece
     body = bytearray(size)
     filled = 0
     with memoryview(body) as view:
-        # readchunk() hands over the parser's pieces one by one (readany() joins whatever is
-        # buffered, which is a copy of its own).
         while True:
-            piece, _ = await stream.readchunk()
             if not piece:
                 if stream.at_eof():
                     break
+                piece, _ = await stream.readchunk()
                 continue  # the end of an HTTP chunk, not of the body
             end = filled + len(piece)
             if end > size:
@@ -54,6 +59,7 @@ async def _read_declared(stream: StreamReader, size: int) -> bytearray:
                 raise BodyTooLarge(f"body exceeds its declared {size} bytes")
             view[filled:end] = piece
             filled = end
+            piece, _ = await stream.readchunk()
     if filled != size:
         raise ConnectionResetError(f"the body ended after {filled} of its {size} bytes")
     return body
