@@ -8,8 +8,14 @@ credentials from `RefreshingCredentials`, and raises its own exceptions (see err
 Integrity: the body's CRC-64/ECMA-182 is computed with `fastcrc` (0.03 ms per MiB, measured; the
 SDK's own upload check uses crcmod, ~2.7 ms per MiB holding the loop) and compared with the
 `x-oss-hash-crc64ecma` OSS answers, as the SDK does with its check enabled; a mismatch raises the
-SDK's `InconsistentError`. fastcrc holds the GIL, but for at most ~0.5 ms (16 MiB, the largest
-body the receiver accepts): less than handing the body to a thread would cost.
+SDK's `InconsistentError`.
+
+Large bodies (over `UPLOAD_SLICE_BYTES`) go to the SDK as an async iterable of memoryview slices
+with the Content-Length set, and the CRC is computed slice by slice as aiohttp sends them. Handed
+one 8 MiB bytes object, aiohttp (Python 3.11, the images') joins it with the request head and
+asyncio copies whatever the socket did not take at once into the transport's buffer: two more
+copies of the body, made on the event loop in one go (a quarter of the loop's time under 8 MiB
+events, profiled). Slices keep both copies to one slice at a time and no step holds the loop long.
 The SDK's own retries are off: the uploader retries with backoff inside a budget.
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import urllib.parse
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +41,12 @@ from runtime.alibaba_oss_target.settings import TargetSettings
 # ones: what OSS reports as x-oss-hash-crc64ecma (checked against crcmod and oss2 in the tests).
 crc64_ecma = crc64.xz
 
+# Bodies up to this size go to the SDK whole; larger ones as slices of this size (aiohttp writes
+# each and waits for the socket to drain before the next).
+UPLOAD_SLICE_BYTES = 256 * 1024
+
+Body = bytes | bytearray | memoryview
+
 
 @dataclass(frozen=True)
 class PutResult:
@@ -44,7 +57,7 @@ class PutResult:
 class ObjectWriter(Protocol):
     """Stores one object; raises the OSS SDK's exceptions (see errors.classify) on failure."""
 
-    async def put(self, key: str, body: bytes, headers: dict[str, str]) -> PutResult: ...
+    async def put(self, key: str, body: Body, headers: dict[str, str]) -> PutResult: ...
 
     async def close(self) -> None: ...
 
@@ -100,12 +113,26 @@ class OssWriter:
         self._client = AsyncClient(self._config, http_client=transport)
         return self._client
 
-    async def put(self, key: str, body: bytes, headers: dict[str, str]) -> PutResult:
+    async def put(self, key: str, body: Body, headers: dict[str, str]) -> PutResult:
+        """PUT `body` (bytes-like) at `key`; `headers` are sent as given. Raises the SDK's
+        exceptions, and its InconsistentError when OSS's CRC-64 differs from the body's."""
         client = self._client or self._open()
-        expected = crc64_ecma(body)
-        request = oss.PutObjectRequest(bucket=self._settings.bucket, key=key, body=body)
+        size = len(body) if not isinstance(body, memoryview) else body.nbytes
+        request = oss.PutObjectRequest(bucket=self._settings.bucket, key=key)
         request.headers = dict(headers)
-        result = await client.put_object(request)
+        if size <= UPLOAD_SLICE_BYTES:
+            request.body = body
+            result = await client.put_object(request)
+            sent, expected = size, crc64_ecma(body)
+        else:
+            slices = _CrcSlices(body, size)
+            request.body = slices.iterate()
+            request.content_length = size
+            result = await client.put_object(request)
+            sent, expected = slices.hashed, slices.crc
+        if sent != size:
+            # OSS answered before the whole body went out: nothing here says what it stored.
+            raise InconsistentError(client_crc="incomplete", server_crc=result.hash_crc64 or "")
         answered = result.hash_crc64
         if answered is not None and answered != str(expected):
             raise InconsistentError(client_crc=str(expected), server_crc=answered)
@@ -115,3 +142,24 @@ class OssWriter:
         if self._session is not None:
             await self._session.close()
         self._session = self._client = None
+
+
+class _CrcSlices:
+    """The body as memoryview slices of UPLOAD_SLICE_BYTES for aiohttp to send one by one, with
+    the CRC-64 of what was handed over kept as it goes (`crc` is the whole body's once `hashed`
+    equals its size)."""
+
+    def __init__(self, body: Body, size: int) -> None:
+        self._body = body
+        self._size = size
+        self.hashed = 0
+        self.crc: int | None = None
+
+    async def iterate(self) -> AsyncIterator[memoryview]:
+        # Not released explicitly: the transport may still hold the last slice when this ends.
+        view = memoryview(self._body).cast("B")
+        for start in range(0, self._size, UPLOAD_SLICE_BYTES):
+            piece = view[start : start + UPLOAD_SLICE_BYTES]
+            self.crc = crc64_ecma(piece, self.crc)
+            self.hashed += len(piece)
+            yield piece

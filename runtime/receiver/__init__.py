@@ -22,10 +22,11 @@ What the core guarantees before the handler runs:
   of the body is read or reserved and before `100 Continue` is sent;
 - 413 when the body exceeds `max_body_bytes` (decided from Content-Length before reading, or while
   streaming; the rest is never read);
-- memory bounded by bytes: a request reserves its size in an `in_flight_bytes` budget before its
-  body is read (503 `busy` + Retry-After when the budget stays full for `body_timeout`); the body
-  must arrive within `body_timeout` seconds (408 and close); a sender that disconnects mid-body is
-  counted (`<name>_client_disconnects_total`), not logged as an error;
+- memory bounded by bytes: a request reserves its size (1.5 times for a JSON body) in an
+  `in_flight_bytes` budget before its body is read (503 `busy` + Retry-After when the budget stays
+  full for `body_timeout`); the body is read into one buffer (a bytearray) and must arrive
+  within `body_timeout` seconds (408 and close); a sender that disconnects mid-body is counted
+  (`<name>_client_disconnects_total`), not logged as an error;
 - an optional `authenticate(request, raw_body)` hook runs after the size limit and before parsing
   (raise `Unauthorized` for 401);
 - 400 + JSON `{"error": "invalid-event", "message", "index"?}` for anything that breaks CloudEvents

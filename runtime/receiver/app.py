@@ -236,8 +236,12 @@ class Receiver:
             async def grow(total: int) -> None:
                 nonlocal reserved
                 if total > reserved:
+                    # Doubling keeps the number of reservations logarithmic; when the doubled
+                    # step does not fit now, only what the body has actually reached is waited for.
                     more = min(limit, max(total, 2 * reserved)) - reserved
-                    await self._reserve(more, request)
+                    if not self.budget.try_acquire(more, lane_size=total):
+                        more = total - reserved
+                        await self._reserve(more, request, lane_size=total)
                     reserved += more
 
             if request.headers.get("Expect", "").lower() == "100-continue":

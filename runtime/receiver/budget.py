@@ -82,6 +82,11 @@ class ByteBudget:
                 self._wake()  # we may have been the head blocking smaller requests
             raise
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for room, both lanes."""
+        return len(self._small) + len(self._large)
+
     def release(self, size: int) -> None:
         self.used -= size
         self._wake()

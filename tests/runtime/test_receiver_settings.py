@@ -81,7 +81,7 @@ def test_the_in_flight_budget_follows_the_memory_limit(environ, cgroup, limit):
 
 
 def test_a_body_limit_the_memory_limit_cannot_hold_is_refused_at_start():
-    env = EnvReader({"MEMORY_LIMIT_BYTES": str(128 * MIB)})
+    env = EnvReader({"MEMORY_LIMIT_BYTES": str(120 * MIB)})
     with pytest.raises(SettingError) as caught:
         read_server_settings(env, cgroup_limit=no_cgroup)  # 16 MiB > (128 - 112) / 3 MiB
     assert caught.value.name == "MAX_BODY_BYTES"
