@@ -4,15 +4,15 @@
 the public API; `__main__.py` uses exactly these classes.
 """
 
-from components.alibaba_oss_target import AlibabaOssTarget, AlibabaOssTargetArgs, CredentialsArgs
-from components.container_runtime import (
+from .alibaba_oss_target import AlibabaOssTarget, AlibabaOssTargetArgs, CredentialsArgs
+from .container_runtime import (
     ContainerRuntime,
     ContainerRuntimeArgs,
     PodIdentityArgs,
     RuntimeOptions,
     SecretKeyRef,
 )
-from components.tencent_cos_source import (
+from .tencent_cos_source import (
     FunctionVpcArgs,
     GatewayArgs,
     RelayArgs,

@@ -8,9 +8,10 @@ import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from components import oss_target_spec as spec
-from components.container_runtime import ContainerRuntime, RuntimeOptions
-from components.container_spec import validate_runtime_options
+from . import oss_target_spec as spec
+from .container_runtime import ContainerRuntime, RuntimeOptions
+from .container_spec import validate_runtime_options
+from .schema import derived, validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:AlibabaOssTarget"
 _COMPONENT = "alibaba-oss-target"
@@ -21,57 +22,63 @@ class CredentialsArgs(TypedDict):
     """How the target authenticates to OSS."""
 
     mode: NotRequired[str]
-    """`accessKey` (default): an AccessKey pair in a Kubernetes Secret (created put-only RAM user,
-    or access_key_id/access_key_secret). `rrsa`: no key anywhere; on ACK, a RAM role assumed with
-    the pod's projected OIDC token (AssumeRoleWithOIDC), refreshed by the runtime."""
+    """Plain (decides which identity resources exist): `accessKey` (default), an AccessKey pair in
+    a Kubernetes Secret (created put-only RAM user, or access_key_id/access_key_secret); or `rrsa`,
+    no key anywhere: on ACK, a RAM role assumed with the pod's projected OIDC token
+    (AssumeRoleWithOIDC), refreshed by the runtime."""
     oidc_provider_arn: NotRequired[pulumi.Input[str]]
     """rrsa: the cluster's RAM OIDC provider, `acs:ram::<account>:oidc-provider/ack-rrsa-<id>`."""
     oidc_issuer_url: NotRequired[pulumi.Input[str]]
     """rrsa: the cluster's OIDC issuer URL (`https://oidc-ack-<region>...`, cluster details)."""
-    service_account_name: NotRequired[str]
+    service_account_name: NotRequired[pulumi.Input[str]]
     """rrsa: the ServiceAccount created for the pods (default: the component's name)."""
-    ram_role_name: NotRequired[str]
+    ram_role_name: NotRequired[pulumi.Input[str]]
     """rrsa: name of the created RAM role (default `<project>-<stack>-<name>-oss-writer`)."""
 
 
 class AlibabaOssTargetArgs(TypedDict):
-    """Arguments of AlibabaOssTarget. Invalid or conflicting ones raise ValueError first."""
+    """Arguments of AlibabaOssTarget. Invalid or conflicting ones raise ValueError before any
+    resource exists; a field given as an Output is checked when it resolves (same message). Plain
+    fields decide which resources exist; every other field takes an Output."""
 
-    region: str
+    region: pulumi.Input[str]
     """Alibaba Cloud region of the bucket, e.g. `cn-hangzhou`; the OSS endpoint derives from it."""
-    bucket_name: str
+    bucket_name: pulumi.Input[str]
     """Name of the bucket to create, or of the existing bucket when create_bucket is false."""
     create_bucket: NotRequired[bool]
-    """Create the bucket (default true); false uses an existing bucket by name, unmanaged."""
+    """Plain: create the bucket (default true); false uses an existing bucket by name, unmanaged."""
     encryption: NotRequired[str]
-    """Server-side encryption of a created bucket: AES256 (default) or KMS."""
-    kms_key_id: NotRequired[str]
+    """Plain (decides the KMS grants of the writer's policy): server-side encryption of a created
+    bucket, AES256 (default) or KMS."""
+    kms_key_id: NotRequired[pulumi.Input[str]]
     """KMS key for encryption KMS (default: the OSS-managed key)."""
     versioning: NotRequired[bool]
-    """Turn on versioning of a created bucket (default false)."""
+    """Plain (shapes the lifecycle rule): turn on versioning of a created bucket (default false)."""
     expiration_days: NotRequired[int]
-    """Delete stored events after this many days (lifecycle rule on key_prefix; default: keep)."""
+    """Plain (adds a lifecycle rule): delete stored events after this many days, 1-36500 (default:
+    keep)."""
     protect: NotRequired[bool]
-    """Protect the created bucket from `pulumi destroy` and replacement (default false)."""
-    force_destroy: NotRequired[bool]
+    """Plain (a resource option): protect the created bucket from `pulumi destroy` and replacement
+    (default false)."""
+    force_destroy: NotRequired[pulumi.Input[bool]]
     """Let `pulumi destroy` delete the created bucket with every object in it (default false;
     without it a non-empty bucket fails with BucketNotEmpty)."""
     credentials: NotRequired[CredentialsArgs]
     """accessKey (default) or rrsa; see CredentialsArgs."""
-    access_key_id: NotRequired[str]
+    access_key_id: NotRequired[pulumi.Input[str]]
     """An existing writer's AccessKey ID; with access_key_secret, no RAM user is created."""
     access_key_secret: NotRequired[pulumi.Input[str]]
     """The existing writer's AccessKey secret, as a Pulumi secret."""
-    ram_user_name: NotRequired[str]
+    ram_user_name: NotRequired[pulumi.Input[str]]
     """Name of the created RAM user (default `<project>-<stack>-<name>-oss-writer`; RAM names are
     unique per account)."""
-    ram_policy_name: NotRequired[str]
+    ram_policy_name: NotRequired[pulumi.Input[str]]
     """Name of the created put-only RAM policy (default `<project>-<stack>-<name>-oss-put-only`)."""
-    use_internal_endpoint: NotRequired[bool]
+    use_internal_endpoint: NotRequired[pulumi.Input[bool]]
     """Write through `oss-<region>-internal.aliyuncs.com` (only from inside Alibaba Cloud)."""
-    store: NotRequired[str]
+    store: NotRequired[pulumi.Input[str]]
     """`data` (the event's data, default) or `event` (the whole event as structured JSON)."""
-    key_prefix: NotRequired[str]
+    key_prefix: NotRequired[pulumi.Input[str]]
     """Prefix of every object key (default none)."""
     runtime: NotRequired[RuntimeOptions]
     """How the target runs on Kubernetes (image, namespace, replicas, resources, mode...)."""
@@ -86,11 +93,11 @@ class AlibabaOssTarget(pulumi.ComponentResource):
     """OSS endpoint the target writes through."""
     url: pulumi.Output[str]
     """In-cluster URL to send CloudEvents to."""
-    secret_name: pulumi.Output[str]
-    """Kubernetes Secret holding the writer's key pair ('' with RRSA). Auto-named: a new key gives a
-    new name, which rolls the pods."""
-    role_arn: pulumi.Output[str]
-    """ARN of the RRSA RAM role ('' with an AccessKey)."""
+    secret_name: pulumi.Output[str | None]
+    """Kubernetes Secret holding the writer's key pair (None with RRSA). Auto-named: a new key
+    gives a new name, which rolls the pods."""
+    role_arn: pulumi.Output[str | None]
+    """ARN of the RRSA RAM role (None with an AccessKey)."""
 
     def __init__(
         self,
@@ -98,6 +105,7 @@ class AlibabaOssTarget(pulumi.ComponentResource):
         args: AlibabaOssTargetArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        args = validate(AlibabaOssTargetArgs, args)
         settings = spec.oss_target_settings(
             name, args, project=pulumi.get_project(), stack=pulumi.get_stack()
         )
@@ -125,8 +133,8 @@ class AlibabaOssTarget(pulumi.ComponentResource):
 
         namespace = runtime_options.get("namespace", "default")
         connector_args: dict = {"env": spec.runtime_env(settings)}
-        secret_name: pulumi.Output[str] = pulumi.Output.from_input("")
-        role_arn: pulumi.Output[str] = pulumi.Output.from_input("")
+        secret_name: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        role_arn: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if settings.rrsa:
             role_arn = _rrsa_identity(name, settings, settings.rrsa, namespace, self)
             connector_args["pod_identity"] = {
@@ -156,14 +164,14 @@ class AlibabaOssTarget(pulumi.ComponentResource):
             }
         runtime = ContainerRuntime(
             f"{name}-runtime",
-            {
-                **runtime_options,  # type: ignore[typeddict-item]
-                **connector_args,
+            runtime_options,  # type: ignore[arg-type]
+            opts=pulumi.ResourceOptions(parent=self, depends_on=bucket_deps),
+            workload={
+                **connector_args,  # type: ignore[typeddict-item]
                 "app_name": name,
                 "component": _COMPONENT,
                 "command": ["python", "-m", "runtime.alibaba_oss_target"],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=bucket_deps),
         )
 
         self.bucket_name = (
@@ -215,6 +223,10 @@ def _bucket(name: str, s: spec.OssTargetSettings, parent: pulumi.Resource) -> al
     )
 
 
+def _policy_description(bucket: str) -> str:
+    return f"PutObject only, on oss bucket {bucket}"
+
+
 def _writer_identity(
     name: str, s: spec.OssTargetSettings, parent: pulumi.Resource
 ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
@@ -229,8 +241,8 @@ def _writer_identity(
     policy = alicloud.ram.Policy(
         f"{name}-writer-policy",
         policy_name=s.ram_policy_name,
-        policy_document=spec.put_only_policy(s.bucket_name, s.kms_key_id, s.region),
-        description=f"PutObject only, on oss bucket {s.bucket_name}",
+        policy_document=derived(spec.put_only_policy, s.bucket_name, s.kms_key_id, s.region),
+        description=derived(_policy_description, s.bucket_name),
         opts=child,
     )
     alicloud.ram.UserPolicyAttachment(
@@ -248,7 +260,7 @@ def _rrsa_identity(
     name: str,
     s: spec.OssTargetSettings,
     r: spec.RrsaSettings,
-    namespace: str,
+    namespace: pulumi.Input[str],
     parent: pulumi.Resource,
 ) -> pulumi.Output[str]:
     """RRSA: a RAM role only this cluster's ServiceAccount may assume, allowed only to put objects
@@ -257,20 +269,28 @@ def _rrsa_identity(
     role = alicloud.ram.Role(
         f"{name}-writer-role",
         role_name=r.ram_role_name,
-        assume_role_policy_document=pulumi.Output.all(r.oidc_provider_arn, r.oidc_issuer_url).apply(
-            lambda arns: spec.rrsa_trust_policy(
-                dataclasses.replace(r, oidc_provider_arn=arns[0], oidc_issuer_url=arns[1]),
-                namespace,
-            )
+        assume_role_policy_document=derived(
+            lambda arn, issuer, account, ns: spec.rrsa_trust_policy(
+                dataclasses.replace(
+                    r, oidc_provider_arn=arn, oidc_issuer_url=issuer, service_account_name=account
+                ),
+                ns,
+            ),
+            r.oidc_provider_arn,
+            r.oidc_issuer_url,
+            r.service_account_name,
+            namespace,
         ),
-        description=f"Writes CloudEvents into OSS bucket {s.bucket_name} (RRSA)",
+        description=derived(
+            lambda bucket: f"Writes CloudEvents into OSS bucket {bucket} (RRSA)", s.bucket_name
+        ),
         opts=child,
     )
     policy = alicloud.ram.Policy(
         f"{name}-writer-policy",
         policy_name=s.ram_policy_name,
-        policy_document=spec.put_only_policy(s.bucket_name, s.kms_key_id, s.region),
-        description=f"PutObject only, on oss bucket {s.bucket_name}",
+        policy_document=derived(spec.put_only_policy, s.bucket_name, s.kms_key_id, s.region),
+        description=derived(_policy_description, s.bucket_name),
         opts=child,
     )
     alicloud.ram.RolePolicyAttachment(

@@ -6,7 +6,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from components import container_spec as spec
+from . import container_spec as spec
+from .schema import validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:ContainerRuntime"
 
@@ -23,7 +24,7 @@ class SecretKeyRef(TypedDict):
 class PodIdentityArgs(TypedDict):
     """RRSA on ACK: the pod's service account and the RAM role its OIDC token is exchanged for."""
 
-    service_account_name: str
+    service_account_name: pulumi.Input[str]
     """ServiceAccount the pod runs as (it must exist; the trust policy names it)."""
     role_arn: pulumi.Input[str]
     """ARN of the RAM role (ALIBABA_CLOUD_ROLE_ARN)."""
@@ -32,59 +33,69 @@ class PodIdentityArgs(TypedDict):
 
 
 class RuntimeOptions(TypedDict, total=False):
-    """How a connector's runtime runs; every field is optional."""
+    """How a connector's runtime runs; every field is optional. Plain (they decide which objects
+    exist): `mode`. Every other field may be an Output; it is checked when it resolves."""
 
     image: pulumi.Input[str]
     """Container image. Each connector has its own default (see README.md, Configuration)."""
-    image_pull_policy: str
+    image_pull_policy: pulumi.Input[str]
     """Always, IfNotPresent (default) or Never."""
-    namespace: str
-    """Namespace of every object (default `default`)."""
-    min_replicas: int
+    namespace: pulumi.Input[str]
+    """Namespace of every object (default `default`); it must exist (see README.md, Using the
+    components from your own program)."""
+    min_replicas: pulumi.Input[int]
     """Lowest replica count (default 1); the autoscaler (HPA or Knative) scales from here."""
-    max_replicas: int
+    max_replicas: pulumi.Input[int]
     """Highest replica count (default: min_replicas)."""
-    target_cpu_utilization: int
+    target_cpu_utilization: pulumi.Input[int]
     """Average CPU utilisation, in percent of the request, the autoscaler aims for (default 70)."""
-    cpu_request: str
+    cpu_request: pulumi.Input[str]
     """CPU request (default 100m)."""
-    cpu_limit: str
+    cpu_limit: pulumi.Input[str]
     """CPU limit (default 500m)."""
-    memory_request: str
+    memory_request: pulumi.Input[str]
     """Memory request (default 128Mi)."""
-    memory_limit: str
+    memory_limit: pulumi.Input[str]
     """Memory limit (default 256Mi)."""
-    drain_timeout_seconds: int
+    drain_timeout_seconds: pulumi.Input[int]
     """How long the runtime drains in-flight events on SIGTERM (default 20); the pod's grace period
     is this plus 10 seconds."""
-    log_level: str
+    log_level: pulumi.Input[str]
     """DEBUG, INFO (default), WARNING or ERROR."""
     mode: str
-    """`deployment` (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget; default) or
-    `knative` (a Knative Serving Service; the Knative CRDs must exist in the cluster)."""
-    run_as_user: int
+    """Plain: `deployment` (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget;
+    default) or `knative` (a Knative Serving Service; the Knative CRDs must exist)."""
+    run_as_user: pulumi.Input[int]
     """Numeric user (and group) the container runs as (default 10001; never root)."""
+    # Where `runtime.build` (an image built and pinned by digest) joins the options.
 
 
 class ContainerRuntimeArgs(RuntimeOptions):
-    """Arguments of ContainerRuntime: RuntimeOptions plus what the connector decides."""
+    """Arguments of ContainerRuntime: RuntimeOptions plus how the runtime is reached."""
 
-    command: NotRequired[list[str]]
-    """Command of the container, e.g. `["python", "-m", "runtime.relay"]` (default: the image's)."""
-    env: NotRequired[dict[str, str]]
-    """Plain environment variables. Never secrets: those go in secret_env."""
-    secret_env: NotRequired[dict[str, SecretKeyRef]]
-    """Environment variables read from Secret keys (secretKeyRef), so no secret is a literal."""
-    app_name: NotRequired[str]
-    """Name of every Kubernetes object and `app.kubernetes.io/instance` (default: resource name)."""
-    component: NotRequired[str]
-    """`app.kubernetes.io/name` and `/component` label, e.g. `relay` (default: app_name)."""
     service_type: NotRequired[str]
-    """ClusterIP (default) or LoadBalancer (reachable from outside the cluster). With Knative,
-    ClusterIP adds the cluster-local visibility label and LoadBalancer leaves the service public."""
+    """Plain: ClusterIP (default) or LoadBalancer (reachable from outside the cluster). With
+    Knative, ClusterIP adds the cluster-local visibility label and LoadBalancer leaves the service
+    public."""
     create_namespace: NotRequired[bool]
-    """Create the namespace instead of using an existing one (default False)."""
-    pod_identity: NotRequired[PodIdentityArgs]
+    """Plain: create the namespace instead of using an existing one (default false)."""
+
+
+class WorkloadArgs(TypedDict, total=False):
+    """What a connector decides about its container; not part of the public (multi-language)
+    schema: the connectors pass it to ContainerRuntime as the `workload` keyword."""
+
+    command: list[str]
+    """Command of the container, e.g. `["python", "-m", "runtime.relay"]` (default: the image's)."""
+    env: dict[str, pulumi.Input[str]]
+    """Plain environment variables. Never secrets: those go in secret_env."""
+    secret_env: dict[str, SecretKeyRef]
+    """Environment variables read from Secret keys (secretKeyRef), so no secret is a literal."""
+    app_name: str
+    """Name of every Kubernetes object and `app.kubernetes.io/instance` (default: resource name)."""
+    component: str
+    """`app.kubernetes.io/name` and `/component` label, e.g. `relay` (default: app_name)."""
+    pod_identity: PodIdentityArgs
     """Run as this ServiceAccount with a projected STS-audience token and the ALIBABA_CLOUD_*
     variables of RRSA (default: no service account token at all)."""
 
@@ -98,20 +109,26 @@ class ContainerRuntime(pulumi.ComponentResource):
     """Name of the Service (Kubernetes or Knative) in front of the runtime."""
     url: pulumi.Output[str]
     """In-cluster URL, `http://<service>.<namespace>.svc.cluster.local`."""
-    public_url: pulumi.Output[str]
-    """URL from outside the cluster: the LoadBalancer's address; '' for ClusterIP and Knative."""
+    public_url: pulumi.Output[str | None]
+    """URL from outside the cluster: the LoadBalancer's address; None for ClusterIP and Knative."""
 
     def __init__(
         self,
         name: str,
         args: ContainerRuntimeArgs,
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        workload: WorkloadArgs | None = None,
     ) -> None:
-        app_name = args.get("app_name", name)
-        settings = spec.runtime_settings(app_name, args.get("component", app_name), args)
+        args = validate(ContainerRuntimeArgs, args)
+        workload = validate(WorkloadArgs, workload or {})
+        if "image" not in args:
+            raise ValueError("image: is required")
+        app_name = workload.get("app_name", name)
+        settings = spec.runtime_settings(
+            app_name, workload.get("component", app_name), {**args, **workload}
+        )
         create_namespace = args.get("create_namespace", False)
-        if not isinstance(create_namespace, bool):
-            raise ValueError(f"create_namespace: {create_namespace!r} must be true or false")
         super().__init__(RESOURCE_TYPE, name, None, opts)
 
         child = pulumi.ResourceOptions(parent=self)
@@ -133,7 +150,7 @@ class ContainerRuntime(pulumi.ComponentResource):
                 opts=child,
             )
             # Knative's external URL depends on the cluster's domain setup, unknown here.
-            public_url = pulumi.Output.from_input("")
+            public_url = pulumi.Output.from_input(None)
         else:
             meta = spec.metadata(settings)
             k8s.apps.v1.Deployment(
@@ -151,10 +168,10 @@ class ContainerRuntime(pulumi.ComponentResource):
             public_url = (
                 service.status.apply(_load_balancer_url)
                 if settings.service_type == "LoadBalancer"
-                else pulumi.Output.from_input("")
+                else pulumi.Output.from_input(None)
             )
 
-        self.namespace = pulumi.Output.from_input(settings.namespace)
+        self.namespace = pulumi.Output.from_input(settings.namespace)  # type: ignore[arg-type]
         self.service_name = pulumi.Output.from_input(settings.app_name)
         self.url = pulumi.Output.from_input(spec.cluster_url(settings))
         self.public_url = public_url
@@ -169,10 +186,10 @@ class ContainerRuntime(pulumi.ComponentResource):
         )
 
 
-def _load_balancer_url(status) -> str:
+def _load_balancer_url(status) -> str | None:
     ingress = (status and status.load_balancer and status.load_balancer.ingress) or []
     for entry in ingress:
         host = entry.hostname or entry.ip
         if host:
             return f"http://{host}"
-    return ""
+    return None

@@ -1,13 +1,18 @@
 """Pure builders for the Kubernetes objects of a ContainerRuntime: settings in, manifests out.
 
 Every function returns plain dicts in manifest form (camelCase), so the same output is what the
-component passes to pulumi_kubernetes and what the tests validate with kubernetes-validate.
+component passes to pulumi_kubernetes and what the tests validate with kubernetes-validate. A
+setting given as an Output stays one inside the dicts (checked, and derived values computed, when
+it resolves); plain settings give plain dicts.
 """
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .schema import checked, derived
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 20
 # The pod must outlive the runtime's drain, or the kubelet kills in-flight deliveries.
@@ -76,7 +81,7 @@ class RuntimeSettings:
     image: Any  # str, or an Output of one
     image_pull_policy: str
     command: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]
+    env: tuple[tuple[str, Any], ...]
     secret_env: tuple[SecretRef, ...]
     namespace: str
     min_replicas: int
@@ -95,40 +100,54 @@ class RuntimeSettings:
     pod_identity: PodIdentity | None = None
 
     @property
-    def termination_grace_period_seconds(self) -> int:
-        return self.drain_timeout_seconds + GRACE_MARGIN_SECONDS
+    def termination_grace_period_seconds(self) -> Any:
+        return derived(lambda seconds: seconds + GRACE_MARGIN_SECONDS, self.drain_timeout_seconds)
 
 
 def _fail(field: str, message: str) -> ValueError:
     return ValueError(f"{field}: {message}")
 
 
-def dns_label(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not _DNS_1035_LABEL.match(value):
-        raise _fail(
-            field,
-            f"{value!r} is not a DNS-1035 label (lowercase letters, digits and '-', starting "
-            "with a letter, at most 63 characters)",
-        )
-    return value
+def dns_label(field: str, value: Any) -> Any:
+    """`value` when it is a DNS-1035 label (an Output: checked when it resolves)."""
+
+    def rule(v: Any) -> str:
+        if not isinstance(v, str) or not _DNS_1035_LABEL.match(v):
+            raise _fail(
+                field,
+                f"{v!r} is not a DNS-1035 label (lowercase letters, digits and '-', starting "
+                "with a letter, at most 63 characters)",
+            )
+        return v
+
+    return checked(value, rule)
 
 
-def _int(field: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _fail(field, f"{value!r} must be an integer from {low} to {high}")
-    return value
+def _int(field: str, value: Any, low: int, high: int) -> Any:
+    def rule(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise _fail(field, f"{v!r} must be an integer from {low} to {high}")
+        return v
+
+    return checked(value, rule)
 
 
-def _choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise _fail(field, f"{value!r} must be one of {', '.join(choices)}")
-    return value
+def _choice(field: str, value: Any, choices: tuple[str, ...]) -> Any:
+    def rule(v: Any) -> str:
+        if v not in choices:
+            raise _fail(field, f"{v!r} must be one of {', '.join(choices)}")
+        return v
+
+    return checked(value, rule)
 
 
-def _match(field: str, value: Any, pattern: re.Pattern, what: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
-        raise _fail(field, f"{value!r} is not {what}")
-    return value
+def _match(field: str, value: Any, pattern: re.Pattern, what: str) -> Any:
+    def rule(v: Any) -> str:
+        if not isinstance(v, str) or not pattern.match(v):
+            raise _fail(field, f"{v!r} is not {what}")
+        return v
+
+    return checked(value, rule)
 
 
 def memory_bytes(quantity: str) -> int:
@@ -140,14 +159,21 @@ def memory_bytes(quantity: str) -> int:
     return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
 
 
+def _env_value(env_name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _fail(f"env.{env_name}", "must be a plain string (secrets go in secret_env)")
+    return value
+
+
+def _at_least_min(max_replicas: int, min_replicas: int) -> int:
+    if max_replicas < min_replicas:
+        raise _fail("max_replicas", f"{max_replicas} is below min_replicas {min_replicas}")
+    return max_replicas
+
+
 def _pod_identity(value: Any) -> PodIdentity | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping):
-        raise _fail("pod_identity", "must be a mapping")
-    unknown = sorted(set(value) - {"service_account_name", "role_arn", "oidc_provider_arn"})
-    if unknown:
-        raise _fail(f"pod_identity.{unknown[0]}", "unknown option")
     account = dns_label("pod_identity.service_account_name", value.get("service_account_name"))
     role_arn = value.get("role_arn")
     if role_arn is None or (isinstance(role_arn, str) and not role_arn):
@@ -161,21 +187,17 @@ def _pod_identity(value: Any) -> PodIdentity | None:
 def runtime_settings(
     app_name: str, component: str, args: Mapping[str, Any], *, version: str = "0.1.0"
 ) -> RuntimeSettings:
-    """Validates ContainerRuntimeArgs into RuntimeSettings; a ValueError names the bad field."""
-    known = set(RUNTIME_FIELDS) | set(CONNECTOR_FIELDS)
-    unknown = sorted(set(args) - known)
-    if unknown:
-        raise _fail(unknown[0], "unknown argument")
+    """Applies the rules to ContainerRuntimeArgs and WorkloadArgs already checked against their
+    schema (components.schema) into RuntimeSettings; a ValueError names the bad field. Output
+    values are checked when they resolve, with the same messages."""
     image = args.get("image")
-    if not image:
+    if image is None or image == "":
         raise _fail("image", "is required")
-    if isinstance(image, str):
-        _match("image", image, _IMAGE, "a container image reference")
+    image = _match("image", image, _IMAGE, "a container image reference")
     env = dict(args.get("env") or {})
     for env_name, env_value in env.items():
         _match("env", env_name, _ENV_NAME, "an environment variable name")
-        if not isinstance(env_value, str):
-            raise _fail(f"env.{env_name}", "must be a plain string (secrets go in secret_env)")
+        env[env_name] = checked(env_value, functools.partial(_env_value, env_name))
     secret_env = []
     for env_name, ref in dict(args.get("secret_env") or {}).items():
         _match("secret_env", env_name, _ENV_NAME, "an environment variable name")
@@ -188,9 +210,11 @@ def runtime_settings(
         _match(f"secret_env.{env_name}.key", key, _SECRET_KEY, "a Secret key")
         secret_env.append(SecretRef(env_name, secret_name, key))
     min_replicas = _int("min_replicas", args.get("min_replicas", 1), 1, 100)
-    max_replicas = _int("max_replicas", args.get("max_replicas", min_replicas), 1, 100)
-    if max_replicas < min_replicas:
-        raise _fail("max_replicas", f"{max_replicas} is below min_replicas {min_replicas}")
+    max_replicas = derived(
+        _at_least_min,
+        _int("max_replicas", args.get("max_replicas", min_replicas), 1, 100),
+        min_replicas,
+    )
     command = tuple(args.get("command") or ())
     if not all(isinstance(c, str) and c for c in command):
         raise _fail("command", "must be a list of non-empty strings")
@@ -233,54 +257,18 @@ def runtime_settings(
     )
 
 
-# The runtime options a connector passes through to its ContainerRuntime (see RuntimeOptions).
-RUNTIME_FIELDS = (
-    "image",
-    "image_pull_policy",
-    "namespace",
-    "min_replicas",
-    "max_replicas",
-    "target_cpu_utilization",
-    "cpu_request",
-    "cpu_limit",
-    "memory_request",
-    "memory_limit",
-    "drain_timeout_seconds",
-    "log_level",
-    "mode",
-    "run_as_user",
-)
-
-
-# What the connector (not the user) decides; see ContainerRuntimeArgs.
-CONNECTOR_FIELDS = (
-    "command",
-    "env",
-    "secret_env",
-    "app_name",
-    "component",
-    "service_type",
-    "create_namespace",
-    "pod_identity",
-)
-
-
 def validate_runtime_options(
     field: str, options: Any, app_name: str, component: str, default_image: str
 ) -> dict[str, Any]:
-    """Checks a connector's RuntimeOptions up front, so a bad one fails before any resource exists.
-    Answers the options with the connector's default image filled in."""
-    if not isinstance(options, Mapping):
-        raise _fail(field, "must be a mapping of runtime options")
-    unknown = sorted(set(options) - set(RUNTIME_FIELDS))
-    if unknown:
-        raise _fail(f"{field}.{unknown[0]}", "unknown runtime option")
-    checked = {**options, "image": options.get("image", default_image)}
+    """Applies the rules to a connector's RuntimeOptions (already checked against their schema) up
+    front, so a bad one fails before any resource exists. Answers the options with the connector's
+    default image filled in; errors name `<field>.<option>`."""
+    filled = {**options, "image": options.get("image", default_image)}
     try:
-        runtime_settings(app_name, component, checked)
+        runtime_settings(app_name, component, filled)
     except ValueError as error:
         raise ValueError(f"{field}.{error}") from None
-    return checked
+    return filled
 
 
 def labels(s: RuntimeSettings) -> dict[str, str]:
@@ -309,10 +297,10 @@ def container(s: RuntimeSettings) -> dict[str, Any]:
         # Knative reserves PORT and sets it itself (to the one declared containerPort).
         env.append({"name": "PORT", "value": str(CONTAINER_PORT)})
     env += [
-        {"name": "DRAIN_TIMEOUT_SECONDS", "value": str(s.drain_timeout_seconds)},
+        {"name": "DRAIN_TIMEOUT_SECONDS", "value": derived(str, s.drain_timeout_seconds)},
         {"name": "LOG_LEVEL", "value": s.log_level},
         # The runtime sizes its in-flight byte budget from the container's memory limit.
-        {"name": "MEMORY_LIMIT_BYTES", "value": str(memory_bytes(s.memory_limit))},
+        {"name": "MEMORY_LIMIT_BYTES", "value": derived(_bytes_text, s.memory_limit)},
     ]
     env += [{"name": k, "value": v} for k, v in s.env]
     env += [
@@ -363,6 +351,10 @@ def container(s: RuntimeSettings) -> dict[str, Any]:
     if s.command:
         spec["command"] = list(s.command)
     return spec
+
+
+def _bytes_text(quantity: str) -> str:
+    return str(memory_bytes(quantity))
 
 
 def pod_spec(s: RuntimeSettings) -> dict[str, Any]:
@@ -456,8 +448,8 @@ def knative_service_spec(s: RuntimeSettings) -> dict[str, Any]:
     pod.pop("terminationGracePeriodSeconds")
     pod.pop("securityContext")
     annotations = {
-        "autoscaling.knative.dev/min-scale": str(s.min_replicas),
-        "autoscaling.knative.dev/max-scale": str(s.max_replicas),
+        "autoscaling.knative.dev/min-scale": derived(str, s.min_replicas),
+        "autoscaling.knative.dev/max-scale": derived(str, s.max_replicas),
         "autoscaling.knative.dev/metric": "concurrency",
     }
     template_metadata = {"labels": labels(s), "annotations": annotations}
@@ -471,6 +463,8 @@ def knative_metadata(s: RuntimeSettings) -> dict[str, Any]:
     return meta
 
 
-def cluster_url(s: RuntimeSettings) -> str:
+def cluster_url(s: RuntimeSettings) -> Any:
     """Where other pods reach the runtime (a Knative service answers on port 80 as well)."""
-    return f"http://{s.app_name}.{s.namespace}.svc.cluster.local"
+    return derived(
+        lambda namespace: f"http://{s.app_name}.{namespace}.svc.cluster.local", s.namespace
+    )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import container_spec, cos_source_spec, oss_target_spec
+from . import container_spec, cos_source_spec, oss_target_spec
 
 OBJECT_KEYS = ("kubernetes", "ossTarget", "cosSource")
 SECRET_KEYS = ("ossTargetAccessKeySecret", "cosSourceRelaySigningSecret")

@@ -9,8 +9,8 @@ import pulumi_random as random
 import tencentcloud_iac_pulumi as tencentcloud
 from typing_extensions import NotRequired
 
-from components import cos_source_spec as spec
-from components.container_runtime import ContainerRuntime, RuntimeOptions
+from . import cos_source_spec as spec
+from .container_runtime import ContainerRuntime, RuntimeOptions
 
 RESOURCE_TYPE = "cloudevents-connectors:index:TencentCosSource"
 # Written as is into `zip_file`: the provider expands `~` itself (homedir.Expand), so every checkout
@@ -224,7 +224,7 @@ def _function_package(package_dir: str) -> str:
     """Writes the zip under `package_dir` (with `~` expanded) and answers its path as declared:
     `package_dir` exactly as given, so the string is the same on every machine."""
     # Built at program run time (never inside apply), so preview and up see the same file name.
-    from components.packaging import build_function_package
+    from .packaging import build_function_package
 
     written = build_function_package(Path(package_dir).expanduser())
     return f"{package_dir.rstrip('/')}/{written.name}"

@@ -10,15 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from components.check.engine import UNKNOWN, MockEngine
-from components.check.stack_file import (
+from .engine import UNKNOWN, MockEngine
+from .stack_file import (
     StackFileError,
     engine_config,
     load_project,
     read_stack,
     stack_path,
 )
-from components.stack_config import parse_stack_config
+from ..stack_config import parse_stack_config
 
 
 class _SecretPlaceholder:

@@ -6,13 +6,13 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
-from runtime.alibaba_oss_target.metrics import TargetMetrics
-from runtime.alibaba_oss_target.service import OssTarget
-from runtime.alibaba_oss_target.settings import TargetSettings
-from runtime.alibaba_oss_target.uploader import Uploader
-from runtime.alibaba_oss_target.writer import ObjectWriter, Oss2Writer
-from runtime.receiver import Receiver
-from runtime.receiver.retry import RetryPolicy
+from .metrics import TargetMetrics
+from .service import OssTarget
+from .settings import TargetSettings
+from .uploader import Uploader
+from .writer import ObjectWriter, Oss2Writer
+from ..receiver import Receiver
+from ..receiver.retry import RetryPolicy
 
 NAME = "oss_target"
 

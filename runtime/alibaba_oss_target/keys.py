@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from runtime.receiver.errors import InvalidEvent
+from ..receiver.errors import InvalidEvent
 
 MAX_KEY_BYTES = 1023
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")

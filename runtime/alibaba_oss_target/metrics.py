@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from runtime.receiver.metrics import LATENCY_BUCKETS
+from ..receiver.metrics import LATENCY_BUCKETS
 
 
 class TargetMetrics:

@@ -15,18 +15,18 @@ from dataclasses import dataclass
 from aiohttp import web
 from cloudevents.core.v1.event import CloudEvent
 
-from runtime.alibaba_oss_target.core import (
+from .core import (
     ObjectWrite,
     error_event,
     plan_write,
     success_event,
 )
-from runtime.alibaba_oss_target.errors import Failure
-from runtime.alibaba_oss_target.metrics import TargetMetrics
-from runtime.alibaba_oss_target.uploader import NotStored, Stored, Uploader
-from runtime.receiver import Delivery, InvalidEvent, batch_response, binary_response, log_fields
-from runtime.receiver.events import ReceivedEvent
-from runtime.receiver.responses import rejection_response
+from .errors import Failure
+from .metrics import TargetMetrics
+from .uploader import NotStored, Stored, Uploader
+from ..receiver import Delivery, InvalidEvent, batch_response, binary_response, log_fields
+from ..receiver.events import ReceivedEvent
+from ..receiver.responses import rejection_response
 
 RETRY_AFTER_SECONDS = "1"
 

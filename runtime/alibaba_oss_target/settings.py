@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from runtime.alibaba_oss_target.keys import InvalidKey, check_prefix
-from runtime.receiver.settings import (
+from .keys import InvalidKey, check_prefix
+from ..receiver.settings import (
     EnvReader,
     ServerSettings,
     SettingError,

@@ -22,8 +22,8 @@ import crcmod
 import oss2
 from oss2.exceptions import InconsistentError
 
-from runtime.alibaba_oss_target.settings import TargetSettings
-from runtime.alibaba_oss_target.transport import Urllib3Session
+from .settings import TargetSettings
+from .transport import Urllib3Session
 
 # CRC-64/ECMA-182 as OSS computes it (the parameters of oss2.utils.Crc64).
 crc64_ecma = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)

@@ -31,25 +31,25 @@ What the core guarantees before the handler runs:
   there; see `ReceiverMetrics` for the names).
 """
 
-from runtime.receiver.app import Authenticator, Delivery, EventHandler, Receiver
-from runtime.receiver.errors import (
+from .app import Authenticator, Delivery, EventHandler, Receiver
+from .errors import (
     BodyTooLarge,
     InvalidEvent,
     RequestRejected,
     Unauthorized,
     UnsupportedMediaType,
 )
-from runtime.receiver.events import (
+from .events import (
     BATCH_MEDIA_TYPE,
     STRUCTURED_MEDIA_TYPE,
     ReceivedEvent,
     parse_events,
 )
-from runtime.receiver.logs import configure_logging, log_fields
-from runtime.receiver.responses import batch_response, binary_response, error_response
-from runtime.receiver.retry import RetryPolicy
-from runtime.receiver.server import BackgroundServer, main, run, serve
-from runtime.receiver.settings import (
+from .logs import configure_logging, log_fields
+from .responses import batch_response, binary_response, error_response
+from .retry import RetryPolicy
+from .server import BackgroundServer, main, run, serve
+from .settings import (
     EnvReader,
     ServerSettings,
     SettingError,

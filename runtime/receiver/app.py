@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from runtime.receiver.body import read_body
-from runtime.receiver.errors import RequestRejected
-from runtime.receiver.events import Mode, ReceivedEvent, parse_events
-from runtime.receiver.logs import log_fields
-from runtime.receiver.metrics import ReceiverMetrics
-from runtime.receiver.responses import error_response, rejection_response
+from .body import read_body
+from .errors import RequestRejected
+from .events import Mode, ReceivedEvent, parse_events
+from .logs import log_fields
+from .metrics import ReceiverMetrics
+from .responses import error_response, rejection_response
 
 
 @dataclass(frozen=True)

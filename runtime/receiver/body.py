@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from runtime.receiver.errors import BodyTooLarge
+from .errors import BodyTooLarge
 
 
 async def read_body(request: web.BaseRequest, max_bytes: int) -> bytes:

@@ -49,7 +49,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 from dateutil.parser import isoparse
 
-from runtime.receiver.errors import InvalidEvent, UnsupportedMediaType
+from .errors import InvalidEvent, UnsupportedMediaType
 
 Mode = Literal["binary", "structured", "batch"]
 

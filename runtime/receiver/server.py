@@ -16,9 +16,9 @@ from typing import Protocol, TypeVar
 
 from aiohttp import web
 
-from runtime.receiver.app import Receiver
-from runtime.receiver.logs import configure_logging, log_fields
-from runtime.receiver.settings import EnvReader, load_or_exit
+from .app import Receiver
+from .logs import configure_logging, log_fields
+from .settings import EnvReader, load_or_exit
 
 ShutdownHook = Callable[[], Awaitable[None]]
 S = TypeVar("S")

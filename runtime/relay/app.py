@@ -14,7 +14,7 @@ import time
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from runtime.receiver import (
+from ..receiver import (
     Delivery,
     Receiver,
     RetryPolicy,
@@ -22,9 +22,9 @@ from runtime.receiver import (
     error_response,
     log_fields,
 )
-from runtime.relay.forward import Forwarded, Forwarder, binary_headers
-from runtime.relay.settings import RelaySettings
-from runtime.relay.signature import SignatureError, verify
+from .forward import Forwarded, Forwarder, binary_headers
+from .settings import RelaySettings
+from .signature import SignatureError, verify
 
 log = logging.getLogger("runtime.relay")
 

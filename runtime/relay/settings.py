@@ -19,13 +19,13 @@ import binascii
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from runtime.receiver.settings import (
+from ..receiver.settings import (
     EnvReader,
     ServerSettings,
     SettingError,
     read_server_settings,
 )
-from runtime.relay.signature import signing_key
+from .signature import signing_key
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,7 @@ def test_rrsa_role_trusts_exactly_this_cluster_and_service_account(pulumi_mocks)
     assert pulumi_mocks.value(target.role_arn) == role.outputs["arn"]
     assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"] == RRSA["oidc_provider_arn"]
     assert env["ALIBABA_CLOUD_OIDC_TOKEN_FILE"].startswith("/var/run/secrets/")
-    assert pulumi_mocks.value(target.secret_name) == ""
+    assert pulumi_mocks.value(target.secret_name) is None
 
 
 def test_ram_policy_allows_exactly_put_object_on_that_bucket(pulumi_mocks):

@@ -3,12 +3,18 @@
 import pytest
 
 from components import container_spec as spec
+from components.container_runtime import ContainerRuntimeArgs, RuntimeOptions, WorkloadArgs
+from components.schema import validate
 
 BASE = {"image": "ghcr.io/acme/relay:1.0"}
 
 
 def settings(**overrides):
-    return spec.runtime_settings("relay", "relay", {**BASE, **overrides})
+    """Through the schema first, as ContainerRuntime does: structure there, rules here."""
+    args = {**BASE, **overrides}
+    workload = {k: args.pop(k) for k in list(args) if k in WorkloadArgs.__annotations__}
+    checked = {**validate(ContainerRuntimeArgs, args), **validate(WorkloadArgs, workload)}
+    return spec.runtime_settings("relay", "relay", checked)
 
 
 @pytest.mark.parametrize(
@@ -148,14 +154,18 @@ def test_cluster_url():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ("x", r"^runtime: must be a mapping"),
-        ({"command": ["sh"]}, r"^runtime\.command: unknown runtime option"),
-        ({"min_replicas": 0}, r"^runtime\.min_replicas: "),
+        ("x", r"^args: must be an object \(key: value lines\), not str"),
+        ({"command": ["sh"]}, r"^command: unknown argument; known: image, "),
     ],
 )
-def test_validate_runtime_options(options, message):
+def test_runtime_options_schema(options, message):
     with pytest.raises(ValueError, match=message):
-        spec.validate_runtime_options("runtime", options, "relay", "relay", "img:1")
+        validate(RuntimeOptions, options)
+
+
+def test_validate_runtime_options_applies_the_rules():
+    with pytest.raises(ValueError, match=r"^runtime\.min_replicas: "):
+        spec.validate_runtime_options("runtime", {"min_replicas": 0}, "relay", "relay", "img:1")
 
 
 def test_validate_runtime_options_fills_the_default_image():
