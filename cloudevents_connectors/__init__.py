@@ -15,9 +15,9 @@ from pathlib import Path as _Path
 
 if not (_Path(__file__).parent / "components").is_dir():
     # A checkout: the subpackages are the repository's own top-level folders.
-    __path__.append(str(_Path(__file__).resolve().parent.parent))  # noqa: F821
+    __path__.append(str(_Path(__file__).resolve().parent.parent))
 
-from .components import (  # noqa: E402
+from .components import (
     AlibabaOssTarget,
     AlibabaOssTargetArgs,
     ContainerRuntime,

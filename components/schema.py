@@ -16,6 +16,8 @@ the same messages.
 
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
 import functools
 import inspect
 import typing
@@ -59,11 +61,29 @@ def derived(fn: Callable[..., Any], *values: Any) -> Any:
     return fn(*values)
 
 
+def _is_schema(tp: Any) -> bool:
+    """A TypedDict, or a dataclass (the program's own stack-file blocks)."""
+    return typing.is_typeddict(tp) or (isinstance(tp, type) and dataclasses.is_dataclass(tp))
+
+
+def _fields(tp: type) -> tuple[dict[str, Any], frozenset[str]]:
+    """(annotations, required keys) of a TypedDict or a dataclass."""
+    if typing.is_typeddict(tp):
+        return dict(tp.__annotations__), frozenset(tp.__required_keys__)
+    fields = dataclasses.fields(tp)
+    required = {
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    return {f.name: f.type for f in fields}, frozenset(required)
+
+
 def _view(tp: Any, python: bool) -> Any:
     """The annotation as pydantic reads it: TypedDicts as typing_extensions TypedDicts with the
     schema's config (pydantic needs those before Python 3.12; Pulumi's analyzer needs `typing`
     ones), `pulumi.Input[T]` as T or an Output for Python callers and as T in a stack file."""
-    if typing.is_typeddict(tp):
+    if _is_schema(tp):
         return _typeddict(tp, python)
     if isinstance(tp, ForwardRef):  # Input's 'Output[T]'
         return InstanceOf[pulumi.Output]
@@ -77,21 +97,17 @@ def _view(tp: Any, python: bool) -> Any:
 
 
 def _is_deferred(tp: Any) -> bool:
-    return (
-        isinstance(tp, ForwardRef)
-        or typing.get_origin(tp) is not None
-        and (typing.get_origin(tp).__name__ == "Awaitable")
-    )
+    """An Input's Output or Awaitable member (never in a stack file)."""
+    return isinstance(tp, ForwardRef) or typing.get_origin(tp) is collections.abc.Awaitable
 
 
 @functools.cache
 def _typeddict(td: type, python: bool) -> type:
     fields = {}
-    for key, annotation in td.__annotations__.items():
-        if typing.get_origin(annotation) in (typing_extensions.NotRequired, typing.NotRequired):
-            annotation = typing.get_args(annotation)[0]
-        view = _view(annotation, python)
-        fields[key] = view if key in td.__required_keys__ else typing_extensions.NotRequired[view]
+    annotations, required = _fields(td)
+    for key, annotation in annotations.items():
+        view = _view(_unwrap(annotation), python)
+        fields[key] = view if key in required else typing_extensions.NotRequired[view]
     config = ConfigDict(**_BASE) if python else ConfigDict(**_BASE, alias_generator=to_camel)
     view = typing_extensions.TypedDict(td.__name__, fields)  # type: ignore[operator]
     view.__pydantic_config__ = config  # type: ignore[attr-defined]
@@ -104,20 +120,22 @@ def _adapter(td: type, python: bool) -> TypeAdapter:
 
 
 def field_names(td: type, *, stack: bool = False) -> list[str]:
-    """The keys of a TypedDict, camelCase as written in a stack file when `stack`."""
-    return [to_camel(k) if stack else k for k in td.__annotations__]
+    """The keys of a TypedDict (or dataclass), camelCase as written in a stack file when `stack`."""
+    return [to_camel(k) if stack else k for k in _fields(td)[0]]
 
 
 def _nested(td: Any, loc: tuple) -> Any:
     """The TypedDict at `loc` inside `td` (for listing the known keys), or None."""
     for part in loc:
-        if not typing.is_typeddict(td):
+        if not _is_schema(td):
             return None
-        annotation = td.__annotations__.get(part)
-        if annotation is None:
+        fields = _fields(td)[0]
+        key = next((k for k in fields if part in (k, to_camel(k))), None)
+        if key is None:
             return None
+        annotation = fields[key]
         td = _unwrap(annotation)
-    return td
+    return td if _is_schema(td) else None
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -138,12 +156,18 @@ def _problem(td: type, error: dict, stack: bool, python_loc: tuple) -> str:
         return f"is the string {given!r}, not a list; write one `- <item>` line per item"
     if kind in ("list_type",):
         return f"must be a list, not {type(given).__name__}"
-    if kind in ("dict_type", "typed_dict_type", "model_type"):
+    if kind in ("dict_type", "typed_dict_type", "model_type", "dataclass_type"):
         return f"must be an object (key: value lines), not {type(given).__name__}"
     message = _MESSAGES.get(kind, error["msg"])
-    if isinstance(given, _SCALARS) and kind in _MESSAGES:
-        message += f", not {given!r}"
+    if kind in _MESSAGES:
+        message += f", not {given!r}" if isinstance(given, _SCALARS) else f", not {_kind(given)}"
     return message
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _field_loc(loc: tuple) -> tuple:
@@ -156,7 +180,8 @@ def _field_loc(loc: tuple) -> tuple:
 
 
 def validate(td: type, value: Any, *, stack_path: str | None = None) -> dict[str, Any]:
-    """Checks `value` against the TypedDict `td`; answers it as a dict with Python names. Raises
+    """Checks `value` against the TypedDict (or dataclass) `td`; answers a dict with Python names
+    (the dataclass itself for a dataclass). Raises
     ValueError naming the first bad field: `region: is required`, or with `stack_path`
     `ossTarget.bucketName: must be a string, not 3`."""
     stack = stack_path is not None
@@ -173,25 +198,12 @@ def validate(td: type, value: Any, *, stack_path: str | None = None) -> dict[str
     problem = _problem(td, chosen, stack, python_loc)
     if not stack and chosen is not first and chosen["type"] in _MESSAGES:
         problem += " (or an Output of one)"
-    written = ".".join(
-        to_camel(p) if stack and isinstance(p, str) and p in _all_keys(td) else str(p) for p in loc
-    )
+    # Keys as the caller wrote them: pydantic reports aliases (camelCase) for a stack file.
+    written = ".".join(str(p) for p in loc)
     prefix = f"{stack_path}." if stack and stack_path else ""
     if not written:
         raise ValueError(f"{stack_path or 'args'}: {problem}")
     raise ValueError(f"{prefix}{written}: {problem}")
-
-
-@functools.cache
-def _all_keys(td: type) -> frozenset[str]:
-    keys: set[str] = set()
-    for key, annotation in td.__annotations__.items():
-        keys.add(key)
-        inner = _unwrap(annotation)
-        for candidate in (inner, *typing.get_args(inner)):
-            if typing.is_typeddict(candidate):
-                keys |= _all_keys(candidate)
-    return frozenset(keys)
 
 
 def stack_name(path: str) -> str:

@@ -1,16 +1,19 @@
 """The typed stack config of this project's program: Pulumi config (camelCase) -> component args.
 
-Shared by `__main__.py` and `python -m components.check`. Object keys are checked strictly (an
-unknown key is an error naming its path), then the components' own rules run, so a bad stack file
-fails before any resource is declared, with the path as written in the stack file.
+Shared by `__main__.py` and `python -m components.check`. Each block is checked against its
+component's own schema (components.schema: the Args TypedDict with camelCase names, unknown keys
+and wrong types refused), then the components' own rules run, so a bad stack file fails before any
+resource is declared, with the path as written in the stack file.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import container_spec, cos_source_spec, oss_target_spec
+from .alibaba_oss_target import AlibabaOssTargetArgs
+from .schema import restate, validate
+from .tencent_cos_source import TencentCosSourceArgs
 
 OBJECT_KEYS = ("kubernetes", "ossTarget", "cosSource")
 SECRET_KEYS = ("ossTargetAccessKeySecret", "cosSourceRelaySigningSecret")
@@ -18,89 +21,6 @@ DEFAULT_NAMESPACE = "cloudevents"
 
 OSS_TARGET_NAME = "oss-target"
 COS_SOURCE_NAME = "cos-source"
-
-_KUBERNETES = {"context", "kubeconfig", "namespace", "createNamespace"}
-_RUNTIME = {
-    "image",
-    "imagePullPolicy",
-    "minReplicas",
-    "maxReplicas",
-    "targetCpuUtilization",
-    "cpuRequest",
-    "cpuLimit",
-    "memoryRequest",
-    "memoryLimit",
-    "drainTimeoutSeconds",
-    "logLevel",
-    "mode",
-    "runAsUser",
-}
-_OSS_TARGET = {
-    "region",
-    "bucketName",
-    "createBucket",
-    "encryption",
-    "kmsKeyId",
-    "versioning",
-    "expirationDays",
-    "protect",
-    "accessKeyId",
-    "ramUserName",
-    "ramPolicyName",
-    "credentials",
-    "forceDestroy",
-    "useInternalEndpoint",
-    "store",
-    "keyPrefix",
-    "runtime",
-}
-_COS_SOURCE = {
-    "region",
-    "bucketName",
-    "appId",
-    "createBucket",
-    "protect",
-    "versioning",
-    "forceDestroy",
-    "function",
-    "debug",
-    "events",
-    "prefix",
-    "suffix",
-    "sinkUrl",
-    "gateway",
-    "relay",
-    "deliveryTimeoutSeconds",
-    "deliveryRetryBudgetSeconds",
-}
-_FUNCTION = {"name": "function_name", "namespace": "function_namespace", "vpc": "function_vpc"}
-_FUNCTION_KEYS = {
-    "name",
-    "namespace",
-    "memoryMb",
-    "timeoutSeconds",
-    "publicNetwork",
-    "vpc",
-    "retryAttempts",
-    "maxEventAgeSeconds",
-}
-_VPC = {"vpcId", "subnetId"}
-_CREDENTIALS = {"mode", "oidcProviderArn", "oidcIssuerUrl", "serviceAccountName", "ramRoleName"}
-_GATEWAY = {"target", "eventbus", "api", "namespace"}
-_RELAY = {"sinkUrl", "publicUrl", "runtime"}
-# Component argument -> where it is written in the stack file, when not the plain camelCase.
-_COS_PATHS = {
-    "function_name": "function.name",
-    "function_namespace": "function.namespace",
-    "memory_mb": "function.memoryMb",
-    "timeout_seconds": "function.timeoutSeconds",
-    "public_network": "function.publicNetwork",
-    "function_vpc": "function.vpc",
-    "function_vpc.vpc_id": "function.vpc.vpcId",
-    "function_vpc.subnet_id": "function.vpc.subnetId",
-    "retry_attempts": "function.retryAttempts",
-    "max_event_age_seconds": "function.maxEventAgeSeconds",
-}
 NOTHING_DEPLOYED = (
     "this stack deploys nothing: both ossTarget and cosSource are absent or empty; set at least "
     "one (README.md, Configuration)"
@@ -109,10 +29,16 @@ NOTHING_DEPLOYED = (
 
 @dataclass(frozen=True)
 class KubernetesConfig:
+    """The `kubernetes` block: the cluster both connectors' runtimes run in."""
+
     context: str | None = None
+    """Kubeconfig context (default: the current one)."""
     kubeconfig: str | None = None
+    """Kubeconfig path or contents (default: $KUBECONFIG)."""
     namespace: str = DEFAULT_NAMESPACE
+    """Namespace of every runtime object (default cloudevents)."""
     create_namespace: bool = True
+    """Create the namespace (default true); false: it must exist."""
 
 
 @dataclass(frozen=True)
@@ -124,15 +50,6 @@ class StackConfig:
     """TencentCosSourceArgs, or None when the cosSource block is absent (not deployed)."""
 
 
-def snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def _mapping(path: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ValueError(
@@ -141,43 +58,34 @@ def _mapping(path: str, value: Any) -> Mapping[str, Any]:
     return value
 
 
-def _known(path: str, value: Any, allowed: set[str]) -> Mapping[str, Any]:
-    value = _mapping(path, value)
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise ValueError(f"{path}.{unknown[0]}: unknown key; known: {', '.join(sorted(allowed))}")
-    return value
-
-
-def _converted(path: str, value: Any, allowed: set[str]) -> dict[str, Any]:
-    return {snake(k): v for k, v in _known(path, value, allowed).items()}
-
-
-def _runtime(path: str, value: Any, namespace: str) -> dict[str, Any]:
-    return {**_converted(path, value, _RUNTIME), "namespace": namespace}
-
-
 def _kubernetes(value: Any) -> KubernetesConfig:
-    block = _known("kubernetes", value or {}, _KUBERNETES)
-    for key in ("context", "kubeconfig"):
-        if key in block and not isinstance(block[key], str):
-            raise ValueError(f"kubernetes.{key}: must be a string")
-    namespace = block.get("namespace", DEFAULT_NAMESPACE)
+    config = KubernetesConfig(**validate(KubernetesConfig, value or {}, stack_path="kubernetes"))
     try:
-        container_spec.dns_label("namespace", namespace)
+        container_spec.dns_label("namespace", config.namespace)
     except ValueError as error:
-        raise ValueError(f"kubernetes.{error}") from None
-    create = block.get("createNamespace", True)
-    if not isinstance(create, bool):
-        raise ValueError("kubernetes.createNamespace: must be true or false")
-    return KubernetesConfig(block.get("context"), block.get("kubeconfig"), namespace, create)
+        raise restate(error, "kubernetes") from None
+    return config
 
 
-def _oss_target(value: Mapping[str, Any], secret: Any, namespace: str) -> dict[str, Any]:
-    args = _converted("ossTarget", value, _OSS_TARGET)
-    if "credentials" in args:
-        args["credentials"] = _converted("ossTarget.credentials", args["credentials"], _CREDENTIALS)
-    args["runtime"] = _runtime("ossTarget.runtime", value.get("runtime") or {}, namespace)
+def _no_stack_key(block: dict[str, Any], key: str, path: str, why: str) -> None:
+    if key in block:
+        raise ValueError(f"{path}: {why}")
+
+
+def _oss_target(value: Any, secret: Any, namespace: str) -> dict[str, Any]:
+    args = validate(AlibabaOssTargetArgs, _mapping("ossTarget", value), stack_path="ossTarget")
+    _no_stack_key(
+        args,
+        "access_key_secret",
+        "ossTarget.accessKeySecret",
+        "a secret never goes in the stack file; set it with "
+        "`pulumi config set --secret ossTargetAccessKeySecret <secret>`",
+    )
+    runtime = dict(args.get("runtime") or {})
+    _no_stack_key(
+        runtime, "namespace", "ossTarget.runtime.namespace", "set kubernetes.namespace instead"
+    )
+    args["runtime"] = {**runtime, "namespace": namespace}
     if secret is not None:
         if "access_key_id" not in args:
             raise ValueError(
@@ -193,36 +101,31 @@ def _oss_target(value: Mapping[str, Any], secret: Any, namespace: str) -> dict[s
     return args
 
 
-def _cos_source(value: Mapping[str, Any], secret: Any, namespace: str) -> dict[str, Any]:
-    args = _converted("cosSource", value, _COS_SOURCE)
-    function = _known("cosSource.function", args.pop("function", None) or {}, _FUNCTION_KEYS)
-    for key, arg in function.items():
-        args[_FUNCTION.get(key, snake(key))] = arg
-    if "function_vpc" in args:
-        args["function_vpc"] = _converted("cosSource.function.vpc", args["function_vpc"], _VPC)
-    if "gateway" in args:
-        args["gateway"] = _converted("cosSource.gateway", args["gateway"], _GATEWAY)
+def _cos_source(value: Any, secret: Any, namespace: str) -> dict[str, Any]:
+    args = validate(TencentCosSourceArgs, _mapping("cosSource", value), stack_path="cosSource")
     if "relay" in args:
-        relay = _converted("cosSource.relay", args["relay"], _RELAY)
-        relay["runtime"] = _runtime(
-            "cosSource.relay.runtime", relay.get("runtime") or {}, namespace
+        relay = dict(args["relay"])
+        _no_stack_key(
+            relay,
+            "signing_secret",
+            "cosSource.relay.signingSecret",
+            "a secret never goes in the stack file; set it with "
+            "`pulumi config set --secret cosSourceRelaySigningSecret <secret>`",
         )
+        runtime = dict(relay.get("runtime") or {})
+        _no_stack_key(
+            runtime,
+            "namespace",
+            "cosSource.relay.runtime.namespace",
+            "set kubernetes.namespace instead",
+        )
+        relay["runtime"] = {**runtime, "namespace": namespace}
         if secret is not None:
             relay["signing_secret"] = secret
         args["relay"] = relay
     elif secret is not None:
         raise ValueError("cosSourceRelaySigningSecret: is set, but cosSource has no relay")
     return args
-
-
-def _stack_path(block: str, error: ValueError, paths: Mapping[str, str]) -> ValueError:
-    """The component's error, with its field written as in the stack file."""
-    field_path, _, message = str(error).partition(": ")
-    if field_path in paths:
-        written = paths[field_path]
-    else:
-        written = ".".join(camel(part) for part in field_path.split("."))
-    return ValueError(f"{block}.{written}: {message}")
 
 
 def deploys_nothing(config: StackConfig) -> bool:
@@ -245,9 +148,7 @@ def parse_stack_config(
     oss_target = cos_source = None
     if values.get("ossTarget"):
         oss_target = _oss_target(
-            _mapping("ossTarget", values["ossTarget"]),
-            secrets.get("ossTargetAccessKeySecret"),
-            kubernetes.namespace,
+            values["ossTarget"], secrets.get("ossTargetAccessKeySecret"), kubernetes.namespace
         )
         try:
             oss_target_spec.oss_target_settings(
@@ -261,19 +162,17 @@ def parse_stack_config(
                 oss_target_spec.DEFAULT_IMAGE,
             )
         except ValueError as error:
-            raise _stack_path("ossTarget", error, {}) from None
+            raise restate(error, "ossTarget") from None
     elif "ossTargetAccessKeySecret" in secrets:
         raise ValueError("ossTargetAccessKeySecret: is set, but there is no ossTarget block")
     if values.get("cosSource"):
         cos_source = _cos_source(
-            _mapping("cosSource", values["cosSource"]),
-            secrets.get("cosSourceRelaySigningSecret"),
-            kubernetes.namespace,
+            values["cosSource"], secrets.get("cosSourceRelaySigningSecret"), kubernetes.namespace
         )
         try:
             cos_source_spec.cos_source_settings(COS_SOURCE_NAME, cos_source)
         except ValueError as error:
-            raise _stack_path("cosSource", error, _COS_PATHS) from None
+            raise restate(error, "cosSource") from None
     elif "cosSourceRelaySigningSecret" in secrets:
         raise ValueError("cosSourceRelaySigningSecret: is set, but there is no cosSource block")
     return StackConfig(kubernetes, oss_target, cos_source)

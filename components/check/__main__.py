@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..stack_config import parse_stack_config
 from .engine import UNKNOWN, MockEngine
 from .stack_file import (
     StackFileError,
@@ -18,7 +19,6 @@ from .stack_file import (
     read_stack,
     stack_path,
 )
-from ..stack_config import parse_stack_config
 
 
 class _SecretPlaceholder:

@@ -16,7 +16,7 @@ RUNTIME = {"image": "ghcr.io/acme/app:1.0", "namespace": "ce", "min_replicas": 2
 
 
 def _scenarios(tmp_dir: str) -> dict:
-    cos = {"region": "ap-guangzhou", "bucket_name": "uploads", "package_dir": tmp_dir}
+    cos = {"region": "ap-guangzhou", "bucket_name": "uploads"}
     broker = "http://broker.ce.svc.cluster.local/"
     return {
         "runtime-deployment": lambda: ContainerRuntime(
@@ -50,7 +50,9 @@ def _scenarios(tmp_dir: str) -> dict:
                 "runtime": {**RUNTIME, "mode": "knative"},
             },
         ),
-        "cos-relay": lambda: TencentCosSource("cos-source", {**cos, "relay": {"sink_url": broker}}),
+        "cos-relay": lambda: TencentCosSource(
+            "cos-source", {**cos, "relay": {"sink_url": broker}}, package_dir=tmp_dir
+        ),
         "cos-relay-knative": lambda: TencentCosSource(
             "cos-source",
             {
@@ -61,6 +63,7 @@ def _scenarios(tmp_dir: str) -> dict:
                     "runtime": {"mode": "knative"},
                 },
             },
+            package_dir=tmp_dir,
         ),
     }
 

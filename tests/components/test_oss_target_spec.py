@@ -103,7 +103,7 @@ def test_runtime_env_carries_no_credentials():
     }
 
 
-def _Secret():  # noqa: N802 - reads as the value it stands for
+def _Secret():
     """A pulumi secret Output (the schema takes an Output for an Input field as is)."""
     return pulumi.Output.secret("s3cr3t")
 

@@ -2,13 +2,8 @@
 
 import pytest
 
-from components.stack_config import (
-    KubernetesConfig,
-    camel,
-    deploys_nothing,
-    parse_stack_config,
-    snake,
-)
+from components.schema import stack_name
+from components.stack_config import KubernetesConfig, deploys_nothing, parse_stack_config
 
 OSS = {"region": "cn-hangzhou", "bucketName": "acme-events"}
 COS = {"region": "ap-guangzhou", "bucketName": "uploads", "sinkUrl": "https://sink.example/"}
@@ -69,8 +64,12 @@ def test_cos_source_block_maps_the_seed_function_keys():
         {"cosSourceRelaySigningSecret": SECRET},
     )
     args = config.cos_source
-    assert (args["function_name"], args["function_namespace"]) == ("fn", "ns")
-    assert (args["memory_mb"], args["timeout_seconds"]) == (256, 60)
+    assert args["function"] == {
+        "name": "fn",
+        "namespace": "ns",
+        "memory_mb": 256,
+        "timeout_seconds": 60,
+    }
     assert args["relay"] == {
         "sink_url": "http://broker/",
         "public_url": "https://r/",
@@ -109,7 +108,7 @@ def test_supplied_access_key_pair():
         (
             {"ossTarget": {**OSS, "runtime": {"namespace": "x"}}},
             {},
-            r"^ossTarget\.runtime\.namespace: unknown key",
+            r"^ossTarget\.runtime\.namespace: set kubernetes\.namespace instead$",
         ),
         (
             {"ossTarget": {**OSS, "accessKeyId": "LTAI5tAAAAAAAAAAAAAA"}},
@@ -198,6 +197,63 @@ def test_errors_name_the_stack_file_path(values, secrets, message):
             r"^ossTarget\.credentials\.oidcIssuer: unknown key",
         ),
         ({"ossTarget": {**OSS, "ramUserName": "-w"}}, r"^ossTarget\.ramUserName: "),
+        # Types, from the schema: what was written is named, nothing is coerced.
+        (
+            {"ossTarget": {**OSS, "bucketName": 3}},
+            r"^ossTarget\.bucketName: must be a string, not 3$",
+        ),
+        (
+            {"ossTarget": {**OSS, "createBucket": "yes"}},
+            r"^ossTarget\.createBucket: must be true or false, not 'yes'$",
+        ),
+        (
+            {"ossTarget": {**OSS, "expirationDays": "7"}},
+            r"^ossTarget\.expirationDays: must be an integer, not '7'$",
+        ),
+        (
+            {"ossTarget": {**OSS, "runtime": "big"}},
+            r"^ossTarget\.runtime: must be an object \(key: value lines\), not str$",
+        ),
+        (
+            {"ossTarget": {**OSS, "runtime": {"min_replicas": 2}}},
+            r"^ossTarget\.runtime\.min_replicas: unknown key; known: image, imagePullPolicy, ",
+        ),
+        (
+            {"ossTarget": {**OSS, "accessKeySecret": "plain"}},
+            r"^ossTarget\.accessKeySecret: a secret never goes in the stack file",
+        ),
+        (
+            {
+                "cosSource": {
+                    "region": "ap-guangzhou",
+                    "bucketName": "uploads",
+                    "relay": {"sinkUrl": "http://b/", "signingSecret": "x"},
+                }
+            },
+            r"^cosSource\.relay\.signingSecret: a secret never goes in the stack file",
+        ),
+        (
+            {"cosSource": {**COS, "relay": {"publicUrl": "https://r/"}}},
+            r"^cosSource\.relay\.sinkUrl: is required$",
+        ),
+        (
+            {"cosSource": {**COS, "prefix": ["a"]}},
+            r"^cosSource\.prefix: must be a string, not a list$",
+        ),
+        (
+            {
+                "cosSource": {
+                    **COS,
+                    "function": {"vpc": {"vpcId": "vpc_1", "subnetId": "subnet-1a2b3c4d"}},
+                }
+            },
+            r"^cosSource\.function\.vpc\.vpcId: 'vpc_1' is not an id like vpc-1a2b3c4d$",
+        ),
+        (
+            {"cosSource": {**COS, "function": {"packageDir": "/tmp"}}},
+            r"^cosSource\.function\.packageDir: unknown key",
+        ),
+        ({"cosSource": {**COS, "packageDir": "/tmp"}}, r"^cosSource\.packageDir: unknown key"),
     ],
 )
 def test_stack_file_errors_use_the_stack_files_names(values, message):
@@ -214,9 +270,9 @@ def test_stack_file_errors_use_the_stack_files_names(values, message):
         ("region", "region"),
     ],
 )
-def test_case_conversion_round_trips(camel_name, snake_name):
-    assert snake(camel_name) == snake_name
-    assert camel(snake_name) == camel_name
+def test_python_paths_are_written_in_stack_file_names(camel_name, snake_name):
+    assert stack_name(snake_name) == camel_name
+    assert stack_name(f"function.vpc.{snake_name}") == f"function.vpc.{camel_name}"
 
 
 def test_new_fields_reach_the_components():
@@ -248,12 +304,12 @@ def test_new_fields_reach_the_components():
     assert config.oss_target["credentials"]["service_account_name"] == "writer"
     assert config.oss_target["credentials"]["oidc_issuer_url"].startswith("https://")
     cos = config.cos_source
-    assert cos["function_vpc"] == {"vpc_id": "vpc-1a2b3c4d", "subnet_id": "subnet-5e6f7a8b"}
-    assert (cos["public_network"], cos["retry_attempts"], cos["max_event_age_seconds"]) == (
-        False,
-        0,
-        600,
-    )
+    assert cos["function"] == {
+        "vpc": {"vpc_id": "vpc-1a2b3c4d", "subnet_id": "subnet-5e6f7a8b"},
+        "public_network": False,
+        "retry_attempts": 0,
+        "max_event_age_seconds": 600,
+    }
     assert cos["force_destroy"] is True
 
 
