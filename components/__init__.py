@@ -1,7 +1,8 @@
 """Pulumi ComponentResources of the CloudEvents connectors.
 
-`from components import AlibabaOssTarget, TencentCosSource, ContainerRuntime` (and their Args) is
-the public API; `__main__.py` uses exactly these classes.
+`from cloudevents_connectors import AlibabaOssTarget, TencentCosSource, ContainerRuntime` (and
+their Args) is the public API of the installed package; in this repository the same classes are
+`components.*`, which `__main__.py` uses.
 """
 
 from .alibaba_oss_target import AlibabaOssTarget, AlibabaOssTargetArgs, CredentialsArgs
@@ -13,6 +14,7 @@ from .container_runtime import (
     SecretKeyRef,
 )
 from .tencent_cos_source import (
+    FunctionArgs,
     FunctionVpcArgs,
     GatewayArgs,
     RelayArgs,
@@ -26,6 +28,7 @@ __all__ = [
     "ContainerRuntime",
     "ContainerRuntimeArgs",
     "CredentialsArgs",
+    "FunctionArgs",
     "FunctionVpcArgs",
     "GatewayArgs",
     "PodIdentityArgs",

@@ -160,8 +160,9 @@ def memory_bytes(quantity: str) -> int:
 
 
 def _env_value(env_name: str, value: Any) -> str:
+    # The schema's own message, for a value that was an Output when the schema saw it.
     if not isinstance(value, str):
-        raise _fail(f"env.{env_name}", "must be a plain string (secrets go in secret_env)")
+        raise _fail(f"env.{env_name}", f"must be a string, not {value!r}")
     return value
 
 

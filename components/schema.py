@@ -196,8 +196,6 @@ def validate(td: type, value: Any, *, stack_path: str | None = None) -> dict[str
     chosen = next((e for e in same if e["type"] != "is_instance_of"), first)
     python_loc = tuple(p for p in loc if isinstance(p, str))
     problem = _problem(td, chosen, stack, python_loc)
-    if not stack and chosen is not first and chosen["type"] in _MESSAGES:
-        problem += " (or an Output of one)"
     # Keys as the caller wrote them: pydantic reports aliases (camelCase) for a stack file.
     written = ".".join(str(p) for p in loc)
     prefix = f"{stack_path}." if stack and stack_path else ""

@@ -261,6 +261,9 @@ class MockEngine(pulumi.runtime.Mocks):
         if root is not None and hasattr(root, "outputs"):
             root.outputs.clear()
         pulumi.runtime.set_all_config({}, [])
+        # A program that failed leaves its first error in the runtime's settings, where the next
+        # run would find it; set_mocks starts a fresh settings bag.
+        self.install()
 
     # --- running --------------------------------------------------------------------------------
     def run(self, fn: Callable[[], Any]) -> Any:
@@ -270,8 +273,28 @@ class MockEngine(pulumi.runtime.Mocks):
         def body() -> None:
             result["value"] = fn()
 
-        _sync_await(run_pulumi_func(body))
+        try:
+            _sync_await(run_pulumi_func(body))
+        except BaseException:
+            self._drain()
+            raise
         return result.get("value")
+
+    def _drain(self) -> None:
+        """After a failed program: let its other registrations finish (failing or not), so none
+        of them lands in the next run's record."""
+        from pulumi.runtime.stack import wait_for_rpcs
+
+        for _ in range(100):
+            manager = pulumi.runtime.settings._get_rpc_manager()
+            manager.unhandled_exception = None
+            try:
+                _sync_await(wait_for_rpcs())
+            except Exception:  # noqa: S112 - each failure is the failed program's; keep draining
+                continue
+            if not manager.rpcs:
+                break
+        pulumi.runtime.settings._get_rpc_manager().clear()
 
     def run_program(
         self,

@@ -6,13 +6,13 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
+from ..receiver import Receiver
+from ..receiver.retry import RetryPolicy
 from .metrics import TargetMetrics
 from .service import OssTarget
 from .settings import TargetSettings
 from .uploader import Uploader
 from .writer import ObjectWriter, Oss2Writer
-from ..receiver import Receiver
-from ..receiver.retry import RetryPolicy
 
 NAME = "oss_target"
 

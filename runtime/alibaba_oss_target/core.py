@@ -10,10 +10,10 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from .errors import Failure
-from .keys import InvalidKey, object_key
 from ..receiver.errors import InvalidEvent
 from ..receiver.events import ReceivedEvent, is_json_media_type, load_json
+from .errors import Failure
+from .keys import InvalidKey, object_key
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 EVENT_CONTENT_TYPE = "application/cloudevents+json"

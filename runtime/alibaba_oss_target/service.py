@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from cloudevents.core.v1.event import CloudEvent
 
+from ..receiver import Delivery, InvalidEvent, batch_response, binary_response, log_fields
+from ..receiver.events import ReceivedEvent
+from ..receiver.responses import rejection_response
 from .core import (
     ObjectWrite,
     error_event,
@@ -24,9 +27,6 @@ from .core import (
 from .errors import Failure
 from .metrics import TargetMetrics
 from .uploader import NotStored, Stored, Uploader
-from ..receiver import Delivery, InvalidEvent, batch_response, binary_response, log_fields
-from ..receiver.events import ReceivedEvent
-from ..receiver.responses import rejection_response
 
 RETRY_AFTER_SECONDS = "1"
 

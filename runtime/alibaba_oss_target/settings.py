@@ -14,13 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .keys import InvalidKey, check_prefix
 from ..receiver.settings import (
     EnvReader,
     ServerSettings,
     SettingError,
     read_server_settings,
 )
+from .keys import InvalidKey, check_prefix
 
 STORE_CHOICES = ("data", "event")
 # oss2's own endpoint rule (host[:port] with an optional scheme), restricted to http/https.

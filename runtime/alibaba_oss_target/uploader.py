@@ -7,11 +7,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ..receiver.retry import RetryPolicy
 from .core import ObjectWrite
 from .errors import Failure, classify
 from .metrics import TargetMetrics
 from .writer import ObjectWriter
-from ..receiver.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
