@@ -164,7 +164,7 @@ class AlibabaOssTarget(pulumi.ComponentResource):
             }
         runtime = ContainerRuntime(
             f"{name}-runtime",
-            runtime_options,  # type: ignore[arg-type]
+            {"runtime": runtime_options},  # type: ignore[typeddict-item]
             opts=pulumi.ResourceOptions(parent=self, depends_on=bucket_deps),
             workload={
                 **connector_args,  # type: ignore[typeddict-item]

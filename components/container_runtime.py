@@ -70,9 +70,11 @@ class RuntimeOptions(TypedDict, total=False):
     # Where `runtime.build` (an image built and pinned by digest) joins the options.
 
 
-class ContainerRuntimeArgs(RuntimeOptions):
-    """Arguments of ContainerRuntime: RuntimeOptions plus how the runtime is reached."""
+class ContainerRuntimeArgs(TypedDict):
+    """Arguments of ContainerRuntime: how the runtime runs and how it is reached."""
 
+    runtime: RuntimeOptions
+    """How the runtime runs; `image` is required here (the connectors fill in their own)."""
     service_type: NotRequired[str]
     """Plain: ClusterIP (default) or LoadBalancer (reachable from outside the cluster). With
     Knative, ClusterIP adds the cluster-local visibility label and LoadBalancer leaves the service
@@ -122,11 +124,15 @@ class ContainerRuntime(pulumi.ComponentResource):
     ) -> None:
         args = validate(ContainerRuntimeArgs, args)
         workload = validate(WorkloadArgs, workload or {})
-        if "image" not in args:
-            raise ValueError("image: is required")
+        options = args["runtime"]
+        if "image" not in options:
+            raise ValueError("runtime.image: is required")
         app_name = workload.get("app_name", name)
         settings = spec.runtime_settings(
-            app_name, workload.get("component", app_name), {**args, **workload}
+            app_name,
+            workload.get("component", app_name),
+            {**options, "service_type": args.get("service_type", "ClusterIP"), **workload},
+            options_at="runtime.",
         )
         create_namespace = args.get("create_namespace", False)
         super().__init__(RESOURCE_TYPE, name, None, opts)

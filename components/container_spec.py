@@ -166,9 +166,9 @@ def _env_value(env_name: str, value: Any) -> str:
     return value
 
 
-def _at_least_min(max_replicas: int, min_replicas: int) -> int:
+def _at_least_min(at: str, max_replicas: int, min_replicas: int) -> int:
     if max_replicas < min_replicas:
-        raise _fail("max_replicas", f"{max_replicas} is below min_replicas {min_replicas}")
+        raise _fail(f"{at}max_replicas", f"{max_replicas} is below min_replicas {min_replicas}")
     return max_replicas
 
 
@@ -186,15 +186,21 @@ def _pod_identity(value: Any) -> PodIdentity | None:
 
 
 def runtime_settings(
-    app_name: str, component: str, args: Mapping[str, Any], *, version: str = "0.1.0"
+    app_name: str,
+    component: str,
+    args: Mapping[str, Any],
+    *,
+    version: str = "0.1.0",
+    options_at: str = "",
 ) -> RuntimeSettings:
     """Applies the rules to ContainerRuntimeArgs and WorkloadArgs already checked against their
     schema (components.schema) into RuntimeSettings; a ValueError names the bad field. Output
     values are checked when they resolve, with the same messages."""
+    at = options_at  # where the caller wrote the RuntimeOptions, e.g. `relay.runtime.`
     image = args.get("image")
     if image is None or image == "":
-        raise _fail("image", "is required")
-    image = _match("image", image, _IMAGE, "a container image reference")
+        raise _fail(f"{at}image", "is required")
+    image = _match(f"{at}image", image, _IMAGE, "a container image reference")
     env = dict(args.get("env") or {})
     for env_name, env_value in env.items():
         _match("env", env_name, _ENV_NAME, "an environment variable name")
@@ -210,10 +216,10 @@ def runtime_settings(
             raise _fail(f"secret_env.{env_name}.secret_name", "must name a Secret")
         _match(f"secret_env.{env_name}.key", key, _SECRET_KEY, "a Secret key")
         secret_env.append(SecretRef(env_name, secret_name, key))
-    min_replicas = _int("min_replicas", args.get("min_replicas", 1), 1, 100)
+    min_replicas = _int(f"{at}min_replicas", args.get("min_replicas", 1), 1, 100)
     max_replicas = derived(
-        _at_least_min,
-        _int("max_replicas", args.get("max_replicas", min_replicas), 1, 100),
+        functools.partial(_at_least_min, at),
+        _int(f"{at}max_replicas", args.get("max_replicas", min_replicas), 1, 100),
         min_replicas,
     )
     command = tuple(args.get("command") or ())
@@ -224,35 +230,49 @@ def runtime_settings(
         component=dns_label("component", component),
         image=image,
         image_pull_policy=_choice(
-            "image_pull_policy", args.get("image_pull_policy", "IfNotPresent"), PULL_POLICIES
+            f"{at}image_pull_policy",
+            args.get("image_pull_policy", "IfNotPresent"),
+            PULL_POLICIES,
         ),
         command=command,
         env=tuple(sorted(env.items())),
         secret_env=tuple(secret_env),
-        namespace=dns_label("namespace", args.get("namespace", "default")),
+        namespace=dns_label(f"{at}namespace", args.get("namespace", "default")),
         min_replicas=min_replicas,
         max_replicas=max_replicas,
         target_cpu_utilization=_int(
-            "target_cpu_utilization", args.get("target_cpu_utilization", 70), 10, 100
+            f"{at}target_cpu_utilization", args.get("target_cpu_utilization", 70), 10, 100
         ),
-        cpu_request=_match("cpu_request", args.get("cpu_request", "100m"), _CPU, "a CPU quantity"),
-        cpu_limit=_match("cpu_limit", args.get("cpu_limit", "500m"), _CPU, "a CPU quantity"),
+        cpu_request=_match(
+            f"{at}cpu_request", args.get("cpu_request", "100m"), _CPU, "a CPU quantity"
+        ),
+        cpu_limit=_match(
+            f"{at}cpu_limit", args.get("cpu_limit", "500m"), _CPU, "a CPU quantity"
+        ),
         memory_request=_match(
-            "memory_request", args.get("memory_request", "128Mi"), _MEMORY, "a memory quantity"
+            f"{at}memory_request",
+            args.get("memory_request", "128Mi"),
+            _MEMORY,
+            "a memory quantity",
         ),
         memory_limit=_match(
-            "memory_limit", args.get("memory_limit", "256Mi"), _MEMORY, "a memory quantity"
+            f"{at}memory_limit",
+            args.get("memory_limit", "256Mi"),
+            _MEMORY,
+            "a memory quantity",
         ),
         drain_timeout_seconds=_int(
-            "drain_timeout_seconds",
+            f"{at}drain_timeout_seconds",
             args.get("drain_timeout_seconds", DEFAULT_DRAIN_TIMEOUT_SECONDS),
             1,
             600,
         ),
-        log_level=_choice("log_level", args.get("log_level", "INFO"), LOG_LEVELS),
-        mode=_choice("mode", args.get("mode", "deployment"), MODES),
+        log_level=_choice(f"{at}log_level", args.get("log_level", "INFO"), LOG_LEVELS),
+        mode=_choice(f"{at}mode", args.get("mode", "deployment"), MODES),
         service_type=_choice("service_type", args.get("service_type", "ClusterIP"), SERVICE_TYPES),
-        run_as_user=_int("run_as_user", args.get("run_as_user", DEFAULT_RUN_AS_USER), 1, 2**31 - 1),
+        run_as_user=_int(
+            f"{at}run_as_user", args.get("run_as_user", DEFAULT_RUN_AS_USER), 1, 2**31 - 1
+        ),
         version=version,
         pod_identity=_pod_identity(args.get("pod_identity")),
     )
@@ -265,10 +285,7 @@ def validate_runtime_options(
     front, so a bad one fails before any resource exists. Answers the options with the connector's
     default image filled in; errors name `<field>.<option>`."""
     filled = {**options, "image": options.get("image", default_image)}
-    try:
-        runtime_settings(app_name, component, filled)
-    except ValueError as error:
-        raise ValueError(f"{field}.{error}") from None
+    runtime_settings(app_name, component, filled, options_at=f"{field}.")
     return filled
 
 

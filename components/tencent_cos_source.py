@@ -281,7 +281,7 @@ def _relay(
     runtime = ContainerRuntime(
         f"{name}-relay",
         {
-            **options,  # type: ignore[typeddict-item]
+            "runtime": options,  # type: ignore[typeddict-item]
             "service_type": "ClusterIP" if s.public_url is not None else "LoadBalancer",
         },
         opts=child,

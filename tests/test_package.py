@@ -63,8 +63,17 @@ PROGRAM = textwrap.dedent(
 def test_installed_package_works_beside_a_projects_own_components_and_runtime(tmp_path):
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site)]
-        + [str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            ROOT,
+        ],
         check=True,
         capture_output=True,
         timeout=300,

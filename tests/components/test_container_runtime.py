@@ -16,10 +16,15 @@ WORKLOAD = {
 }
 
 
+def _args(options: dict) -> dict:
+    """ContainerRuntimeArgs from flat options: how it is reached at the top, the rest in runtime."""
+    options = {**ARGS, **options}
+    top = {k: options.pop(k) for k in list(options) if k in ("service_type", "create_namespace")}
+    return {"runtime": options, **top}
+
+
 def _runtime(args=None, workload=None):
-    return ContainerRuntime(
-        "relay", {**ARGS, **(args or {})}, workload={**WORKLOAD, **(workload or {})}
-    )
+    return ContainerRuntime("relay", _args(args or {}), workload={**WORKLOAD, **(workload or {})})
 
 
 def test_deployment_mode_declares_exactly_these_objects(pulumi_mocks):
@@ -101,17 +106,18 @@ def test_secret_env_never_becomes_a_literal(pulumi_mocks):
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"image": ""}, "image"),
-        ({"min_replicas": 0}, "min_replicas"),
-        ({"mode": "vm"}, "mode"),
+        ({"image": ""}, "runtime.image"),
+        ({"min_replicas": 0}, "runtime.min_replicas"),
+        ({"mode": "vm"}, "runtime.mode"),
         ({"create_namespace": "yes"}, "create_namespace"),
-        ({"command": ["sh"]}, "command"),
-        ({"env": {"K": "v"}}, "env"),
+        ({"service_type": "NodePort"}, "service_type"),
+        ({"command": ["sh"]}, "runtime.command"),
+        ({"env": {"K": "v"}}, "runtime.env"),
     ],
 )
 def test_invalid_arguments_raise_before_anything_is_registered(pulumi_mocks, overrides, field):
     with pytest.raises(ValueError, match=f"^{field}: "):
-        pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, **overrides}))
+        pulumi_mocks.run(lambda: ContainerRuntime("relay", _args(overrides)))
     assert pulumi_mocks.resources == []
 
 

@@ -11,9 +11,14 @@ BASE = {"image": "ghcr.io/acme/relay:1.0"}
 
 def settings(**overrides):
     """Through the schema first, as ContainerRuntime does: structure there, rules here."""
-    args = {**BASE, **overrides}
-    workload = {k: args.pop(k) for k in list(args) if k in WorkloadArgs.__annotations__}
-    checked = {**validate(ContainerRuntimeArgs, args), **validate(WorkloadArgs, workload)}
+    options = {**BASE, **overrides}
+    workload = {k: options.pop(k) for k in list(options) if k in WorkloadArgs.__annotations__}
+    top = {k: options.pop(k) for k in list(options) if k in ("service_type", "create_namespace")}
+    try:
+        args = validate(ContainerRuntimeArgs, {"runtime": options, **top})
+    except ValueError as error:  # named as RuntimeOptions does, like the rules below
+        raise ValueError(str(error).removeprefix("runtime.")) from None
+    checked = {**args.pop("runtime"), **args, **validate(WorkloadArgs, workload)}
     return spec.runtime_settings("relay", "relay", checked)
 
 

@@ -93,7 +93,13 @@ def test_container_runtime_takes_env_values_image_and_namespace_as_outputs(pulum
         v = _values(sink=BROKER, image="ghcr.io/acme/relay:2.0", namespace="from-output")
         return ContainerRuntime(
             "relay",
-            {"image": v["image"], "namespace": v["namespace"], "memory_limit": "512Mi"},
+            {
+                "runtime": {
+                    "image": v["image"],
+                    "namespace": v["namespace"],
+                    "memory_limit": "512Mi",
+                }
+            },
             workload={"env": {"K_SINK": v["sink"]}},
         )
 
@@ -121,13 +127,15 @@ def test_container_runtime_takes_env_values_image_and_namespace_as_outputs(pulum
         ),
         (
             lambda v: ContainerRuntime(
-                "relay", {"image": "img:1"}, workload={"env": {"K_SINK": v["number"]}}
+                "relay", {"runtime": {"image": "img:1"}}, workload={"env": {"K_SINK": v["number"]}}
             ),
             "env.K_SINK: must be a string, not 42",
         ),
         (
-            lambda v: ContainerRuntime("relay", {"image": "img:1", "namespace": v["bad"]}),
-            "namespace: 'Acme_Events' is not a DNS-1035 label",
+            lambda v: ContainerRuntime(
+                "relay", {"runtime": {"image": "img:1", "namespace": v["bad"]}}
+            ),
+            "runtime.namespace: 'Acme_Events' is not a DNS-1035 label",
         ),
     ],
 )
