@@ -246,9 +246,7 @@ def runtime_settings(
         cpu_request=_match(
             f"{at}cpu_request", args.get("cpu_request", "100m"), _CPU, "a CPU quantity"
         ),
-        cpu_limit=_match(
-            f"{at}cpu_limit", args.get("cpu_limit", "500m"), _CPU, "a CPU quantity"
-        ),
+        cpu_limit=_match(f"{at}cpu_limit", args.get("cpu_limit", "500m"), _CPU, "a CPU quantity"),
         memory_request=_match(
             f"{at}memory_request",
             args.get("memory_request", "128Mi"),
