@@ -42,7 +42,7 @@ COMMANDS = [("", command) for block in BLOCKS for command in block]
 
 
 def _kind(command: str) -> str:
-    for prefix in ("make ", "pulumi config set ", "pip install ", "curl "):
+    for prefix in ("make ", "pulumi config set ", "pip install ", "curl ", "pulumi package add "):
         if command.startswith(prefix):
             return prefix.strip().replace(" ", "-")
     return "unknown"
@@ -159,6 +159,39 @@ def test_documented_config_commands_yield_a_valid_stack(commands, tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_documented_package_add_names_this_repository_and_the_yaml_example_fits_the_schema():
+    """`pulumi package add` runs PulumiPlugin.yaml's entry point (tests/components/
+    test_provider_schema.py checks it and the schema); the YAML example uses only that schema."""
+    import yaml
+    from pulumi.provider.experimental.component import ComponentProvider
+
+    from cloudevents_connectors import __main__ as provider
+
+    commands = [c for _, c in COMMANDS if _kind(c) == "pulumi-package-add"]
+    assert commands and all(c.rstrip("/").endswith(f"/{PROJECT}") for c in commands)
+    schema = json.loads(
+        ComponentProvider(provider.components(), provider.PACKAGE, None, provider.VERSION).schema
+    )
+    [block] = re.findall(r"```yaml\n(name: .*?runtime: yaml\n.*?)```", README, re.S)
+    program = yaml.safe_load(block)
+
+    def check(properties: dict, spec: dict, where: str) -> None:
+        for key, value in properties.items():
+            assert key in spec, f"{where}.{key} is not in the schema"
+            ref = spec[key].get("$ref", "").removeprefix("#/types/")
+            if isinstance(value, dict) and ref:
+                check(value, schema["types"][ref]["properties"], f"{where}.{key}")
+
+    for name, resource in program["resources"].items():
+        spec = schema["resources"][resource["type"]]
+        check(resource["properties"], spec["inputProperties"], name)
+        assert set(spec.get("requiredInputs", [])) <= set(resource["properties"]), name
+    for value in program["outputs"].values():
+        resource, _, output = value.strip("${}").partition(".")
+        token = program["resources"][resource]["type"]
+        assert output in schema["resources"][token]["properties"], value
 
 
 def test_documented_pip_install_names_this_package():
