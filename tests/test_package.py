@@ -50,6 +50,13 @@ PROGRAM = textwrap.dedent(
         )
 
     program()
+
+    # The recorder for a program's own unit tests, from the installed package.
+    from cloudevents_connectors.testing import MockEngine
+
+    engine = MockEngine("installed", stack="test").install()
+    engine.run(lambda: AlibabaOssTarget("t2", {"region": "cn-hangzhou", "bucket_name": "acme-y"}))
+    seen["recorded"] = engine.one("alicloud:oss/bucket:Bucket").inputs["bucket"]
     print(json.dumps({
         "package": str(pathlib.Path(cc.__file__).parent),
         "components": str(pathlib.Path(cc.components.__file__).parent),
@@ -112,6 +119,7 @@ def test_installed_package_works_beside_a_projects_own_components_and_runtime(tm
     assert Path(shown["components"]) == package / "components"
     assert shown["url"] == "http://t.default.svc.cluster.local"
     assert shown["bucket"] == "up-1300000001"
+    assert shown["recorded"] == "acme-y"
     # The SCF zip of the installed copy is the repository's, byte for byte (same content hash).
     from components.packaging import build_function_package
 
