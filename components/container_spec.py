@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import checked, derived
+from .schema import checked, derived, whole
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 20
 # The pod must outlive the runtime's drain, or the kubelet kills in-flight deliveries.
@@ -125,6 +125,7 @@ def dns_label(field: str, value: Any) -> Any:
 
 def _int(field: str, value: Any, low: int, high: int) -> Any:
     def rule(v: Any) -> int:
+        v = whole(v)
         if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
             raise _fail(field, f"{v!r} must be an integer from {low} to {high}")
         return v

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from .container_spec import validate_runtime_options
 from .regions import check_region
-from .schema import checked, derived
+from .schema import checked, derived, whole
 
 DEFAULT_RELAY_IMAGE = "ghcr.io/cloudevents-connectors/relay:0.1.0"
 DEFAULT_EVENTS = ("cos:ObjectCreated:*",)
@@ -119,6 +119,7 @@ def _fail(field: str, message: str) -> ValueError:
 
 def _int(field: str, value: Any, low: int, high: int) -> Any:
     def rule(v: Any) -> int:
+        v = whole(v)
         if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
             raise _fail(field, f"{v!r} must be an integer from {low} to {high}")
         return v
@@ -296,6 +297,7 @@ def _vpc(value: Mapping[str, Any] | None) -> VpcSettings | None:
 
 
 def _memory(value: Any) -> int:
+    value = whole(value)
     if value not in MEMORY_SIZES or isinstance(value, bool):
         raise _fail("function.memory_mb", f"{value!r} must be a multiple of 128 from 128 to 3072")
     return value

@@ -26,7 +26,7 @@ from typing import Any, ForwardRef, Union
 
 import pulumi
 import typing_extensions
-from pydantic import ConfigDict, InstanceOf, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, InstanceOf, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 _BASE = {"strict": True, "extra": "forbid", "arbitrary_types_allowed": True}
@@ -39,6 +39,15 @@ _MESSAGES = {
     "bool_type": "must be true or false",
     "float_type": "must be a number",
 }
+
+
+def whole(value: Any) -> Any:
+    """A whole-number float as the int it is, anything else unchanged. Numbers from other languages
+    cross the wire as floats, and Pulumi's component provider (pulumi 3.272) converts an integer
+    input and then passes the float on; 2.5 stays 2.5 and is refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def is_output(value: Any) -> bool:
@@ -93,6 +102,8 @@ def _view(tp: Any, python: bool) -> Any:
         return Union[tuple(_view(a, python) for a in members)]  # noqa: UP007 - built at run time
     if origin in (list, dict):
         return origin[tuple(_view(a, python) for a in args)]
+    if tp is int and python:
+        return typing.Annotated[int, BeforeValidator(whole)]
     return tp
 
 

@@ -74,3 +74,18 @@ def test_plain_fields_refuse_an_output():
             AlibabaOssTargetArgs,
             {"region": "r", "bucket_name": "b", "create_bucket": pulumi.Output.from_input(True)},
         )
+
+
+def test_whole_floats_from_other_languages_are_integers_for_python_callers():
+    # Pulumi's component provider hands integer inputs over as floats (the wire's numbers).
+    args = validate(TencentCosSourceArgs, {**COS, "function": {"memory_mb": 256.0}})
+    assert args["function"]["memory_mb"] == 256 and type(args["function"]["memory_mb"]) is int
+    with pytest.raises(ValueError, match=r"^function\.memory_mb: "):
+        validate(TencentCosSourceArgs, {**COS, "function": {"memory_mb": 256.5}})
+    # A stack file is YAML read as written: 256.0 there is not an integer.
+    with pytest.raises(ValueError, match=r"^cosSource\.function\.memoryMb: must be an integer"):
+        validate(
+            TencentCosSourceArgs,
+            {**COS_STACK, "function": {"memoryMb": 256.0}},
+            stack_path="cosSource",
+        )
