@@ -125,3 +125,28 @@ def test_installed_package_works_beside_a_projects_own_components_and_runtime(tm
 
     assert shown["zip"] == build_function_package(tmp_path / "repo-zip").name
     assert shown["code_path"] == f"{zips}/{shown['zip']}"
+
+
+def test_package_code_imports_itself_relatively():
+    """An absolute `runtime.`/`components.` import works in the repository but not once installed
+    under cloudevents_connectors: every import inside the package is relative (the images keep
+    `python -m runtime.<name>`, which relative imports serve as well)."""
+    import ast
+
+    # The one deliberate exception: the repository fallback beside the installed relative import.
+    allowed = {("components/oss_target_spec.py", "runtime.alibaba_oss_target.bucket_name")}
+    found = []
+    for folder in ("components", "runtime"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            for node in ast.walk(ast.parse(path.read_text())):
+                modules = []
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    modules = [node.module]
+                elif isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                for module in modules:
+                    top = module.split(".")[0]
+                    if top in ("components", "runtime") and (relative, module) not in allowed:
+                        found.append(f"{relative}: {module}")
+    assert not found
