@@ -13,6 +13,7 @@ from .container_runtime import (
     RuntimeOptions,
     SecretKeyRef,
 )
+from .image_build import ImageBuild
 from .tencent_cos_source import (
     FunctionArgs,
     FunctionVpcArgs,
@@ -31,6 +32,7 @@ __all__ = [
     "FunctionArgs",
     "FunctionVpcArgs",
     "GatewayArgs",
+    "ImageBuild",
     "PodIdentityArgs",
     "RelayArgs",
     "RuntimeOptions",

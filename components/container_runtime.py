@@ -1,5 +1,6 @@
 """ContainerRuntime: one connector runtime on Kubernetes, as a Deployment or a Knative Service."""
 
+import dataclasses
 from typing import TypedDict
 
 import pulumi
@@ -7,6 +8,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from . import container_spec as spec
+from .image_build import ImageBuild, build_image
 from .schema import validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:ContainerRuntime"
@@ -67,14 +69,18 @@ class RuntimeOptions(TypedDict, total=False):
     default) or `knative` (a Knative Serving Service; the Knative CRDs must exist)."""
     run_as_user: pulumi.Input[int]
     """Numeric user (and group) the container runs as (default 10001; never root)."""
-    # Where `runtime.build` (an image built and pinned by digest) joins the options.
+    build: ImageBuild
+    """Build the runtime's image from this repository's Dockerfile with Pulumi's docker-build
+    provider, push it and run it by digest, so a change of the runtime's code rolls the pods
+    (instead of `image`; the two conflict)."""
 
 
 class ContainerRuntimeArgs(TypedDict):
     """Arguments of ContainerRuntime: how the runtime runs and how it is reached."""
 
     runtime: RuntimeOptions
-    """How the runtime runs; `image` is required here (the connectors fill in their own)."""
+    """How the runtime runs; `image` or `build` is required here (the connectors fill in their
+    own image)."""
     service_type: NotRequired[str]
     """Plain: ClusterIP (default) or LoadBalancer (reachable from outside the cluster). With
     Knative, ClusterIP adds the cluster-local visibility label and LoadBalancer leaves the service
@@ -125,8 +131,6 @@ class ContainerRuntime(pulumi.ComponentResource):
         args = validate(ContainerRuntimeArgs, args)
         workload = validate(WorkloadArgs, workload or {})
         options = args["runtime"]
-        if "image" not in options:
-            raise ValueError("runtime.image: is required")
         app_name = workload.get("app_name", name)
         settings = spec.runtime_settings(
             app_name,
@@ -138,6 +142,9 @@ class ContainerRuntime(pulumi.ComponentResource):
         super().__init__(RESOURCE_TYPE, name, None, opts)
 
         child = pulumi.ResourceOptions(parent=self)
+        if settings.build is not None:
+            image = build_image(name, settings.build, self)
+            settings = dataclasses.replace(settings, image=image)
         if create_namespace:
             ns = k8s.core.v1.Namespace(
                 f"{name}-namespace",

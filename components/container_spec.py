@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import image_build
 from .schema import checked, derived, whole
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 20
@@ -98,6 +99,8 @@ class RuntimeSettings:
     run_as_user: int
     version: str
     pod_identity: PodIdentity | None = None
+    build: image_build.BuildSettings | None = None
+    """`runtime.build`: the image is built and pushed, then `image` is set to its digest."""
 
     @property
     def termination_grace_period_seconds(self) -> Any:
@@ -199,9 +202,15 @@ def runtime_settings(
     values are checked when they resolve, with the same messages."""
     at = options_at  # where the caller wrote the RuntimeOptions, e.g. `relay.runtime.`
     image = args.get("image")
-    if image is None or image == "":
-        raise _fail(f"{at}image", "is required")
-    image = _match(f"{at}image", image, _IMAGE, "a container image reference")
+    build = None
+    if args.get("build") is not None:
+        if image is not None and image != "":
+            raise _fail(f"{at}image", "conflicts with build (the built image is used, by digest)")
+        build = image_build.build_settings(f"{at}build", args["build"], component)
+    elif image is None or image == "":
+        raise _fail(f"{at}image", "is required (or build)")
+    else:
+        image = _match(f"{at}image", image, _IMAGE, "a container image reference")
     env = dict(args.get("env") or {})
     for env_name, env_value in env.items():
         _match("env", env_name, _ENV_NAME, "an environment variable name")
@@ -274,6 +283,7 @@ def runtime_settings(
         ),
         version=version,
         pod_identity=_pod_identity(args.get("pod_identity")),
+        build=build,
     )
 
 
@@ -282,8 +292,10 @@ def validate_runtime_options(
 ) -> dict[str, Any]:
     """Applies the rules to a connector's RuntimeOptions (already checked against their schema) up
     front, so a bad one fails before any resource exists. Answers the options with the connector's
-    default image filled in; errors name `<field>.<option>`."""
-    filled = {**options, "image": options.get("image", default_image)}
+    default image filled in (unless it builds its own); errors name `<field>.<option>`."""
+    filled = dict(options)
+    if options.get("build") is None:
+        filled["image"] = options.get("image", default_image)
     runtime_settings(app_name, component, filled, options_at=f"{field}.")
     return filled
 

@@ -16,7 +16,12 @@ from .schema import restate, validate
 from .tencent_cos_source import TencentCosSourceArgs
 
 OBJECT_KEYS = ("kubernetes", "ossTarget", "cosSource")
-SECRET_KEYS = ("ossTargetAccessKeySecret", "cosSourceRelaySigningSecret")
+SECRET_KEYS = (
+    "ossTargetAccessKeySecret",
+    "cosSourceRelaySigningSecret",
+    "ossTargetRegistryPassword",
+    "cosSourceRelayRegistryPassword",
+)
 DEFAULT_NAMESPACE = "cloudevents"
 
 OSS_TARGET_NAME = "oss-target"
@@ -72,7 +77,32 @@ def _no_stack_key(block: dict[str, Any], key: str, path: str, why: str) -> None:
         raise ValueError(f"{path}: {why}")
 
 
-def _oss_target(value: Any, secret: Any, namespace: str) -> dict[str, Any]:
+def _runtime(path: str, value: Any, namespace: str, password_key: str, password: Any) -> dict:
+    """A runtime block (already checked against its schema) with the stack's namespace; the
+    registry password of `runtime.build` comes from its own secret key, never the stack file."""
+    runtime = dict(value or {})
+    _no_stack_key(runtime, "namespace", f"{path}.namespace", "set kubernetes.namespace instead")
+    build = runtime.get("build")
+    if build is not None and "password" in build:
+        raise ValueError(
+            f"{path}.build.password: not in the stack file; set it with "
+            f"`pulumi config set --secret {password_key} <password>`"
+        )
+    if password is not None:
+        if build is None:
+            raise ValueError(f"{password_key}: is set, but {path}.build is not")
+        runtime["build"] = {**build, "password": password}
+    elif build is not None and "username" in build:
+        raise ValueError(
+            f"{password_key}: required with {path}.build.username; set it with "
+            f"`pulumi config set --secret {password_key} <password>`"
+        )
+    return {**runtime, "namespace": namespace}
+
+
+def _oss_target(
+    value: Any, secret: Any, namespace: str, registry_password: Any = None
+) -> dict[str, Any]:
     args = validate(AlibabaOssTargetArgs, _mapping("ossTarget", value), stack_path="ossTarget")
     _no_stack_key(
         args,
@@ -81,11 +111,13 @@ def _oss_target(value: Any, secret: Any, namespace: str) -> dict[str, Any]:
         "a secret never goes in the stack file; set it with "
         "`pulumi config set --secret ossTargetAccessKeySecret <secret>`",
     )
-    runtime = dict(args.get("runtime") or {})
-    _no_stack_key(
-        runtime, "namespace", "ossTarget.runtime.namespace", "set kubernetes.namespace instead"
+    args["runtime"] = _runtime(
+        "ossTarget.runtime",
+        args.get("runtime"),
+        namespace,
+        "ossTargetRegistryPassword",
+        registry_password,
     )
-    args["runtime"] = {**runtime, "namespace": namespace}
     if secret is not None:
         if "access_key_id" not in args:
             raise ValueError(
@@ -101,7 +133,9 @@ def _oss_target(value: Any, secret: Any, namespace: str) -> dict[str, Any]:
     return args
 
 
-def _cos_source(value: Any, secret: Any, namespace: str) -> dict[str, Any]:
+def _cos_source(
+    value: Any, secret: Any, namespace: str, registry_password: Any = None
+) -> dict[str, Any]:
     args = validate(TencentCosSourceArgs, _mapping("cosSource", value), stack_path="cosSource")
     if "relay" in args:
         relay = dict(args["relay"])
@@ -112,19 +146,23 @@ def _cos_source(value: Any, secret: Any, namespace: str) -> dict[str, Any]:
             "a secret never goes in the stack file; set it with "
             "`pulumi config set --secret cosSourceRelaySigningSecret <secret>`",
         )
-        runtime = dict(relay.get("runtime") or {})
-        _no_stack_key(
-            runtime,
-            "namespace",
-            "cosSource.relay.runtime.namespace",
-            "set kubernetes.namespace instead",
+        relay["runtime"] = _runtime(
+            "cosSource.relay.runtime",
+            relay.get("runtime"),
+            namespace,
+            "cosSourceRelayRegistryPassword",
+            registry_password,
         )
-        relay["runtime"] = {**runtime, "namespace": namespace}
         if secret is not None:
             relay["signing_secret"] = secret
         args["relay"] = relay
-    elif secret is not None:
-        raise ValueError("cosSourceRelaySigningSecret: is set, but cosSource has no relay")
+    else:
+        for key, given in (
+            ("cosSourceRelaySigningSecret", secret),
+            ("cosSourceRelayRegistryPassword", registry_password),
+        ):
+            if given is not None:
+                raise ValueError(f"{key}: is set, but cosSource has no relay")
     return args
 
 
@@ -148,7 +186,10 @@ def parse_stack_config(
     oss_target = cos_source = None
     if values.get("ossTarget"):
         oss_target = _oss_target(
-            values["ossTarget"], secrets.get("ossTargetAccessKeySecret"), kubernetes.namespace
+            values["ossTarget"],
+            secrets.get("ossTargetAccessKeySecret"),
+            kubernetes.namespace,
+            secrets.get("ossTargetRegistryPassword"),
         )
         try:
             oss_target_spec.oss_target_settings(
@@ -163,18 +204,25 @@ def parse_stack_config(
             )
         except ValueError as error:
             raise restate(error, "ossTarget") from None
-    elif "ossTargetAccessKeySecret" in secrets:
-        raise ValueError("ossTargetAccessKeySecret: is set, but there is no ossTarget block")
+    else:
+        for key in ("ossTargetAccessKeySecret", "ossTargetRegistryPassword"):
+            if key in secrets:
+                raise ValueError(f"{key}: is set, but there is no ossTarget block")
     if values.get("cosSource"):
         cos_source = _cos_source(
-            values["cosSource"], secrets.get("cosSourceRelaySigningSecret"), kubernetes.namespace
+            values["cosSource"],
+            secrets.get("cosSourceRelaySigningSecret"),
+            kubernetes.namespace,
+            secrets.get("cosSourceRelayRegistryPassword"),
         )
         try:
             cos_source_spec.cos_source_settings(COS_SOURCE_NAME, cos_source)
         except ValueError as error:
             raise restate(error, "cosSource") from None
-    elif "cosSourceRelaySigningSecret" in secrets:
-        raise ValueError("cosSourceRelaySigningSecret: is set, but there is no cosSource block")
+    else:
+        for key in ("cosSourceRelaySigningSecret", "cosSourceRelayRegistryPassword"):
+            if key in secrets:
+                raise ValueError(f"{key}: is set, but there is no cosSource block")
     return StackConfig(kubernetes, oss_target, cos_source)
 
 

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # `make up` / `make preview`: runs the Pulumi CLI on one stack with a local file backend and the passphrase
 # secrets provider by default, so no Pulumi Cloud account is needed.
+#   scripts/pulumi-stack.sh check            only the checks: the CLI is installed, the stack file exists
+#   scripts/pulumi-stack.sh up|preview       the checks, then the CLI (the Makefile installs in between)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action="${1:-up}"
+case "$action" in
+  check | up | preview) ;;
+  *) echo "error: unknown action '$action' (check, up or preview)" >&2; exit 2 ;;
+esac
 stack="${STACK:-dev}"
 venv="${VENV:-.venv}"
 
@@ -24,6 +30,10 @@ if [[ ! -f "stacks/Pulumi.${stack}.yaml" ]]; then
   exit 2
 fi
 
+if [[ "$action" == check ]]; then
+  exit 0
+fi
+
 # State stays on this machine unless the user chose another backend.
 if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then
   mkdir -p .pulumi-state
@@ -34,6 +44,7 @@ if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:
 fi
 
 # The Python program runs in the project's virtualenv (Pulumi.yaml names it).
-export PATH="${PWD}/${venv}/bin:${PATH}"
+[[ "$venv" == /* ]] || venv="${PWD}/${venv}"
+export PATH="${venv}/bin:${PATH}"
 pulumi stack select --create --secrets-provider passphrase "${stack}"
 exec pulumi "${action}" --stack "${stack}"

@@ -14,8 +14,10 @@ BENCH_README = (ROOT / "bench" / "README.md").read_text()
 
 SMALL_RUNS = {
     "program.py": (["--pairs", "1", "2", "--runs", "1"], r"ratio"),
-    "cos_source.py": (["--records", "20", "--runs", "1"], r"cold import.*\n.*\d+(\.\d+)?x"),
+    "cos_source.py": (["--records", "20", "--runs", "1"], r"\d+(\.\d+)?x \(goal >= 5x"),
     "oss_target.py": (["--quick"], r"ratio|target/plain"),
+    "relay.py": (["--events", "200", "--runs", "1"], r"ratio relay / baseline .*\n(.*\n)*.*peak"),
+    "limits.py": (["--events", "2", "--runs", "1"], r"peak RSS median .* MiB"),
 }
 
 

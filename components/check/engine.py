@@ -154,6 +154,9 @@ def _computed_outputs(args: mocks.MockResourceArgs, app_id: str, preview: bool) 
     if typ == "alicloud:ram/role:Role":
         role = inputs.get("roleName", name)
         return role, {"arn": f"acs:ram::1000000000000001:role/{role.lower()}"}
+    if typ == "docker-build:index:Image":
+        # The registry's digest of the pushed manifest; unknown in preview, as in a real one.
+        return f"{name}-id", {"digest": f"sha256:{digest}"}
     if typ == "alicloud:ram/accessKey:AccessKey":
         return "LTAI5t" + digest[:18], {"secret": secret("mock-" + digest[:30]), "status": "Active"}
     return f"{name}-id", {}

@@ -1,20 +1,54 @@
-"""Wiring: settings -> writer -> uploader -> handler -> receiver (no I/O until served)."""
+"""Wiring: settings -> credentials -> writer -> uploader -> handler -> receiver (no I/O yet).
+
+The credentials' refresh task starts and stops with the aiohttp application (`on_startup`,
+`on_cleanup`), so it runs on the serving loop; readiness is the credentials' health.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from ..receiver import Receiver
 from ..receiver.retry import RetryPolicy
+from .credentials import (
+    CredentialsSource,
+    OidcSource,
+    RefreshingCredentials,
+    StaticSource,
+    StsFileSource,
+)
 from .metrics import TargetMetrics
 from .service import OssTarget
 from .settings import TargetSettings
 from .uploader import Uploader
-from .writer import ObjectWriter, Oss2Writer
+from .writer import ObjectWriter, OssWriter
 
 NAME = "oss_target"
+
+
+def credentials_source(settings: TargetSettings) -> CredentialsSource:
+    """The one source the settings name (see settings.CREDENTIAL_SOURCES)."""
+    if settings.rrsa is not None:
+        rrsa = settings.rrsa
+        return OidcSource(
+            role_arn=rrsa.role_arn,
+            oidc_provider_arn=rrsa.oidc_provider_arn,
+            oidc_token_file=rrsa.oidc_token_file,
+            role_session_name=rrsa.role_session_name,
+            sts_endpoint=rrsa.sts_endpoint,
+            duration_seconds=rrsa.duration_seconds,
+            timeout_seconds=settings.timeout_seconds,
+        )
+    if settings.credentials_file:
+        return StsFileSource(settings.credentials_file)
+    return StaticSource(
+        settings.access_key_id, settings.access_key_secret, settings.security_token or None
+    )
 
 
 def build_target(
@@ -26,13 +60,15 @@ def build_target(
     """The receiver to serve and the uploader to close after draining (`uploader.close`)."""
     registry = CollectorRegistry()
     metrics = TargetMetrics(registry)
+    logger = logging.getLogger(f"runtime.{NAME}")
+    credentials = RefreshingCredentials(credentials_source(settings), logger)
     uploader = Uploader(
-        writer if writer is not None else Oss2Writer(settings),
+        writer if writer is not None else OssWriter(settings, credentials),
         max_concurrency=settings.max_concurrency,
         policy=policy or RetryPolicy(budget=settings.retry_budget_seconds),
         metrics=metrics,
+        credentials=credentials,
     )
-    logger = logging.getLogger(f"runtime.{NAME}")
     handler = OssTarget(
         uploader,
         metrics,
@@ -49,5 +85,26 @@ def build_target(
         max_in_flight=settings.server.max_in_flight,
         registry=registry,
         logger=logger,
+        is_ready=lambda: credentials.ready,
     )
+    _run_with_app(receiver.app, credentials)
     return receiver, uploader
+
+
+def _run_with_app(app: web.Application, credentials: RefreshingCredentials) -> None:
+    """Refresh credentials for as long as the application serves."""
+    tasks: list[asyncio.Task] = []
+
+    async def start(app: web.Application) -> None:
+        # A static pair is there at once, so the first request never waits for the task.
+        await credentials.refresh()
+        tasks.append(asyncio.create_task(credentials.run(), name="oss-credentials"))
+
+    async def stop(app: web.Application) -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)

@@ -14,8 +14,9 @@ class TargetMetrics:
         )
         self.failed = Counter(
             "oss_target_events_failed",
-            "Events not written, by reason (throttled, server-error, connection, timeout, "
-            "integrity, access-denied, no-such-bucket, invalid-access-key, invalid-key, ...).",
+            "Events not written, by reason (throttled, server-error, connection-refused, "
+            "connection, timeout, dns, tls, integrity, no-credentials, access-denied, "
+            "no-such-bucket, invalid-access-key, security-token-expired, invalid-key, ...).",
             ["reason"],
             registry=registry,
         )

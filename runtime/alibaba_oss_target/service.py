@@ -21,7 +21,7 @@ from ..receiver.responses import rejection_response
 from .core import (
     ObjectWrite,
     error_event,
-    plan_write,
+    plan_writes,
     success_event,
 )
 from .errors import Failure
@@ -58,15 +58,15 @@ class OssTarget:
         self._logger = logger
 
     async def __call__(self, delivery: Delivery) -> web.StreamResponse:
-        writes: list[ObjectWrite] = []
-        for index, event in enumerate(delivery.events):
-            try:
-                writes.append(plan_write(event, prefix=self._prefix, store=self._store))
-            except InvalidEvent as error:
-                if delivery.mode == "batch":
-                    error.index = index
-                    error.message = f"event {index}: {error.message}"
-                return self._reject(error)
+        try:
+            writes = plan_writes(
+                delivery.events,
+                prefix=self._prefix,
+                store=self._store,
+                batch=delivery.mode == "batch",
+            )
+        except InvalidEvent as error:
+            return self._reject(error)
         pairs = zip(delivery.events, writes, strict=True)
         outcomes = await asyncio.gather(*(self._store_one(event, write) for event, write in pairs))
         status = _overall_status([outcome.status for outcome in outcomes])

@@ -1,9 +1,19 @@
 """The target's settings, read and validated from the environment in one place.
 
 Environment variables (defaults in brackets):
-  OSS_ENDPOINT (required; no scheme means https), OSS_BUCKET (required), OSS_ACCESS_KEY_ID and
-  OSS_ACCESS_KEY_SECRET (required), OSS_SECURITY_TOKEN (STS, optional), OSS_REGION (optional:
-  V4 signing), OSS_KEY_PREFIX [""], STORE [data] (data|event), RESPONSE_SOURCE
+  OSS_ENDPOINT (required; no scheme means https), OSS_BUCKET (required), OSS_REGION (optional:
+  V4 signing; required with STS credentials), credentials from exactly one source
+  (CREDENTIAL_SOURCES):
+    accessKey: OSS_ACCESS_KEY_ID + OSS_ACCESS_KEY_SECRET (+ OSS_SECURITY_TOKEN for a fixed STS);
+    stsFile:   OSS_CREDENTIALS_FILE, a JSON file {AccessKeyId, AccessKeySecret, SecurityToken,
+               Expiration} re-read when it changes;
+    rrsa:      ALIBABA_CLOUD_ROLE_ARN + ALIBABA_CLOUD_OIDC_PROVIDER_ARN +
+               ALIBABA_CLOUD_OIDC_TOKEN_FILE (what ACK's pod-identity webhook injects), optional
+               ALIBABA_CLOUD_ROLE_SESSION_NAME [alibaba-oss-target], ALIBABA_CLOUD_STS_ENDPOINT
+               (host or http(s)://host:port; else alibabacloud-credentials' own choice from
+               ALIBABA_CLOUD_STS_REGION / ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED, sts.aliyuncs.com),
+               OSS_CREDENTIALS_DURATION_SECONDS [3600] (900-43200);
+  OSS_KEY_PREFIX [""], STORE [data] (data|event), RESPONSE_SOURCE
   [alibabaoss/<bucket>], OSS_MAX_CONCURRENCY [16], OSS_RETRY_BUDGET_SECONDS [10],
   OSS_TIMEOUT_SECONDS [10], plus the receiver's PORT [8080], MAX_BODY_BYTES [16 MiB],
   DRAIN_TIMEOUT_SECONDS [20], MAX_IN_FLIGHT [64], LOG_LEVEL [INFO].
@@ -20,22 +30,49 @@ from ..receiver.settings import (
     SettingError,
     read_server_settings,
 )
+from .bucket_name import RULE as BUCKET_NAME_RULE
+from .bucket_name import bucket_name_problem
 from .keys import InvalidKey, check_prefix
 
 STORE_CHOICES = ("data", "event")
 # oss2's own endpoint rule (host[:port] with an optional scheme), restricted to http/https.
 _ENDPOINT = re.compile(r"^(https?://)?[\w.-]+(:\d+)?/?$", re.ASCII | re.IGNORECASE)
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z0-9-]+$")
+
+
+RRSA_VARIABLES = (
+    "ALIBABA_CLOUD_ROLE_ARN",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+    "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+)
+CREDENTIAL_SOURCES = {
+    "accessKey": ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET"),
+    "stsFile": ("OSS_CREDENTIALS_FILE",),
+    "rrsa": RRSA_VARIABLES,
+}
+
+
+@dataclass(frozen=True)
+class RrsaSettings:
+    """AssumeRoleWithOIDC parameters (the names alibabacloud-credentials reads)."""
+
+    role_arn: str
+    oidc_provider_arn: str
+    oidc_token_file: str
+    role_session_name: str | None = None
+    sts_endpoint: str | None = None
+    duration_seconds: int = 3600
 
 
 @dataclass(frozen=True)
 class TargetSettings:
     endpoint: str
     bucket: str
-    access_key_id: str
-    access_key_secret: str = field(repr=False)
+    access_key_id: str = ""
+    access_key_secret: str = field(default="", repr=False)
     security_token: str | None = field(default=None, repr=False)
+    credentials_file: str | None = None
+    rrsa: RrsaSettings | None = None
     region: str | None = None
     key_prefix: str = ""
     store: str = "data"
@@ -44,6 +81,13 @@ class TargetSettings:
     retry_budget_seconds: float = 10.0
     timeout_seconds: float = 10.0
     server: ServerSettings = field(default_factory=ServerSettings)
+
+    @property
+    def credentials_source(self) -> str:
+        """accessKey | stsFile | rrsa."""
+        if self.rrsa is not None:
+            return "rrsa"
+        return "stsFile" if self.credentials_file else "accessKey"
 
 
 def normalise_endpoint(value: str) -> str:
@@ -59,10 +103,9 @@ def normalise_endpoint(value: str) -> str:
 def read_settings(env: EnvReader) -> TargetSettings:
     endpoint = normalise_endpoint(env.required("OSS_ENDPOINT"))
     bucket = env.required("OSS_BUCKET")
-    if not _BUCKET.match(bucket) or "--" in bucket:
-        raise SettingError(
-            "OSS_BUCKET", "must be 3-63 lower-case letters, digits or hyphens, not ending in '-'"
-        )
+    if bucket_name_problem(bucket) is not None:
+        # The component checks stack files with the same rule, so a name it accepts starts here.
+        raise SettingError("OSS_BUCKET", f"must be {BUCKET_NAME_RULE}")
     region = env.text("OSS_REGION")
     if region is not None and not _REGION.match(region):
         raise SettingError("OSS_REGION", "must look like cn-hangzhou")
@@ -71,12 +114,31 @@ def read_settings(env: EnvReader) -> TargetSettings:
         check_prefix(prefix)
     except InvalidKey as error:
         raise SettingError("OSS_KEY_PREFIX", error.message) from None
+    source = _credentials_source(env)
+    if region is None and (source != "accessKey" or env.text("OSS_SECURITY_TOKEN")):
+        # alibabacloud-oss-v2's V1 signer sends an STS token as `security-token`, not the
+        # `x-oss-security-token` OSS documents; its V4 signer sends (and signs) the right header.
+        raise SettingError("OSS_REGION", "is required with STS credentials (V4 signing)")
+    rrsa = None
+    if source == "rrsa":
+        rrsa = RrsaSettings(
+            role_arn=env.required("ALIBABA_CLOUD_ROLE_ARN"),
+            oidc_provider_arn=env.required("ALIBABA_CLOUD_OIDC_PROVIDER_ARN"),
+            oidc_token_file=env.required("ALIBABA_CLOUD_OIDC_TOKEN_FILE"),
+            role_session_name=env.text("ALIBABA_CLOUD_ROLE_SESSION_NAME"),
+            sts_endpoint=_sts_endpoint(env.text("ALIBABA_CLOUD_STS_ENDPOINT")),
+            duration_seconds=env.integer(
+                "OSS_CREDENTIALS_DURATION_SECONDS", 3600, minimum=900, maximum=43200
+            ),
+        )
     return TargetSettings(
         endpoint=endpoint,
         bucket=bucket,
-        access_key_id=env.required("OSS_ACCESS_KEY_ID"),
-        access_key_secret=env.required("OSS_ACCESS_KEY_SECRET"),
-        security_token=env.text("OSS_SECURITY_TOKEN"),
+        access_key_id=env.required("OSS_ACCESS_KEY_ID") if source == "accessKey" else "",
+        access_key_secret=env.required("OSS_ACCESS_KEY_SECRET") if source == "accessKey" else "",
+        security_token=env.text("OSS_SECURITY_TOKEN") if source == "accessKey" else None,
+        credentials_file=env.text("OSS_CREDENTIALS_FILE") if source == "stsFile" else None,
+        rrsa=rrsa,
         region=region,
         key_prefix=prefix,
         store=env.choice("STORE", "data", STORE_CHOICES),
@@ -86,3 +148,35 @@ def read_settings(env: EnvReader) -> TargetSettings:
         timeout_seconds=env.number("OSS_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=600),
         server=read_server_settings(env),
     )
+
+
+def _credentials_source(env: EnvReader) -> str:
+    """Exactly one source: the first variable of each that is set decides; two sources (or
+    none) is an error naming them, never a silent precedence."""
+    present = [
+        name
+        for name, variables in CREDENTIAL_SOURCES.items()
+        if any(env.text(variable) for variable in variables)
+    ]
+    if len(present) > 1:
+        first = CREDENTIAL_SOURCES[present[0]][0]
+        raise SettingError(
+            first, f"credentials from more than one source ({', '.join(present)}); set one"
+        )
+    if not present:
+        # The classic (and most common) case names the variable to set.
+        return "accessKey"
+    return present[0]
+
+
+_STS_ENDPOINT = re.compile(r"^(https?://)?[\w.-]+(:\d+)?/?$", re.ASCII | re.IGNORECASE)
+
+
+def _sts_endpoint(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _STS_ENDPOINT.match(value):
+        raise SettingError(
+            "ALIBABA_CLOUD_STS_ENDPOINT", "must be host[:port] with an optional http(s):// scheme"
+        )
+    return value.rstrip("/")

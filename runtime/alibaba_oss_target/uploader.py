@@ -1,14 +1,14 @@
-"""Async uploads over the synchronous writer: bounded concurrency, retries within a budget."""
+"""Uploads on the event loop: bounded concurrency, retries within a budget, auth health reported."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..receiver.retry import RetryPolicy
 from .core import ObjectWrite
+from .credentials import AUTH_ERROR_CODES, RefreshingCredentials
 from .errors import Failure, classify
 from .metrics import TargetMetrics
 from .writer import ObjectWriter
@@ -30,8 +30,9 @@ class NotStored:
 
 
 class Uploader:
-    """At most `max_concurrency` PUTs at once (one thread each); transient failures are retried
-    with backoff until the policy's budget runs out."""
+    """At most `max_concurrency` PUTs at once; transient failures are retried with backoff until
+    the policy's budget runs out. Every OSS answer about the credentials goes to `credentials`
+    (when given), which decides readiness."""
 
     def __init__(
         self,
@@ -40,15 +41,15 @@ class Uploader:
         max_concurrency: int,
         policy: RetryPolicy,
         metrics: TargetMetrics,
+        credentials: RefreshingCredentials | None = None,
     ) -> None:
         self._writer = writer
         self._policy = policy
         self._metrics = metrics
+        self._credentials = credentials
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="oss")
 
     async def store(self, write: ObjectWrite) -> Stored | NotStored:
-        loop = asyncio.get_running_loop()
         started = time.monotonic()
         attempt = 0
         while True:
@@ -57,14 +58,14 @@ class Uploader:
                 async with self._slots:
                     self._metrics.uploads_in_flight.inc()
                     try:
-                        result = await loop.run_in_executor(
-                            self._executor, self._writer.put, write.key, write.body, write.headers
-                        )
+                        result = await self._writer.put(write.key, write.body, write.headers)
                     finally:
                         self._metrics.uploads_in_flight.dec()
             except Exception as error:
                 failure = classify(error)
                 self._metrics.attempts.labels(failure.reason).inc()
+                if self._credentials is not None and failure.code in AUTH_ERROR_CODES:
+                    self._credentials.auth_failed(failure.code)
                 elapsed = time.monotonic() - started
                 delay = self._policy.next_delay(attempt - 1, elapsed) if failure.retryable else None
                 if delay is None:
@@ -72,12 +73,10 @@ class Uploader:
                 await asyncio.sleep(delay)
                 continue
             self._metrics.attempts.labels("ok").inc()
+            if self._credentials is not None:
+                self._credentials.succeeded()
             return Stored(result.etag, result.request_id, attempt, time.monotonic() - started)
 
     async def close(self) -> None:
-        """Wait for PUTs already running (a drained request may have left one), then close."""
-        await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
-
-    def _shutdown(self) -> None:
-        self._executor.shutdown(wait=True)
-        self._writer.close()
+        """Close the writer's connections (the server has drained its requests by then)."""
+        await self._writer.close()

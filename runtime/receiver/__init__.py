@@ -17,25 +17,41 @@ A runtime supplies an async `EventHandler(delivery) -> aiohttp response`; the co
 What the core guarantees before the handler runs:
 - `POST /` accepts binary, structured (`application/cloudevents+json`) and batch
   (`application/cloudevents-batch+json`) modes, chunked or not;
+- header bytes that are not UTF-8: 400 `invalid-header`; then an optional
+  `check_headers(request)` hook (raise a RequestRejected, e.g. Unauthorized) runs before anything
+  of the body is read or reserved and before `100 Continue` is sent;
+- 413 when the body exceeds `max_body_bytes` (decided from Content-Length before reading, or while
+  streaming; the rest is never read);
+- memory bounded by bytes: a request reserves its size in an `in_flight_bytes` budget before its
+  body is read (503 `busy` + Retry-After when the budget stays full for `body_timeout`); the body
+  must arrive within `body_timeout` seconds (408 and close); a sender that disconnects mid-body is
+  counted (`<name>_client_disconnects_total`), not logged as an error;
+- an optional `authenticate(request, raw_body)` hook runs after the size limit and before parsing
+  (raise `Unauthorized` for 401);
 - 400 + JSON `{"error": "invalid-event", "message", "index"?}` for anything that breaks CloudEvents
   1.0.2, its HTTP binding or JSON format (see `runtime.receiver.events`): a missing/empty id,
   source, type or specversion, specversion other than 1.0, values outside the type system, a non
-  RFC 3339 time, header bytes that are not UTF-8, non-strict JSON (NaN, deep nesting) or base64;
-- 415 for anything that is not a CloudEvent; 413 when the body exceeds `max_body_bytes` (decided
-  from Content-Length before reading, or while streaming; the rest is never read);
-- an optional `authenticate(request, raw_body)` hook runs after the size limit and before parsing
-  (raise `Unauthorized` for 401);
-- 503 + `Retry-After` while draining; 500 if the handler raises (logged by exception type only);
+  RFC 3339 time, header bytes that are not UTF-8, non-strict JSON (NaN, deep nesting, numbers
+  beyond the int() limit) or base64; 415 for anything that is not a CloudEvent;
+- at most `max_in_flight` handlers at once (a request takes a slot only once its body is complete);
+- 503 + `Retry-After` while draining, and for requests still unfinished when the drain times out
+  (their handlers are cancelled); 500 if the handler raises (logged by exception type only);
 - `GET /healthz` 200, `GET /readyz` 200 or 503 (draining / `is_ready()` false), `GET /metrics`
   (Prometheus text from the receiver's own registry: `receiver.registry`, add your own metrics
   there; see `ReceiverMetrics` for the names).
+
+`main()` applies the runtime's ServerSettings (`Receiver.apply`): limits, the budget derived from
+MEMORY_LIMIT_BYTES (else the cgroup limit), HOST, the header and body deadlines.
 """
 
-from .app import Authenticator, Delivery, EventHandler, Receiver
+from .app import Authenticator, Delivery, EventHandler, HeaderCheck, Receiver
 from .errors import (
     BodyTooLarge,
+    Busy,
     InvalidEvent,
+    InvalidHeader,
     RequestRejected,
+    RequestTimeout,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -63,13 +79,17 @@ __all__ = [
     "Authenticator",
     "BackgroundServer",
     "BodyTooLarge",
+    "Busy",
     "Delivery",
     "EnvReader",
     "EventHandler",
+    "HeaderCheck",
     "InvalidEvent",
+    "InvalidHeader",
     "ReceivedEvent",
     "Receiver",
     "RequestRejected",
+    "RequestTimeout",
     "RetryPolicy",
     "ServerSettings",
     "SettingError",

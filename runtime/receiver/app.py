@@ -12,40 +12,64 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .body import read_body
-from .errors import RequestRejected
+from .budget import ByteBudget
+from .errors import (
+    BodyTooLarge,
+    Busy,
+    InvalidEvent,
+    InvalidHeader,
+    RequestRejected,
+    RequestTimeout,
+)
 from .events import Mode, ReceivedEvent, parse_events
 from .logs import log_fields
 from .metrics import ReceiverMetrics
 from .responses import error_response, rejection_response
+from .settings import ServerSettings
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """What the handler gets: the validated events of one request, in order."""
+    """What the handler gets: the validated events of one request, in order, and the raw body."""
 
     mode: Mode
     events: list[ReceivedEvent]
     request: web.Request
+    body: bytes = b""
 
 
 EventHandler = Callable[[Delivery], Awaitable[web.StreamResponse]]
 # Checks a request before its body is parsed (the raw body is what signatures cover); raises a
 # RequestRejected (e.g. Unauthorized) to refuse it.
 Authenticator = Callable[[web.Request, bytes], None]
+# Checks a request's headers before anything of its body is read or reserved (and before
+# `100 Continue` is sent); raises a RequestRejected to refuse it.
+HeaderCheck = Callable[[web.Request], None]
 
 RECEIVER_KEY: web.AppKey[Receiver] = web.AppKey("receiver")
+T = TypeVar("T")
+_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Receiver:
     """Builds `self.app`; `start_draining()` turns readiness and new POSTs to 503.
 
-    At most `max_in_flight` requests are read and handled at once; later ones wait (before their
-    body is read), which bounds memory to about `max_in_flight * max_body_bytes`.
+    Per POST: the headers are checked (valid UTF-8, then `check_headers`), the declared size is
+    checked against `max_body_bytes`, the request reserves its size in a byte budget of
+    `in_flight_bytes` (Content-Length, or `max_body_bytes` when chunked; 503 `busy` when it stays
+    full for `body_timeout` seconds), only then is `100 Continue` sent and the body read (408 and
+    close when it takes longer than `body_timeout`), authenticated, parsed, and handed to the
+    handler, at most `max_in_flight` handlers at once (a request waits for a handler slot only
+    once its body is complete, so a slow sender holds bytes of the budget but no slot). Memory is
+    thereby bounded by bytes, not by request count.
     """
 
     def __init__(
@@ -55,13 +79,15 @@ class Receiver:
         name: str,
         max_body_bytes: int,
         max_in_flight: int = 64,
+        in_flight_bytes: int | None = None,
+        body_timeout: float = 10.0,
         registry: CollectorRegistry | None = None,
         logger: logging.Logger | None = None,
         is_ready: Callable[[], bool] | None = None,
         authenticate: Authenticator | None = None,
+        check_headers: HeaderCheck | None = None,
     ) -> None:
         self.name = name
-        self.max_body_bytes = max_body_bytes
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ReceiverMetrics(self.registry, name)
         self.logger = logger or logging.getLogger(f"runtime.{name}")
@@ -69,65 +95,147 @@ class Receiver:
         self._handler = handler
         self._is_ready = is_ready
         self._authenticate = authenticate
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._check_headers = check_headers
+        self._tasks: set[asyncio.Task] = set()
+        self._aborting = False
+        self._configure(max_body_bytes, max_in_flight, in_flight_bytes, body_timeout)
         self.app = web.Application()
         self.app[RECEIVER_KEY] = self
-        self.app.router.add_post("/", self._receive)
+        # `100 Continue` is sent by `_receive` itself, once the headers and the size have passed.
+        self.app.router.add_post("/", self._receive, expect_handler=_defer_continue)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
 
+    def apply(self, settings: ServerSettings) -> None:
+        """Take the limits from a runtime's ServerSettings (the process entry point does this, so
+        every runtime gets the memory budget its container's limit allows). Call before serving."""
+        self._configure(
+            settings.max_body_bytes,
+            settings.max_in_flight,
+            settings.in_flight_bytes,
+            settings.body_timeout_seconds,
+        )
+
+    def _configure(
+        self, max_body_bytes: int, max_in_flight: int, in_flight_bytes: int | None, timeout: float
+    ) -> None:
+        if in_flight_bytes is None:
+            in_flight_bytes = max(max_body_bytes, ServerSettings.in_flight_bytes)
+        if max_body_bytes > in_flight_bytes:
+            raise ValueError("max_body_bytes must fit in in_flight_bytes")
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout = timeout
+        self.budget = ByteBudget(in_flight_bytes)
+        self._slots = asyncio.Semaphore(max_in_flight)
+
     def start_draining(self) -> None:
         self.draining = True
 
+    @property
+    def in_flight(self) -> int:
+        """POSTs being read, waiting or handled right now."""
+        return len(self._tasks)
+
+    async def drain(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for the requests in flight, then answer the rest 503
+        (their handlers are cancelled: nothing they did is acknowledged). Returns how many were
+        cut short. Call after `start_draining()`."""
+        deadline = time.monotonic() + timeout
+        while self._tasks and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        unfinished = list(self._tasks)
+        if unfinished:
+            self._aborting = True
+            for task in unfinished:
+                task.cancel()
+            # Each cancelled request writes its 503 promptly; a moment is enough.
+            grace = time.monotonic() + 1.0
+            while self._tasks and time.monotonic() < grace:
+                await asyncio.sleep(0.01)
+        return len(unfinished)
+
     async def _receive(self, request: web.Request) -> web.StreamResponse:
         if self.draining:
-            response = error_response(
-                503,
-                "draining",
-                "shutting down; retry on another instance",
-                headers={"Retry-After": "1"},
-            )
-            response.force_close()
             self.metrics.requests.labels("503").inc()
-            return response
+            return _draining_response()
         started = time.perf_counter()
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         self.metrics.in_flight.inc()
         try:
-            async with self._slots:
-                response = await self._read_and_handle(request, started)
+            response = await self._admit_read_and_handle(request, started)
+        except asyncio.CancelledError:
+            if not self._aborting:
+                raise
+            if task is not None and hasattr(task, "uncancel"):
+                task.uncancel()
+            log_fields(self.logger, logging.WARNING, "request cut short by shutdown", status=503)
+            response = _draining_response()
         finally:
+            self._tasks.discard(task)  # type: ignore[arg-type]
             self.metrics.in_flight.dec()
         self.metrics.duration.observe(time.perf_counter() - started)
         self.metrics.requests.labels(str(response.status)).inc()
         return response
 
-    async def _read_and_handle(self, request: web.Request, started: float) -> web.StreamResponse:
+    async def _admit_read_and_handle(
+        self, request: web.Request, started: float
+    ) -> web.StreamResponse:
+        reserved = 0
         try:
-            body = await read_body(request, self.max_body_bytes)
+            _check_encodable(request)
+            if self._check_headers is not None:
+                self._check_headers(request)
+            declared = request.content_length
+            if declared is not None and declared > self.max_body_bytes:
+                raise BodyTooLarge(
+                    f"body of {declared} bytes exceeds the limit of {self.max_body_bytes} bytes"
+                )
+            size = self.max_body_bytes if declared is None else declared
+            if not self.budget.try_acquire(size):
+                try:
+                    await _within(self.budget.acquire(size), self.body_timeout)
+                except asyncio.TimeoutError:
+                    raise Busy("too many request bytes in flight; retry later") from None
+            reserved = size
+            if request.headers.get("Expect", "").lower() == "100-continue":
+                await request.writer.write(_CONTINUE)
+                request.writer.output_size = 0
+            try:
+                body = await _within(read_body(request, self.max_body_bytes), self.body_timeout)
+            except asyncio.TimeoutError:
+                raise RequestTimeout(
+                    f"the body did not arrive within {self.body_timeout:g} seconds"
+                ) from None
             # Size limit, then authentication, then parsing: nothing unauthenticated is parsed.
             if self._authenticate is not None:
                 self._authenticate(request, body)
-            mode, events = parse_events(request.headers.items(), body)
+            mode, events = _parse(request, body)
         except RequestRejected as error:
-            self.metrics.rejected.labels(error.code).inc()
+            self.budget.release(reserved)
+            return self._rejected(error, started)
+        except (ConnectionError, ClientPayloadError, HttpProcessingError) as error:
+            # The sender went away or broke the framing mid-body: nobody is left to answer, and
+            # it is the sender's doing, so it is counted, not logged as an error.
+            self.budget.release(reserved)
+            self.metrics.disconnects.inc()
             log_fields(
-                self.logger,
-                logging.WARNING,
-                "request rejected",
-                status=error.status,
-                error=error.code,
-                reason=error.message,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                self.logger, logging.INFO, "client disconnected", error_type=type(error).__name__
             )
-            response = rejection_response(error)
-            if error.status in (413, 415):
-                # The body was not (fully) read: the connection cannot be reused.
-                response.force_close()
+            response = error_response(400, "client-disconnected", "the request body was cut off")
+            response.force_close()
             return response
-        self.metrics.events_received.labels(mode).inc(len(events))
+        except BaseException:
+            self.budget.release(reserved)
+            raise
         try:
-            return await self._handler(Delivery(mode=mode, events=events, request=request))
+            self.metrics.events_received.labels(mode).inc(len(events))
+            async with self._slots:
+                return await self._handler(
+                    Delivery(mode=mode, events=events, request=request, body=body)
+                )
         except Exception as error:
             log_fields(
                 self.logger,
@@ -138,6 +246,28 @@ class Receiver:
                 events=len(events),
             )
             return error_response(500, "internal-error", "the event could not be handled")
+        finally:
+            del body, events
+            self.budget.release(reserved)
+
+    def _rejected(self, error: RequestRejected, started: float) -> web.Response:
+        self.metrics.rejected.labels(error.code).inc()
+        log_fields(
+            self.logger,
+            logging.WARNING,
+            "request rejected",
+            status=error.status,
+            error=error.code,
+            reason=error.message,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        response = rejection_response(error)
+        if isinstance(error, Busy):
+            response.headers["Retry-After"] = "1"
+        if error.status in (401, 408, 413, 415, 503) or isinstance(error, InvalidHeader):
+            # The body was not (fully) read: the connection cannot be reused.
+            response.force_close()
+        return response
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -153,3 +283,53 @@ class Receiver:
         return web.Response(
             body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """`await awaitable`, or asyncio.TimeoutError after `seconds`. On Python 3.11+ (the images)
+    without the extra task `wait_for` creates per call: this runs twice per request."""
+    if _timeout is None:
+        return await asyncio.wait_for(awaitable, seconds)
+    async with _timeout(seconds):
+        return await awaitable
+
+
+async def _defer_continue(request: web.Request) -> None:
+    """aiohttp's default sends `100 Continue` before the handler runs, i.e. before any check;
+    `_receive` sends it once the headers and the size have passed. Other expectations: 417."""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text="only Expect: 100-continue is supported")
+
+
+def _draining_response() -> web.Response:
+    response = error_response(
+        503, "draining", "shutting down; retry on another instance", headers={"Retry-After": "1"}
+    )
+    response.force_close()
+    return response
+
+
+def _check_encodable(request: web.Request) -> None:
+    """aiohttp decodes header bytes as UTF-8 with surrogateescape: bytes that are not UTF-8 come
+    through as lone surrogates, which every later `.encode()` (a signature, a log line, an object
+    store's metadata) would fail on with a 500. Refuse them here, once, for every header."""
+    for name, value in request.headers.items():
+        if not (value.isascii() and name.isascii()):
+            try:
+                name.encode("utf-8")
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidHeader(
+                    f"header {name.encode('ascii', 'replace').decode()!r} is not valid UTF-8"
+                ) from None
+
+
+def _parse(request: web.Request, body: bytes) -> tuple[Mode, list[ReceivedEvent]]:
+    try:
+        return parse_events(request.headers.items(), body)
+    except RequestRejected:
+        raise
+    except (RecursionError, ValueError, UnicodeError, OverflowError, TypeError) as error:
+        # Whatever the parser did not anticipate about hostile input (JSON nested too deeply,
+        # numbers beyond the int() limit) is still the sender's error, not ours.
+        raise InvalidEvent(f"the event could not be parsed ({type(error).__name__})") from None

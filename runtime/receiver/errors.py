@@ -51,3 +51,25 @@ class BodyTooLarge(RequestRejected):
 
     status = 413
     code = "body-too-large"
+
+
+class InvalidHeader(RequestRejected):
+    """A header value that is not valid UTF-8 on the wire (aiohttp hands such bytes over as lone
+    surrogates, which no encoder accepts) or otherwise unusable."""
+
+    status = 400
+    code = "invalid-header"
+
+
+class RequestTimeout(RequestRejected):
+    """The body did not arrive within the read deadline; the connection is closed."""
+
+    status = 408
+    code = "request-timeout"
+
+
+class Busy(RequestRejected):
+    """The in-flight memory budget stayed full for the whole wait; retry later (Retry-After)."""
+
+    status = 503
+    code = "busy"

@@ -25,7 +25,8 @@ LATENCY_BUCKETS = (
 class ReceiverMetrics:
     """`<prefix>_requests_total{status}`, `<prefix>_events_received_total{mode}`,
     `<prefix>_requests_rejected_total{reason}`, `<prefix>_requests_in_flight`,
-    `<prefix>_request_duration_seconds` (histogram over POST /)."""
+    `<prefix>_request_duration_seconds` (histogram over POST /),
+    `<prefix>_client_disconnects_total` (senders that went away or broke the framing mid-body)."""
 
     def __init__(self, registry: CollectorRegistry, prefix: str) -> None:
         self.requests = Counter(
@@ -45,6 +46,11 @@ class ReceiverMetrics:
         )
         self.in_flight = Gauge(
             f"{prefix}_requests_in_flight", "Requests to POST / being handled.", registry=registry
+        )
+        self.disconnects = Counter(
+            f"{prefix}_client_disconnects",
+            "Requests whose sender disconnected or broke the framing before the body was complete.",
+            registry=registry,
         )
         self.duration = Histogram(
             f"{prefix}_request_duration_seconds",

@@ -1,26 +1,40 @@
 """Serving a Receiver: the process entry point (signals, draining, exit code) and a thread runner.
 
 Shutdown order on SIGTERM/SIGINT: readiness and new POSTs answer 503, the listening socket closes
-(no new connections), requests in flight get up to `drain_timeout` seconds to finish, then the
-`on_shutdown` callbacks run (close pools) and the process exits 0.
+(no new connections), requests in flight get up to `drain_timeout` seconds to finish; those still
+unfinished then are answered 503 (their handlers are cancelled, so nothing they did was
+acknowledged and the sender retries), connections are closed, the `on_shutdown` callbacks run
+(close pools, each given at most SHUTDOWN_HOOK_SECONDS) and the process exits 0. The whole takes
+at most `drain_timeout` + about 3 seconds: set DRAIN_TIMEOUT_SECONDS below the pod's
+terminationGracePeriodSeconds by at least that margin.
+
+Connections that do not complete a request's headers within `header_timeout` seconds (of being
+opened, or of the previous answer on a keep-alive connection) are closed: an idle or trickling
+connection costs a file descriptor for a bounded time, never a request slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .app import Receiver
 from .logs import configure_logging, log_fields
 from .settings import EnvReader, load_or_exit
 
 ShutdownHook = Callable[[], Awaitable[None]]
+SHUTDOWN_HOOK_SECONDS = 1.0
+# After the drain, connections still writing an answer get this long before they are closed.
+CLOSE_SECONDS = 1.0
 S = TypeVar("S")
 
 
@@ -33,17 +47,23 @@ async def serve(
     stop: asyncio.Event,
     started: Callable[[int], None] | None = None,
     on_shutdown: list[ShutdownHook] | None = None,
+    header_timeout: float = 10.0,
 ) -> None:
     """Serve until `stop` is set, then drain. `started(port)` gets the bound port."""
     runner = web.AppRunner(
         receiver.app,
         handle_signals=False,
         access_log=None,
-        shutdown_timeout=drain_timeout,
+        shutdown_timeout=CLOSE_SECONDS,
         # Never read (and wait for) the unread rest of a refused body; the connection is closed.
         lingering_time=0,
+        # aiohttp closes a connection that has no complete request after this long, counted
+        # from the connection's start and from each answer: the header read deadline.
+        keepalive_timeout=header_timeout,
     )
     await runner.setup()
+    protocol_errors = _ProtocolErrors(receiver)
+    logging.getLogger("aiohttp.server").addFilter(protocol_errors)
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()
     bound_port = _bound_port(runner, port)
@@ -55,10 +75,42 @@ async def serve(
     finally:
         receiver.start_draining()
         log_fields(receiver.logger, logging.INFO, "draining", timeout_seconds=drain_timeout)
+        await site.stop()
+        cut_short = await receiver.drain(drain_timeout)
         await runner.cleanup()
         for hook in on_shutdown or ():
-            await hook()
-        log_fields(receiver.logger, logging.INFO, "stopped")
+            try:
+                await asyncio.wait_for(hook(), SHUTDOWN_HOOK_SECONDS)
+            except (asyncio.TimeoutError, Exception) as error:
+                log_fields(
+                    receiver.logger,
+                    logging.WARNING,
+                    "shutdown hook failed",
+                    error_type=type(error).__name__,
+                )
+        logging.getLogger("aiohttp.server").removeFilter(protocol_errors)
+        log_fields(receiver.logger, logging.INFO, "stopped", cut_short=cut_short)
+
+
+class _ProtocolErrors(logging.Filter):
+    """Requests aiohttp refuses itself, before the application sees them (a malformed request
+    line, a header over 8190 bytes, a repeated Content-Type, bad chunked framing), are answered
+    400 by aiohttp in plain text and logged by it at ERROR with a traceback. They are the sender's
+    error: count them (`<name>_requests_rejected_total{reason="bad-http"}`), log one INFO line."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        super().__init__()
+        self._receiver = receiver
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            self._receiver.metrics.rejected.labels("bad-http").inc()
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args, record.exc_info = "malformed HTTP request refused", (), None
+            record.fields = {"status": error.code, "error_type": type(error).__name__}
+            return self._receiver.logger.isEnabledFor(logging.INFO)
+        return True
 
 
 def _bound_port(runner: web.AppRunner, requested: int) -> int:
@@ -75,8 +127,15 @@ def run(
     drain_timeout: float,
     host: str = "0.0.0.0",
     on_shutdown: list[ShutdownHook] | None = None,
+    header_timeout: float = 10.0,
 ) -> int:
-    """Block serving until SIGTERM or SIGINT; returns the exit code (0 after a clean drain)."""
+    """Block serving until SIGTERM or SIGINT; returns the exit code (0 after a clean drain).
+
+    Unlike `asyncio.run`, this does not wait for the default executor's threads at the end: a
+    thread stuck on a slow upstream (whose request was already answered 503) would otherwise hold
+    the exit until its own timeout, past the pod's grace period. `main()` then exits with
+    `os._exit` for the same reason (non-daemon worker threads are joined at interpreter exit).
+    """
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -90,9 +149,16 @@ def run(
             drain_timeout=drain_timeout,
             stop=stop,
             on_shutdown=on_shutdown,
+            header_timeout=header_timeout,
         )
 
-    asyncio.run(main())
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
     return 0
 
 
@@ -104,19 +170,29 @@ def main(
     program: str,
     read_settings: Callable[[EnvReader], S],
     build: Callable[[S], tuple[Receiver, _Closable]],
-) -> int:
+) -> NoReturn:
     """A runtime's whole `__main__`: read its settings (one line and exit 2 when invalid), set up
-    JSON logs, build the receiver and its outbound client, serve until SIGTERM, close the client.
+    JSON logs, build the receiver and its outbound client, apply the server settings (limits,
+    budget), serve until SIGTERM, close the client, exit the process (0).
     `settings.server` must be the ServerSettings part."""
     settings = load_or_exit(read_settings, program=program)
     configure_logging(settings.server.log_level)
     receiver, client = build(settings)
-    return run(
+    receiver.apply(settings.server)
+    code = run(
         receiver,
+        host=settings.server.host,
         port=settings.server.port,
         drain_timeout=settings.server.drain_timeout_seconds,
+        header_timeout=settings.server.header_timeout_seconds,
         on_shutdown=[client.close],
     )
+    # Everything acknowledged is done and everything unfinished was answered 503; what may still
+    # run is a worker thread stuck on the upstream, which the interpreter would wait for.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class BackgroundServer:
@@ -135,8 +211,10 @@ class BackgroundServer:
         drain_timeout: float = 5.0,
         on_shutdown: list[ShutdownHook] | None = None,
         host: str = "127.0.0.1",
+        header_timeout: float = 10.0,
     ) -> None:
         self.receiver = receiver
+        self._header_timeout = header_timeout
         self.host = host
         self.port = 0
         self._drain_timeout = drain_timeout
@@ -190,6 +268,7 @@ class BackgroundServer:
                 stop=self._stop,
                 started=started,
                 on_shutdown=self._on_shutdown,
+                header_timeout=self._header_timeout,
             )
 
         try:

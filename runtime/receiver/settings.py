@@ -97,28 +97,111 @@ def _check_range(name: str, number: float, minimum: float | None, maximum: float
         raise SettingError(name, f"must be at most {maximum}")
 
 
+MIB = 1024 * 1024
+# Used when neither MEMORY_LIMIT_BYTES nor a cgroup limit is known: the components' default pod
+# memory limit (256 Mi), so a bare `python -m ...` behaves as it would in a default pod.
+DEFAULT_MEMORY_LIMIT_BYTES = 256 * MIB
+# What the process needs besides request bodies: the interpreter, aiohttp, the cloudevents and
+# cloud SDKs, metrics, logs (measured: about 64 MiB after imports; the rest is headroom).
+RESERVED_MEMORY_BYTES = 96 * MIB
+# Each byte of body admitted can cost up to three bytes at once: the chunks as they arrive, the
+# joined body, and the handler's working copy (the re-encoded data of a structured event, or the
+# upload buffer). The in-flight budget is a third of what is left after the reserve.
+BODY_MEMORY_FACTOR = 3
+CGROUP_V2_LIMIT = "/sys/fs/cgroup/memory.max"
+CGROUP_V1_LIMIT = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+# cgroup v1 reports "no limit" as a page-rounded 2**63 - 1.
+_UNLIMITED = 1 << 60
+
+
 @dataclass(frozen=True)
 class ServerSettings:
-    """What every receiver needs, whatever it does with the events."""
+    """What every receiver needs, whatever it does with the events.
+
+    Sizes are in bytes, times in seconds. `in_flight_bytes` is the memory budget for request
+    bodies: the sum of the bodies being read or handled at once never exceeds it (a request
+    reserves its Content-Length, or `max_body_bytes` when chunked, before its body is read).
+    """
 
     port: int = 8080
-    max_body_bytes: int = 16 * 1024 * 1024
+    max_body_bytes: int = 16 * MIB
     drain_timeout_seconds: float = 20.0
     max_in_flight: int = 64
     log_level: str = "INFO"
+    host: str = "0.0.0.0"
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 10.0
+    memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES
+    in_flight_bytes: int = (
+        DEFAULT_MEMORY_LIMIT_BYTES - RESERVED_MEMORY_BYTES
+    ) // BODY_MEMORY_FACTOR
 
 
-def read_server_settings(env: EnvReader) -> ServerSettings:
-    """PORT, MAX_BODY_BYTES, DRAIN_TIMEOUT_SECONDS, MAX_IN_FLIGHT, LOG_LEVEL."""
+def in_flight_budget(memory_limit_bytes: int) -> int:
+    """Bytes of request bodies allowed in flight for a process limited to `memory_limit_bytes`:
+    (limit - RESERVED_MEMORY_BYTES) / BODY_MEMORY_FACTOR, never below zero."""
+    return max(0, (memory_limit_bytes - RESERVED_MEMORY_BYTES) // BODY_MEMORY_FACTOR)
+
+
+def cgroup_memory_limit(
+    paths: tuple[str, ...] = (CGROUP_V2_LIMIT, CGROUP_V1_LIMIT),
+) -> int | None:
+    """The container's memory limit from cgroup v2 `memory.max` (or v1 `memory.limit_in_bytes`);
+    None when there is none ("max", an absurdly large v1 value, or no cgroup file)."""
+    for path in paths:
+        try:
+            with open(path, encoding="ascii") as file:
+                text = file.read().strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text.isascii() and text.isdigit() and len(text) < 20 and 0 < int(text) < _UNLIMITED:
+            return int(text)
+        return None
+    return None
+
+
+def read_server_settings(
+    env: EnvReader,
+    *,
+    max_body_bytes: int = ServerSettings.max_body_bytes,
+    cgroup_limit: Callable[[], int | None] = cgroup_memory_limit,
+) -> ServerSettings:
+    """PORT, HOST, MAX_BODY_BYTES (default `max_body_bytes`: each runtime sizes its own),
+    DRAIN_TIMEOUT_SECONDS, MAX_IN_FLIGHT, LOG_LEVEL, HEADER_TIMEOUT_SECONDS, BODY_TIMEOUT_SECONDS,
+    MEMORY_LIMIT_BYTES (default: the cgroup limit, else 256 MiB).
+
+    Raises SettingError when MAX_BODY_BYTES does not fit the in-flight budget the memory limit
+    allows: such a body could never be admitted.
+    """
     defaults = ServerSettings()
+    memory_limit = env.integer("MEMORY_LIMIT_BYTES", 0, minimum=1)
+    if not memory_limit:
+        memory_limit = cgroup_limit() or DEFAULT_MEMORY_LIMIT_BYTES
+    budget = in_flight_budget(memory_limit)
+    body_limit = env.integer("MAX_BODY_BYTES", max_body_bytes, minimum=1)
+    if body_limit > budget:
+        raise SettingError(
+            "MAX_BODY_BYTES",
+            f"must be at most {budget} bytes, the in-flight budget a memory limit of "
+            f"{memory_limit} bytes allows (raise the memory limit or lower the body limit)",
+        )
     return ServerSettings(
         port=env.integer("PORT", defaults.port, minimum=0, maximum=65535),
-        max_body_bytes=env.integer("MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
+        max_body_bytes=body_limit,
         drain_timeout_seconds=env.number(
             "DRAIN_TIMEOUT_SECONDS", defaults.drain_timeout_seconds, minimum=0, maximum=3600
         ),
         max_in_flight=env.integer("MAX_IN_FLIGHT", defaults.max_in_flight, minimum=1),
         log_level=env.choice("LOG_LEVEL", defaults.log_level, LOG_LEVELS),
+        host=env.text("HOST", defaults.host) or defaults.host,
+        header_timeout_seconds=env.number(
+            "HEADER_TIMEOUT_SECONDS", defaults.header_timeout_seconds, minimum=0.1, maximum=600
+        ),
+        body_timeout_seconds=env.number(
+            "BODY_TIMEOUT_SECONDS", defaults.body_timeout_seconds, minimum=0.1, maximum=600
+        ),
+        memory_limit_bytes=memory_limit,
+        in_flight_bytes=budget,
     )
 
 

@@ -1,32 +1,84 @@
-"""The relay's request handling on the shared receiver: verify the signature, forward, answer.
+"""The relay's request handling on the shared receiver: authenticate, de-duplicate, forward, answer.
 
-Order per request: body size limit (receiver) -> Standard Webhooks signature over the raw body
-(401) -> CloudEvents parsing (400/415, receiver) -> forward every event to the sink -> 202 only
-when the sink accepted all of them; 503 + Retry-After when it is down; 502 when it refused one.
+What the relay accepts is exactly what the SCF function signs (README "Relay"): one event per
+request in structured mode, the whole event in the signed body. Per request:
+
+1. before the body is read (and before `100 Continue`): the `webhook-*` headers are well-formed
+   and the timestamp is within 5 minutes (else 401); no `ce-*` header (400 `unsigned-content`:
+   it would sit outside the signature); Content-Type `application/cloudevents+json`, charset
+   utf-8 if given (else 415: binary mode and batches are refused); Content-Length within
+   MAX_BODY_BYTES (else 413);
+2. the body is read under the receiver's deadline and byte budget, then the HMAC is checked
+   (401), then the event is parsed (400) and its id must equal `webhook-id` (400 `id-mismatch`);
+3. an id already forwarded within the replay window is answered 202 and not forwarded again; a
+   request for an id being forwarded right now waits for that attempt and shares its outcome;
+4. the event goes to `K_SINK` in binary mode: 202 only once the sink accepted it; 503 +
+   Retry-After when the sink is down (or the replay cache is full); 502 when it refused it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ..receiver import (
     Delivery,
+    InvalidEvent,
     Receiver,
+    RequestRejected,
     RetryPolicy,
     Unauthorized,
+    UnsupportedMediaType,
     error_response,
     log_fields,
 )
-from .forward import Forwarded, Forwarder, binary_headers
+from ..receiver.events import STRUCTURED_MEDIA_TYPE
+from .forward import Forwarded, Forwarder, UnforwardableAttribute, binary_headers
+from .replay import ReplayCache
 from .settings import RelaySettings
-from .signature import SignatureError, verify
+from .signature import (
+    TOLERANCE_SECONDS,
+    SignatureError,
+    SignedHeaders,
+    check_headers,
+    verify_body,
+)
 
 log = logging.getLogger("runtime.relay")
+_SIGNED: web.RequestKey[SignedHeaders] = web.RequestKey("relay-signed-headers")
+
+
+class UnsignedContent(RequestRejected):
+    """Something that would reach the sink but is not covered by the signature (a `ce-*` header)."""
+
+    status = 400
+    code = "unsigned-content"
+
+
+class IdMismatch(RequestRejected):
+    """The signed event's id is not the `webhook-id` it was signed under."""
+
+    status = 400
+    code = "id-mismatch"
+
+
+def check_content_type(value: str | None) -> None:
+    """Only `application/cloudevents+json`, optionally with `charset=utf-8` (415 otherwise)."""
+    kind, _, parameters = (value or "").partition(";")
+    if kind.strip().lower() != STRUCTURED_MEDIA_TYPE:
+        raise UnsupportedMediaType(
+            f"the relay accepts one signed event in structured mode ({STRUCTURED_MEDIA_TYPE}) "
+            "per request; binary mode and batches are refused"
+        )
+    for parameter in filter(None, (p.strip() for p in parameters.split(";"))):
+        name, _, setting = parameter.partition("=")
+        if name.strip().lower() != "charset" or setting.strip().strip('"').lower() != "utf-8":
+            raise UnsupportedMediaType("the only Content-Type parameter accepted is charset=utf-8")
 
 
 def build_relay(settings: RelaySettings) -> tuple[Receiver, Forwarder]:
@@ -43,60 +95,127 @@ def build_relay(settings: RelaySettings) -> tuple[Receiver, Forwarder]:
     registry = CollectorRegistry()
     forwarded = Counter(
         "relay_events_forwarded",
-        "Events forwarded to the sink, by outcome.",
+        "Events forwarded to the sink, by outcome (accepted, failed, duplicate).",
         ["outcome"],
         registry=registry,
     )
+    signatures_rejected = Counter(
+        "relay_signatures_rejected",
+        "Requests refused for their webhook-* headers or signature (401).",
+        registry=registry,
+    )
+    cache = ReplayCache(settings.replay_capacity)
+    remembered = Gauge(
+        "relay_replay_cache_entries", "Event ids remembered against replay.", registry=registry
+    )
+    remembered.set_function(lambda: len(cache))
+    pending: dict[str, asyncio.Future[Forwarded]] = {}
+
+    def refuse_signature(error: SignatureError) -> Unauthorized:
+        signatures_rejected.inc()
+        log_fields(log, logging.WARNING, "signature rejected", reason=str(error))
+        return Unauthorized("missing or invalid Standard Webhooks signature")
+
+    def check(request: web.Request) -> None:
+        try:
+            request[_SIGNED] = check_headers(request.headers.items(), time.time())
+        except SignatureError as error:
+            raise refuse_signature(error) from None
+        for name in request.headers:
+            if name[:3].lower() == "ce-":
+                raise UnsignedContent(
+                    "ce-* headers are not covered by the signature; send the whole event in "
+                    "the body (structured mode)"
+                )
+        check_content_type(request.headers.get("Content-Type"))
 
     def authenticate(request: web.Request, body: bytes) -> None:
         try:
-            verify(settings.signing_key, request.headers, body, time.time())
+            verify_body(settings.signing_key, request[_SIGNED], body)
         except SignatureError as error:
-            log_fields(log, logging.WARNING, "signature rejected", reason=str(error))
-            raise Unauthorized("missing or invalid Standard Webhooks signature") from None
+            raise refuse_signature(error) from None
 
     async def handle(delivery: Delivery) -> web.StreamResponse:
-        results: list[Forwarded] = await asyncio.gather(
-            *(
-                forwarder.forward(received, binary_headers(received, delivery.request.headers))
-                for received in delivery.events
+        signed = delivery.request[_SIGNED]
+        [received] = delivery.events  # structured mode: exactly one
+        if received.id != signed.msg_id:
+            return _rejection(IdMismatch("the event id must equal webhook-id"))
+        try:
+            headers = binary_headers(json.loads(delivery.body), received.content_type)
+        except (UnforwardableAttribute, ValueError, RecursionError) as error:
+            return _rejection(InvalidEvent(str(error)))
+        until = signed.timestamp + TOLERANCE_SECONDS
+        while True:
+            now = time.time()
+            if cache.seen(received.id, now):
+                cache.remember(received.id, until, now)  # a newer signed copy lives longer
+                forwarded.labels("duplicate").inc()
+                log_fields(log, logging.INFO, "duplicate not forwarded", id=received.id)
+                return web.Response(status=202)
+            underway = pending.get(received.id)
+            if underway is None:
+                break
+            # The same event is being forwarded by another request: share its outcome.
+            shared = await asyncio.shield(underway)
+            if not shared.accepted:
+                return _failure([shared])
+        if cache.full(time.time(), reserved=len(pending)):
+            log_fields(log, logging.WARNING, "replay cache full", entries=len(cache))
+            return error_response(
+                503,
+                "rate-limited",
+                "more new events than RELAY_MAX_EVENTS_PER_SECOND allows; retry later",
+                headers={"Retry-After": str(settings.retry_after_seconds)},
             )
+        outcome: asyncio.Future[Forwarded] = asyncio.get_running_loop().create_future()
+        pending[received.id] = outcome
+        result: Forwarded | None = None
+        try:
+            result = await forwarder.forward(received, headers)
+            if result.accepted:
+                cache.remember(received.id, until, time.time())
+        finally:
+            del pending[received.id]
+            # Cancelled by a drain: whoever waits on this attempt is told it did not happen.
+            outcome.set_result(result or Forwarded(received.id, False, 0, error="cancelled"))
+        forwarded.labels("accepted" if result.accepted else "failed").inc()
+        log_fields(
+            log,
+            logging.INFO if result.accepted else logging.ERROR,
+            "event forwarded" if result.accepted else "event not forwarded",
+            id=result.event_id,
+            attempts=result.attempts,
+            status=result.status,
+            error=result.error,
         )
-        for result in results:
-            outcome = "accepted" if result.accepted else "failed"
-            forwarded.labels(outcome).inc()
-            log_fields(
-                log,
-                logging.INFO if result.accepted else logging.ERROR,
-                "event forwarded" if result.accepted else "event not forwarded",
-                id=result.event_id,
-                attempts=result.attempts,
-                status=result.status,
-                error=result.error,
-            )
-        failed = [result for result in results if not result.accepted]
-        if not failed:
-            return web.Response(status=202)
+        return web.Response(status=202) if result.accepted else _failure([result])
+
+    def _failure(failed: list[Forwarded]) -> web.Response:
         details = {"failed": [{"id": r.event_id, "status": r.status} for r in failed]}
         if all(result.sink_down for result in failed):
             wait = max([settings.retry_after_seconds, *(r.retry_after or 0 for r in failed)])
             return error_response(
                 503,
                 "sink-unavailable",
-                "the sink did not accept the event(s); retry later",
+                "the sink did not accept the event; retry later",
                 details=details,
                 headers={"Retry-After": str(int(wait))},
             )
-        return error_response(
-            502, "sink-rejected", "the sink refused the event(s)", details=details
-        )
+        return error_response(502, "sink-rejected", "the sink refused the event", details=details)
 
     receiver = Receiver(
         handle,
         name="relay",
         max_body_bytes=settings.server.max_body_bytes,
         max_in_flight=settings.server.max_in_flight,
+        in_flight_bytes=settings.server.in_flight_bytes,
+        body_timeout=settings.server.body_timeout_seconds,
         registry=registry,
         authenticate=authenticate,
+        check_headers=check,
     )
     return receiver, forwarder
+
+
+def _rejection(error: RequestRejected) -> web.Response:
+    return error_response(error.status, error.code, error.message)

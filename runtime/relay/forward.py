@@ -1,15 +1,20 @@
 """Forwarding one event to the sink in binary mode, with retries on 5xx, 429 and network errors.
 
-Binary events go out with the `ce-*` headers exactly as received; structured and batch events are
-turned into binary mode from the attributes as sent (the data bytes are never re-encoded).
+The relay receives structured events only (the signed body is the whole event); each goes out in
+binary mode with its attributes spelled as signed and its data bytes as the receiver produced them
+(for JSON `data`: compact `json.dumps(..., ensure_ascii=False)` in UTF-8, what the function itself
+sent in binary mode before, so the sink gets the same bytes as from a direct delivery).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -19,6 +24,9 @@ from ..receiver import ReceivedEvent, RetryPolicy
 # CloudEvents HTTP binding 3.1.3.2: printable ASCII is sent as is, except space, '"' and '%'.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')
 USER_AGENT = "cloudevents-connectors-relay"
+# A sink asking for more than an hour is treated as asking for an hour.
+MAX_RETRY_AFTER_SECONDS = 3600.0
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -42,30 +50,34 @@ def retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def binary_headers(received: ReceivedEvent, request_headers) -> dict[str, str]:
-    if received.mode == "binary":
-        headers = {
-            name: value for name, value in request_headers.items() if name.lower()[:3] == "ce-"
-        }
-    else:
-        headers = {
-            f"ce-{name}": quote(_text(value), safe=_HEADER_SAFE)
-            for name, value in received.attributes.items()
-            if name != "datacontenttype" and value is not None
-        }
-    if received.content_type:
-        headers["Content-Type"] = received.content_type
+class UnforwardableAttribute(ValueError):
+    """An attribute whose JSON value has no CloudEvents type (object, array, float, null)."""
+
+
+def binary_headers(document: Mapping[str, Any], content_type: str | None) -> dict[str, str]:
+    """The binary-mode headers for a structured event `document` (the JSON object as sent and
+    signed): every attribute but `data`/`data_base64` as a `ce-` header spelled as it was sent
+    (strings percent-encoded per the HTTP binding 3.1.3.2, integers in decimal, booleans as
+    true/false), `datacontenttype` as Content-Type. A `null` attribute is unset (JSON format 2.2).
+    Raises UnforwardableAttribute for a value no CloudEvents type can hold.
+    """
+    headers: dict[str, str] = {}
+    for name, value in document.items():
+        if name in ("data", "data_base64", "datacontenttype") or value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int):
+            text = str(value)
+        elif isinstance(value, str):
+            text = quote(value, safe=_HEADER_SAFE)
+        else:
+            raise UnforwardableAttribute(f"attribute {name!r} is not a CloudEvents type")
+        headers[f"ce-{name}"] = text
+    if content_type:
+        headers["Content-Type"] = content_type
     headers["User-Agent"] = USER_AGENT
     return headers
-
-
-def _text(value: object) -> str:
-    if isinstance(value, datetime):
-        text = value.isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class Forwarder:
@@ -120,7 +132,7 @@ class Forwarder:
                 ) as response:
                     await response.read()
                     status = response.status
-                    retry_after = _seconds(response.headers.get("Retry-After"))
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 error = None if 200 <= status < 300 else f"HTTP {status}"
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 # Keep the last status the sink did answer: an attempt cut short by the end of the
@@ -139,7 +151,25 @@ class Forwarder:
             await asyncio.sleep(delay)
 
 
-def _seconds(value: str | None) -> float | None:
-    if value and value.strip().isdigit():
-        return float(value.strip())
-    return None
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A `Retry-After` value (RFC 9110 10.2.3: delay-seconds or an HTTP-date) as seconds from
+    `now` (default: the clock), capped at MAX_RETRY_AFTER_SECONDS; None when absent or unusable.
+
+    Only ASCII digits count as delay-seconds (`str.isdigit()` also takes "٣" and "²", and `int()`
+    refuses more than 4,300 digits): a hostile or broken sink cannot turn its answer into a 500.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if _DELAY_SECONDS.fullmatch(text):
+        # Bounded before int(): 5,000 digits would exceed int()'s limit.
+        seconds = MAX_RETRY_AFTER_SECONDS if len(text) > 6 else float(text)
+        return min(seconds, MAX_RETRY_AFTER_SECONDS)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    delay = moment.timestamp() - (time.time() if now is None else now)
+    return min(max(delay, 0.0), MAX_RETRY_AFTER_SECONDS)

@@ -5,9 +5,12 @@ Environment variables (defaults in brackets):
   `whsec_<base64>`, at least 16 bytes of key), DELIVERY_TIMEOUT_SECONDS [3] per attempt,
   DELIVERY_RETRY_BUDGET_SECONDS [5], DELIVERY_BACKOFF_SECONDS [0.2],
   DELIVERY_BACKOFF_MAX_SECONDS [2], DELIVERY_CONCURRENCY [64] (connections to the sink),
-  RETRY_AFTER_SECONDS [5] (told to the sender when the sink is down), plus the receiver's
-  PORT [8080], MAX_BODY_BYTES [16 MiB], DRAIN_TIMEOUT_SECONDS [20], MAX_IN_FLIGHT [64],
-  LOG_LEVEL [INFO].
+  RETRY_AFTER_SECONDS [5] (told to the sender when the sink is down),
+  RELAY_MAX_EVENTS_PER_SECOND [100] (sustained rate of new event ids; sizes the replay cache at
+  rate x 600 s entries, about 200 bytes each: 12 MiB at the default), plus the receiver's PORT
+  [8080], HOST [0.0.0.0], MAX_BODY_BYTES [1 MiB: a COS record is 1-2 KB], DRAIN_TIMEOUT_SECONDS
+  [20], MAX_IN_FLIGHT [64], HEADER_TIMEOUT_SECONDS [10], BODY_TIMEOUT_SECONDS [10],
+  MEMORY_LIMIT_BYTES [the cgroup limit, else 256 MiB], LOG_LEVEL [INFO].
 
 The retry budget is kept below the SCF function's per-attempt timeout (10 s by default) so the
 function hears the relay's answer instead of timing out and resending.
@@ -25,7 +28,11 @@ from ..receiver.settings import (
     SettingError,
     read_server_settings,
 )
-from .signature import signing_key
+from .signature import TOLERANCE_SECONDS, signing_key
+
+# COS notification records are 1-2 KB; a megabyte leaves room for the largest and bounds what an
+# unauthenticated sender can make the relay buffer.
+MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,15 @@ class RelaySettings:
     backoff_max_seconds: float = 2.0
     concurrency: int = 64
     retry_after_seconds: int = 5
-    server: ServerSettings = field(default_factory=ServerSettings)
+    max_events_per_second: int = 100
+    server: ServerSettings = field(
+        default_factory=lambda: ServerSettings(max_body_bytes=MAX_BODY_BYTES)
+    )
+
+    @property
+    def replay_capacity(self) -> int:
+        """Event ids the replay cache holds: the rate over the longest life of an entry."""
+        return self.max_events_per_second * 2 * TOLERANCE_SECONDS
 
 
 def read_settings(env: EnvReader) -> RelaySettings:
@@ -55,7 +70,10 @@ def read_settings(env: EnvReader) -> RelaySettings:
         ),
         concurrency=env.integer("DELIVERY_CONCURRENCY", 64, minimum=1, maximum=1024),
         retry_after_seconds=env.integer("RETRY_AFTER_SECONDS", 5, minimum=1, maximum=3600),
-        server=read_server_settings(env),
+        max_events_per_second=env.integer(
+            "RELAY_MAX_EVENTS_PER_SECOND", 100, minimum=1, maximum=10_000
+        ),
+        server=read_server_settings(env, max_body_bytes=MAX_BODY_BYTES),
     )
 
 

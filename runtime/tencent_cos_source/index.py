@@ -1,8 +1,9 @@
 """SCF entry point of the Tencent COS source: `index.main_handler` (Python 3.10 runtime).
 
-A COS notification comes in; every record goes out as one CloudEvent (binary mode) to the sink.
-If any event is not delivered the handler raises, naming the failed ids, so SCF's asynchronous
-retry and dead-letter queue take over; retried records keep their ids. Standard library only.
+A COS notification comes in; every record goes out as one CloudEvent to the sink (binary mode, or
+signed structured mode for the relay). If any event is not delivered, or a record cannot become
+one, the handler raises naming them, so SCF's asynchronous retry and dead-letter queue take over;
+retried records keep their ids. Standard library only.
 """
 
 from __future__ import annotations
@@ -37,11 +38,18 @@ _log_lock = threading.Lock()
 
 
 class DeliveryFailed(RuntimeError):
-    """Some events were not accepted by the sink; `ids` lists them all."""
+    """Some records did not reach the sink: `ids` lists the events the sink did not accept,
+    `rejected` the records that could not become events (each "record <n>: <why>")."""
 
-    def __init__(self, ids: list[str], total: int) -> None:
+    def __init__(self, ids: list[str], total: int, rejected: list[str] | None = None) -> None:
         self.ids = ids
-        super().__init__(f"{len(ids)} of {total} CloudEvents not delivered: {', '.join(ids)}")
+        self.rejected = rejected or []
+        parts = []
+        if ids or not self.rejected:
+            parts.append(f"{len(ids)} of {total} CloudEvents not delivered: {', '.join(ids)}")
+        if self.rejected:
+            parts.append(f"{len(self.rejected)} record(s) rejected: {'; '.join(self.rejected)}")
+        super().__init__("; ".join(parts))
 
 
 def main_handler(event: object, context: object) -> dict:
@@ -52,17 +60,24 @@ def main_handler(event: object, context: object) -> dict:
 
 
 def handle(event: object, context: object, settings: Settings) -> dict:
+    """Deliver every record of one COS notification; the summary, or DeliveryFailed.
+
+    A record that cannot become an event is logged and does not stop the others; the invocation
+    then still fails, so SCF retries it (delivered records keep their ids) and, in the end, hands
+    it to the dead-letter queue.
+    """
     started = time.monotonic()
     source = settings.function_name or _context_value(context, "function_name")
     if not source:
         raise SettingsError("FUNCTION_NAME is not set and SCF gave no function name")
     try:
-        events, duplicates = cos_event.events_from_notification(
-            event, source=str(source), now=datetime.now(timezone.utc)
-        )
+        conversion = cos_event.convert(event, source=str(source), now=datetime.now(timezone.utc))
     except cos_event.NotACosNotification as error:  # nothing is sent; SCF's retry/DLQ keep it
         _log("error", "not a COS notification", error=str(error))
         raise
+    for rejected in conversion.rejected:
+        _log("error", "record rejected", record=rejected.index, error=rejected.reason)
+    events = conversion.events
     deadline = started + delivery_budget(context, settings)
     outcomes = delivery.deliver_all(
         events,
@@ -74,20 +89,21 @@ def handle(event: object, context: object, settings: Settings) -> dict:
     )
     failed = [outcome.event.id for outcome in outcomes if not outcome.delivered]
     summary = {
-        "records": len(events) + duplicates,
+        "records": conversion.total,
         "delivered": len(outcomes) - len(failed),
         "failed": len(failed),
-        "duplicates": duplicates,
+        "rejected": len(conversion.rejected),
+        "duplicates": conversion.duplicates,
     }
     _log(
-        "error" if failed else "info",
+        "error" if failed or conversion.rejected else "info",
         "notification handled",
         request_id=_context_value(context, "request_id"),
         elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         **summary,
     )
-    if failed:
-        raise DeliveryFailed(failed, len(events))
+    if failed or conversion.rejected:
+        raise DeliveryFailed(failed, len(events), [str(r) for r in conversion.rejected])
     return {**summary, "ids": [e.id for e in events]}
 
 

@@ -112,6 +112,23 @@ def test_container_runtime_takes_env_values_image_and_namespace_as_outputs(pulum
     assert pulumi_mocks.value(runtime.url) == "http://relay.from-output.svc.cluster.local"
 
 
+def test_container_runtime_builds_to_a_registry_and_repository_given_as_outputs(pulumi_mocks):
+    def program():
+        v = _values(registry="registry.cn-hangzhou.aliyuncs.com", repository="acme/relay")
+        build = {"registry": v["registry"], "repository": v["repository"], "tag": "v1"}
+        return ContainerRuntime(
+            "relay", {"runtime": {"build": build}}, workload={"component": "relay"}
+        )
+
+    pulumi_mocks.run(program)
+    image = pulumi_mocks.one("docker-build:index:Image")
+    assert image.inputs["tags"] == ["registry.cn-hangzhou.aliyuncs.com/acme/relay:v1"]
+    container = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]
+    assert container["spec"]["containers"][0]["image"] == (
+        f"registry.cn-hangzhou.aliyuncs.com/acme/relay@{image.outputs['digest']}"
+    )
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [
@@ -136,6 +153,14 @@ def test_container_runtime_takes_env_values_image_and_namespace_as_outputs(pulum
                 "relay", {"runtime": {"image": "img:1", "namespace": v["bad"]}}
             ),
             "runtime.namespace: 'Acme_Events' is not a DNS-1035 label",
+        ),
+        (
+            lambda v: ContainerRuntime(
+                "relay",
+                {"runtime": {"build": {"registry": "r.example.com", "repository": v["bad"]}}},
+                workload={"component": "relay"},
+            ),
+            "runtime.build.repository: 'Acme_Events' is not a repository path",
         ),
     ],
 )

@@ -158,15 +158,16 @@ def start_emulator(log_dir: Path, *extra_args: str) -> Service:
 
 
 def oss_target_env(emulator_endpoint: str, port: int = 0, **extra: str) -> dict[str, str]:
-    return base_env(
-        OSS_ENDPOINT=emulator_endpoint,
-        OSS_BUCKET=BUCKET,
-        OSS_ACCESS_KEY_ID=ACCESS_KEY_ID,
-        OSS_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
-        PORT=str(port),
-        DRAIN_TIMEOUT_SECONDS="10",
-        **extra,
-    )
+    defaults = {
+        "OSS_ENDPOINT": emulator_endpoint,
+        "OSS_BUCKET": BUCKET,
+        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "DRAIN_TIMEOUT_SECONDS": "10",
+    }
+    return base_env(**{**defaults, **extra})
 
 
 def start_python_service(
@@ -192,6 +193,7 @@ def start_relay(log_dir: Path, sink_url: str, signing_secret: str, **extra: str)
         K_SINK=sink_url,
         RELAY_SIGNING_SECRET=signing_secret,
         PORT="0",
+        HOST="127.0.0.1",
         DRAIN_TIMEOUT_SECONDS="10",
         **extra,
     )

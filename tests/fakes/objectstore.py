@@ -26,8 +26,9 @@ from tests.fakes.objectstore_state import (
     StoredObject,
     crc64_ecma,
 )
+from tests.fakes.objectstore_sts import IssuedCredentials, OidcTrust, StsService
 
-__all__ = ["ObjectStoreEmulator", "Stats", "StoredObject", "crc64_ecma"]
+__all__ = ["IssuedCredentials", "ObjectStoreEmulator", "Stats", "StoredObject", "crc64_ecma"]
 
 DEFAULT_CREDENTIALS = {"test-ak": "test-sk"}
 DEFAULT_BUCKETS = ("test-bucket",)
@@ -57,6 +58,8 @@ class ObjectStoreEmulator:
         self.table = ObjectTable()
         self.fault_plan = FaultPlan()
         self.counters = StatsCounter()
+        # STS (AssumeRoleWithOIDC) on the same port: POST/GET `/?Action=AssumeRoleWithOIDC&...`.
+        self.sts = StsService(lambda: self.clock())
         for bucket in buckets:
             self.create_bucket(bucket)
         self._address = (host, port)
@@ -126,6 +129,33 @@ class ObjectStoreEmulator:
                 self.table.delete(bucket, key)
         self.clear_faults()
         self.counters.reset()
+
+    # ------------------------------------------------------------------ STS
+
+    @property
+    def sts_endpoint(self) -> str:
+        """What ALIBABA_CLOUD_STS_ENDPOINT should say to reach this emulator's STS."""
+        return self.endpoint
+
+    def trust_oidc(
+        self, role_arn: str, provider_arn: str, token: str, max_session_seconds: int = 3600
+    ) -> None:
+        """Let `AssumeRoleWithOIDC` with this role, provider and token succeed."""
+        self.sts.trusts.append(OidcTrust(role_arn, provider_arn, token, max_session_seconds))
+
+    def issue_sts(self, seconds: float = 3600) -> IssuedCredentials:
+        """STS credentials that OSS requests accept until `seconds` from now (emulator clock)."""
+        return self.sts.issue(self, seconds)
+
+    def revoke(self, access_key_id: str) -> None:
+        """Forget a key: later requests signed with it get 403 InvalidAccessKeyId."""
+        self.credentials.pop(access_key_id, None)
+        self.security_tokens.pop(access_key_id, None)
+
+    def fail_sts_next(
+        self, n: int = 1, status: int = 503, code: str = "ServiceUnavailable"
+    ) -> None:
+        self.sts.fail_next.extend([(int(status), code)] * int(n))
 
     # ------------------------------------------------------------------ faults
 

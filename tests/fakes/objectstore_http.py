@@ -133,6 +133,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             status, out_headers, out_body = handle_admin(emulator, self.command, url, body)
             self._send(status, out_headers, out_body)
             return
+        if url.path == "/" and "Action=" in (url.query or body.decode("latin-1")[:4096]):
+            self._send(*emulator.sts.handle(emulator, url.query, body, os.urandom(12).hex()))
+            return
         emulator.counters.request(self.command)
         exchange = Exchange(self.command, url, headers, body, emulator)
         if emulator.fault_plan.latency:
@@ -262,6 +265,10 @@ class Exchange:
             )
         if sent_token is not None and sent_token != required_token:
             raise AuthError(403, "InvalidSecurityToken", "The security token is invalid.")
+        if store.sts.expired(auth.access_key_id):
+            raise AuthError(
+                403, "SecurityTokenExpired", "The security token you provided has expired."
+            )
         body_sha256 = None
         declared = self.headers.get("x-oss-content-sha256", "")
         if len(declared) == 64 and set(declared) <= _HEX:

@@ -153,6 +153,12 @@ def localhost_tls(ca_file: str | os.PathLike[str]) -> ssl.SSLContext:
     return context
 
 
+class _SinkServer(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of concurrent senders overflows it and
+    # waits for SYN retransmits (1 s, then 3 s), which looks like a slow machine in the figures.
+    request_queue_size = 1024
+
+
 class CloudEventsSink:
     """In-process sink on 127.0.0.1 with an ephemeral port. Thread-safe.
 
@@ -171,7 +177,7 @@ class CloudEventsSink:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> CloudEventsSink:
         handler = type("SinkHandler", (_Handler,), {"sink": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._requested_port), handler)
+        self._server = _SinkServer(("127.0.0.1", self._requested_port), handler)
         self._server.daemon_threads = True
         if self._tls is not None:
             self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
@@ -221,7 +227,7 @@ class CloudEventsSink:
             self._events = []
             self._requests = []
 
-    def fail_next(self, n: int, status: int = 503, retry_after: int | None = None) -> None:
+    def fail_next(self, n: int, status: int = 503, retry_after: int | str | None = None) -> None:
         """Answer the next n requests with `status` (and `Retry-After`) recording no event."""
         with self._lock:
             self._fail_remaining, self._fail_status = n, status

@@ -93,6 +93,7 @@ def test_seed_notification_through_main_handler(sink, monkeypatch, fresh_setting
         "records": 1,
         "delivered": 1,
         "failed": 0,
+        "rejected": 0,
         "duplicates": 0,
         "ids": ["a415485d-749e-53e5-a7ab-26047fddd193"],
     }
@@ -120,11 +121,22 @@ def test_failures_for_the_next_requests_are_retried_and_delivered(sink, capsys):
     assert sum(attempts.values()) == 7
 
 
-@pytest.mark.parametrize("status", [500, 502, 429])
+# Knative's data-plane contract: 404 (not ready yet) and 409 are retried like 429 and 5xx.
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429, 404, 409])
 def test_retryable_statuses(sink, status):
     sink.fail_next(2, status=status)
     index.handle(seed(), CONTEXT, fast(sink.url))
     assert [r.status for r in sink.requests] == [status, status, 200]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 405, 410, 413, 415, 422])
+def test_other_client_errors_are_final_at_once(sink, status, capsys):
+    sink.respond_with(status)
+    with pytest.raises(index.DeliveryFailed):
+        index.handle(seed(), CONTEXT, fast(sink.url))
+    assert len(sink.requests) == 1
+    [line] = [line for line in log_lines(capsys) if line["msg"] == "event not delivered"]
+    assert (line["status"], line["attempts"], line["error"]) == (status, 1, f"HTTP {status}")
 
 
 def test_retry_after_is_honoured(sink):
@@ -133,6 +145,46 @@ def test_retry_after_is_honoured(sink):
     first, second = sink.requests
     assert first.headers["ce-id"] == second.headers["ce-id"]
     assert second.received_at - first.received_at >= 0.9  # not the 10-50 ms test backoff
+
+
+# Sent as latin-1 bytes, read back by http.client as "\xb2" ("²"), which str.isdigit() accepts
+# and float() refuses; 5,000 digits are beyond int()'s limit; a day and more is not believed.
+@pytest.mark.parametrize("value", ["\xb2", "\xb9", "9" * 5000, "86401", "-1", "1.5", "soon"])
+def test_a_bad_retry_after_is_ignored_not_a_failure(sink, value):
+    sink.fail_next(1, status=503, retry_after=value)
+    result = index.handle(seed(), CONTEXT, fast(sink.url))
+    assert result["delivered"] == 1
+    assert [r.status for r in sink.requests] == [503, 200]
+
+
+RETRY_AFTER_CASES = [
+    (None, None),
+    ("", None),
+    ("0", 0.0),
+    ("7", 7.0),
+    (" 120 ", 120.0),
+    ("000000000012", 12.0),
+    ("86400", 86400.0),
+    ("86401", None),
+    ("9" * 5000, None),
+    ("\xb2", None),  # superscript two: str.isdigit() says yes
+    ("\u0663", None),  # Arabic-Indic three
+    ("\uff13", None),  # fullwidth three
+    ("-5", None),
+    ("1.5", None),
+    ("5, 5", None),  # repeated header, joined by http.client
+    ("Sun, 29 Nov 2026 22:01:40 GMT", 100.0),  # HTTP-date, 100 s after NOW
+    ("Sun, 29 Nov 2026 21:00:00 GMT", 0.0),  # in the past: retry now
+    ("Sun, 29 Nov 2026 22:00:00 -0000", None),  # no zone: not an HTTP-date
+    ("Sun, 30 Nov 2036 22:00:00 GMT", None),  # years away
+    ("Mon, 99 Foo 2026 99:99:99 GMT", None),
+]
+
+
+@pytest.mark.parametrize(("value", "seconds"), RETRY_AFTER_CASES)
+def test_retry_after_parsing(value, seconds):
+    now = datetime(2026, 11, 29, 22, 0, 0, tzinfo=timezone.utc).timestamp()
+    assert cos_delivery.retry_after_seconds(value, now=now) == seconds
 
 
 def test_sink_that_stays_down_names_every_failed_id(sink, capsys):
@@ -166,13 +218,6 @@ def test_partial_failure_keeps_ids_and_retry_delivers_the_rest(sink):
     retried = index.handle(copy.deepcopy(notification), CONTEXT, settings)
     assert sorted(retried["ids"]) == sorted([*delivered_first, victim])
     assert sorted(e.id for e in sink.events) == sorted(retried["ids"])
-
-
-def test_client_errors_are_not_retried(sink):
-    sink.respond_with(400)
-    with pytest.raises(index.DeliveryFailed):
-        index.handle(seed(), CONTEXT, fast(sink.url))
-    assert len(sink.requests) == 1
 
 
 def test_connection_refused_is_retried_until_the_budget(capsys):
@@ -213,27 +258,93 @@ def test_delivery_budget(context, budget):
     assert index.delivery_budget(context, settings) == pytest.approx(budget)
 
 
-def test_malformed_input_raises_and_sends_nothing(sink, capsys):
-    broken = three_records()
-    del broken["Records"][2]["event"]
-    with pytest.raises(NotACosNotification, match="record 2 has no 'event' object"):
-        index.handle(broken, CONTEXT, fast(sink.url))
-    [line] = log_lines(capsys)
-    assert line["msg"] == "not a COS notification" and "record 2" in line["error"]
-    with pytest.raises(NotACosNotification):
+def test_not_a_notification_raises_and_sends_nothing(sink, capsys):
+    with pytest.raises(NotACosNotification, match="no 'Records'"):
         index.handle({"hello": "world"}, CONTEXT, fast(sink.url))
+    [line] = log_lines(capsys)
+    assert line["msg"] == "not a COS notification" and "no 'Records'" in line["error"]
     assert sink.requests == []
 
 
-def test_signed_delivery_verifies_with_the_standard_webhooks_library(sink):
-    index.handle(three_records(), CONTEXT, fast(sink.url, SINK_SIGNING_SECRET=SECRET))
+BAD_RECORDS = {
+    "no event object": (lambda r: r.pop("event"), "record 1: no 'event' object"),
+    "eventTime in words": (
+        lambda r: r["event"].update(eventTime="yesterday"),
+        "record 1: invalid eventTime",
+    ),
+    "lone surrogate in the key": (
+        lambda r: r["cos"]["cosObject"].update(key="/1253970026/testpic/a\udc80.txt"),
+        "record 1: cos.cosObject.key holds text UTF-8 cannot encode: a lone surrogate U+DC80",
+    ),
+    "NaN size": (
+        lambda r: r["cos"]["cosObject"].update(size=float("nan")),
+        "record 1: cos.cosObject.size holds nan, which JSON cannot carry",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECORDS))
+def test_a_bad_record_is_reported_the_others_delivered_and_the_invocation_fails(sink, capsys, case):
+    break_record, reason = BAD_RECORDS[case]
+    notification = three_records()
+    break_record(notification["Records"][1])
+    settings = fast(sink.url)
+    with pytest.raises(index.DeliveryFailed) as raised:
+        index.handle(notification, CONTEXT, settings)
+    assert raised.value.ids == []
+    [rejected] = raised.value.rejected
+    assert rejected.startswith(reason)
+    assert "1 record(s) rejected: " + reason in str(raised.value)
+    delivered = sorted(e.id for e in sink.events)
+    good = {"Records": [notification["Records"][0], notification["Records"][2]]}
+    assert delivered == sorted(index.handle(good, CONTEXT, settings)["ids"])
+    lines = log_lines(capsys)
+    [line] = [line for line in lines if line["msg"] == "record rejected"]
+    assert line["record"] == 1 and line["error"].startswith(reason.removeprefix("record 1: "))
+    summary = next(line for line in lines if line["msg"] == "notification handled")
+    assert summary["level"] == "error"
+    assert (summary["records"], summary["delivered"], summary["rejected"]) == (3, 2, 1)
+    # SCF retries the invocation: the delivered records are sent again with the same ids.
+    sink.reset()
+    with pytest.raises(index.DeliveryFailed):
+        index.handle(copy.deepcopy(notification), CONTEXT, settings)
+    assert sorted(e.id for e in sink.events) == delivered
+
+
+def test_signed_delivery_is_structured_mode_signed_over_the_whole_event(sink):
+    notification = three_records()
+    index.handle(notification, CONTEXT, fast(sink.url, SINK_SIGNING_SECRET=SECRET))
     events = sink.wait_for(3)
-    for event in events:
-        Webhook(SECRET).verify(event.data, event.headers, json_parse=False)
-        assert event.headers["webhook-id"] == event.id
+    unsigned, _ = cos_event.events_from_notification(
+        notification, "cos-source-fn", datetime.now(timezone.utc)
+    )
+    binary_bodies = {e.id: e.body for e in unsigned}
+    for event, request in zip(events, sink.requests, strict=True):
+        assert event.mode == "structured"
+        assert request.headers["content-type"] == "application/cloudevents+json; charset=utf-8"
+        assert not [name for name in request.headers if name.startswith("ce-")]
+        # The signature covers the body, and the body is the whole event: every attribute.
+        Webhook(SECRET).verify(request.body, request.headers, json_parse=False)
+        document = json.loads(request.body)
+        assert document["id"] == request.headers["webhook-id"] == event.id
+        assert {k: v for k, v in document.items() if k != "data"} == event.attributes
+        assert request.headers["webhook-timestamp"].isdigit()
+        # Exactly the encoding of the contract (compact, UTF-8, no escapes).
+        encoded = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        assert request.body == encoded
+        # The relay re-encodes `data`: the bytes an unsigned sink gets in binary mode.
+        assert event.data == binary_bodies[event.id]
     tampered = dict(events[0].headers, **{"webhook-id": events[1].id})
     with pytest.raises(Exception, match="No matching signature"):
-        Webhook(SECRET).verify(events[0].data, tampered)
+        Webhook(SECRET).verify(sink.requests[0].body, tampered)
+
+
+def test_unsigned_delivery_stays_binary_mode(sink):
+    index.handle(seed(), CONTEXT, fast(sink.url))
+    [request] = sink.requests
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["ce-id"] == "a415485d-749e-53e5-a7ab-26047fddd193"
+    assert not [name for name in request.headers if name.startswith("webhook-")]
 
 
 def test_logs_one_line_per_event_without_secrets_or_data(sink, capsys):
@@ -305,10 +416,10 @@ def test_an_unexpected_error_fails_the_event_instead_of_losing_it(sink, concurre
     victim = events[1].id
 
     class BuggySender(cos_delivery.Sender):
-        def post(self, conn, attributes, body, timeout):
-            if attributes["id"] == victim:
+        def post(self, conn, event, timeout):
+            if event.id == victim:
                 raise KeyError("bug")
-            return super().post(conn, attributes, body, timeout)
+            return super().post(conn, event, timeout)
 
     outcomes = deliver(events, BuggySender(sink.url), concurrency=concurrency)
     assert [o.event.id for o in outcomes] == [e.id for e in events]
@@ -342,12 +453,24 @@ def test_https_sink_with_a_trusted_certificate(tls_sink, monkeypatch, capsys):
     assert cos_delivery.Sender("https://other.example.com/")._ssl is cos_delivery._tls
 
 
-def test_https_sink_with_an_untrusted_certificate_gets_nothing(tls_sink, monkeypatch, capsys):
-    sink, _ = tls_sink  # the test CA is not trusted: the system's CAs are
-    settings = fast(sink.url, DELIVERY_RETRY_BUDGET_SECONDS="0.3")
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_https_sink_whose_certificate_does_not_verify_fails_at_once(
+    tls_sink, monkeypatch, capsys, host
+):
+    """Untrusted CA (the test CA is not trusted: the system's CAs are), or a trusted certificate
+    for another name (issued for 127.0.0.1, reached as localhost): nothing is sent, and no attempt
+    is repeated, since the same certificate fails the same way every time."""
+    sink, ca_file = tls_sink
+    if host == "localhost":
+        monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    settings = fast(sink.url.replace("127.0.0.1", host), DELIVERY_RETRY_BUDGET_SECONDS="2")
     with pytest.raises(index.DeliveryFailed) as failed:
-        index.handle(seed(), CONTEXT, settings)
-    assert len(failed.value.ids) == 1
+        index.handle(three_records(), CONTEXT, settings)
+    assert len(failed.value.ids) == 3
     assert sink.events == []
-    [line] = [line for line in log_lines(capsys) if line["msg"] == "event not delivered"]
-    assert "CERTIFICATE_VERIFY_FAILED" in line["error"]
+    lines = [line for line in log_lines(capsys) if line["msg"] == "event not delivered"]
+    assert [line["attempts"] for line in lines] == [1, 1, 1]
+    for line in lines:
+        assert line["error"].startswith("SSLCertVerificationError")
+        assert "CERTIFICATE_VERIFY_FAILED" in line["error"]
+        assert ("match" in line["error"]) is (host == "localhost")

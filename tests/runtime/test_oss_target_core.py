@@ -1,4 +1,5 @@
-"""Table tests of the OSS target's pure parts: keys, object plans, responses, errors, retries."""
+"""Table tests of the OSS target's pure parts: keys, object plans, responses, retries (the
+writer's error classification and wiring: test_oss_target_writer.py)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,12 @@ import random
 from types import SimpleNamespace
 from urllib.parse import unquote, urlparse, urlsplit
 
-import oss2
-import oss2.http
-import oss2.utils
 import pytest
 import requests
 import yarl
 from alibabacloud_oss_v2._client import AddressStyle, _build_url
 from alibabacloud_oss_v2.types import OperationInput
 from oss2.api import _UrlMaker
-from oss2.exceptions import (
-    AccessDenied,
-    ClientError,
-    InconsistentError,
-    NoSuchBucket,
-    RequestError,
-    ServerError,
-)
-from urllib3.exceptions import ConnectTimeoutError, ProtocolError, ReadTimeoutError
 
 from runtime.alibaba_oss_target.core import (
     MAX_METADATA_BYTES,
@@ -35,10 +24,8 @@ from runtime.alibaba_oss_target.core import (
     plan_writes,
     success_event,
 )
-from runtime.alibaba_oss_target.errors import Failure, classify
+from runtime.alibaba_oss_target.errors import Failure
 from runtime.alibaba_oss_target.keys import InvalidKey, object_key
-from runtime.alibaba_oss_target.settings import TargetSettings
-from runtime.alibaba_oss_target.writer import crc64_ecma, make_auth, proxy_for
 from runtime.receiver.errors import InvalidEvent
 from runtime.receiver.events import parse_events
 from runtime.receiver.retry import RetryPolicy
@@ -300,60 +287,6 @@ def test_error_response_event_carries_code_and_request_id():
     }
 
 
-# ---- error classification
-
-
-def oss_error(cls, status, code, request_id="RID"):
-    return cls(status, {"x-oss-request-id": request_id}, b"", {"Code": code, "Message": "m"})
-
-
-@pytest.mark.parametrize(
-    ("error", "retryable", "reason", "code"),
-    [
-        (oss_error(ServerError, 503, "SlowDown"), True, "throttled", "SlowDown"),
-        (oss_error(ServerError, 500, "InternalError"), True, "server-error", "InternalError"),
-        (oss_error(ServerError, 502, ""), True, "server-error", "HTTP502"),
-        (oss_error(ServerError, 429, "TooManyRequests"), True, "throttled", "TooManyRequests"),
-        (oss_error(ServerError, 400, "RequestTimeout"), True, "throttled", "RequestTimeout"),
-        (RequestError(ProtocolError("reset")), True, "connection", "RequestError"),
-        (RequestError(ConnectionResetError("reset")), True, "connection", "RequestError"),
-        (RequestError(ReadTimeoutError(None, "/k", "slow")), True, "timeout", "RequestError"),
-        (RequestError(ConnectTimeoutError("slow")), True, "timeout", "RequestError"),
-        (InconsistentError("crc", "RID"), True, "integrity", "InconsistentError"),
-        (oss_error(AccessDenied, 403, "AccessDenied"), False, "access-denied", "AccessDenied"),
-        (oss_error(NoSuchBucket, 404, "NoSuchBucket"), False, "no-such-bucket", "NoSuchBucket"),
-        (
-            oss_error(ServerError, 403, "InvalidAccessKeyId"),
-            False,
-            "invalid-access-key",
-            "InvalidAccessKeyId",
-        ),
-        (
-            oss_error(ServerError, 403, "SignatureDoesNotMatch"),
-            False,
-            "signature-mismatch",
-            "SignatureDoesNotMatch",
-        ),
-        (oss_error(ServerError, 400, "InvalidArgument"), False, "client-error", "InvalidArgument"),
-        (ClientError("bad"), False, "client-error", "ClientError"),
-        (RuntimeError("?"), True, "unexpected", "RuntimeError"),
-    ],
-)
-def test_classify(error, retryable, reason, code):
-    failure = classify(error)
-    assert (failure.retryable, failure.reason, failure.code) == (retryable, reason, code)
-
-
-def test_classify_keeps_status_and_request_id_only():
-    failure = classify(oss_error(AccessDenied, 403, "AccessDenied", "RID-9"))
-    assert failure.to_json() == {
-        "code": "AccessDenied",
-        "reason": "access-denied",
-        "status": 403,
-        "requestId": "RID-9",
-    }
-
-
 # ---- retry policy
 
 
@@ -371,69 +304,6 @@ def test_backoff_is_full_jitter_under_an_exponential_cap():
 def test_backoff_stops_at_the_budget(budget, elapsed, gives_up):
     policy = RetryPolicy(budget=budget, base=0.01, cap=0.01, rng=random.Random(1))
     assert (policy.next_delay(0, elapsed) is None) is gives_up
-
-
-# ---- writer wiring
-
-
-@pytest.mark.parametrize(
-    ("environ", "endpoint", "proxy"),
-    [
-        ({}, "https://oss-cn-hangzhou.aliyuncs.com", None),
-        (
-            {"https_proxy": "http://proxy:3128"},
-            "https://oss-cn-hangzhou.aliyuncs.com",
-            "http://proxy:3128",
-        ),
-        ({"https_proxy": "http://proxy:3128"}, "http://127.0.0.1:9000", None),
-        (
-            {"http_proxy": "http://proxy:3128", "no_proxy": "127.0.0.1"},
-            "http://127.0.0.1:9000",
-            None,
-        ),
-        ({"http_proxy": "http://proxy:3128"}, "http://oss.internal:80", "http://proxy:3128"),
-    ],
-)
-def test_proxy_is_resolved_once_from_the_environment(monkeypatch, environ, endpoint, proxy):
-    for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    assert proxy_for(endpoint) == proxy
-
-
-@pytest.mark.parametrize(
-    ("settings", "kind", "signs"),
-    [
-        ({}, oss2.Auth, "OSS "),
-        ({"region": "cn-hangzhou"}, oss2.AuthV4, "OSS4-HMAC-SHA256"),
-        ({"security_token": "tok"}, oss2.StsAuth, "OSS "),
-        ({"security_token": "tok", "region": "cn-hangzhou"}, oss2.StsAuth, "OSS4-HMAC-SHA256"),
-    ],
-)
-def test_auth_choice(settings, kind, signs):
-    base = {
-        "endpoint": "https://oss-cn-hangzhou.aliyuncs.com",
-        "bucket": "b-1",
-        "access_key_id": "ak",
-        "access_key_secret": "sk",
-    }
-    auth = make_auth(TargetSettings(**base, **settings))
-    assert isinstance(auth, kind)
-    request = oss2.http.Request(
-        "PUT", "https://b-1.oss-cn-hangzhou.aliyuncs.com/k", region="cn-hangzhou", product="oss"
-    )
-    auth._sign_request(request, "b-1", "k")
-    assert request.headers["authorization"].startswith(signs)
-    if "security_token" in settings:
-        assert request.headers["x-oss-security-token"] == "tok"
-
-
-def test_crc64_matches_oss2s_own_implementation():
-    data = random.Random(3).randbytes(10000)
-    reference = oss2.utils.Crc64()
-    reference.update(data)
-    assert crc64_ecma(data) == reference.crc
 
 
 # ---- issue 11: attributes as sent, JSON data kept exact, one object per key in a request

@@ -76,7 +76,13 @@ class TargetProcess:
             [sys.executable, "-m", "runtime.alibaba_oss_target"],
             cwd=ROOT,
             env=base_env(
-                **{**VALID, "OSS_ENDPOINT": endpoint, "PORT": "0", "DRAIN_TIMEOUT_SECONDS": "10"},
+                **{
+                    **VALID,
+                    "OSS_ENDPOINT": endpoint,
+                    "PORT": "0",
+                    "HOST": "127.0.0.1",
+                    "DRAIN_TIMEOUT_SECONDS": "10",
+                },
                 **env,
             ),
             stdout=subprocess.PIPE,
@@ -146,7 +152,8 @@ def test_serves_and_stops_cleanly_on_sigterm(store):
         target.kill()
     assert store.get(BUCKET, "p-1").body == b"hi"
     messages = [json.loads(line)["msg"] for line in target.lines]
-    assert messages[0] == "listening"
+    # Credentials are in hand before the port opens.
+    assert messages[:2] == ["credentials loaded", "listening"]
     assert messages[-2:] == ["draining", "stopped"]
     assert "event stored" in messages
 

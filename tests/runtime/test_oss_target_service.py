@@ -7,8 +7,10 @@ import base64
 import io
 import json
 import logging
+import os
 import random
 import socket
+import time
 
 import pytest
 import requests
@@ -69,7 +71,7 @@ def start_target(store):
             "OSS_RETRY_BUDGET_SECONDS": "2",
             **env,
         }
-        settings = read_settings(EnvReader(environ))
+        settings = read_settings(EnvReader({k: v for k, v in environ.items() if v is not None}))
         # Short waits between attempts keep the fault tests fast; the budget is the real one.
         policy = RetryPolicy(budget=settings.retry_budget_seconds, base=0.005, cap=0.05)
         receiver, uploader = build_target(settings, policy=policy)
@@ -236,6 +238,26 @@ def test_batch_with_an_invalid_key_writes_nothing(target, store):
     assert store.keys(BUCKET) == []
 
 
+def test_batch_with_one_id_from_two_sources_writes_nothing(target, store):
+    # Both would land under one key and the later upload would silently replace the other.
+    events = [
+        {"specversion": "1.0", "type": "t", "source": "a", "id": "dup", "data": {"n": 1}},
+        {"specversion": "1.0", "type": "t", "source": "b", "id": "dup", "data": {"n": 2}},
+    ]
+    response = requests.post(target.url, data=json.dumps(events), headers=BATCH_HEADERS, timeout=30)
+    assert response.status_code == 400
+    assert (response.json()["error"], response.json()["index"]) == ("invalid-key", 1)
+    assert store.keys(BUCKET) == []
+
+
+def test_batch_repeating_one_event_stores_it_once(target, store):
+    response = requests.post(
+        target.url, data=batch_of("twice", "twice"), headers=BATCH_HEADERS, timeout=30
+    )
+    assert response.status_code == 200
+    assert store.keys(BUCKET) == ["twice"]
+
+
 def test_redelivery_overwrites_the_same_key(target, store):
     assert post(target, b"first").ok
     assert post(target, b"second").ok
@@ -265,15 +287,15 @@ def test_store_event_keeps_the_attributes(start_target, store):
 @pytest.mark.parametrize(
     "env",
     [
+        {},  # V1 signing
         {"OSS_REGION": "cn-hangzhou"},  # V4 signing
-        {"OSS_ACCESS_KEY_ID": "sts-ak", "OSS_ACCESS_KEY_SECRET": STS_SECRET},  # token added below
         {
             "OSS_ACCESS_KEY_ID": "sts-ak",
             "OSS_ACCESS_KEY_SECRET": STS_SECRET,
             "OSS_REGION": "cn-hangzhou",
         },
     ],
-    ids=["v4", "sts-v1", "sts-v4"],
+    ids=["v1", "v4", "sts-v4"],
 )
 def test_signing_variants_are_accepted_by_the_verifying_emulator(start_target, store, env):
     if env.get("OSS_ACCESS_KEY_ID") == "sts-ak":
@@ -506,3 +528,137 @@ def test_ids_with_url_special_characters_are_stored_under_the_exact_key(start_ta
     assert response.status_code == 200
     assert store.keys(BUCKET) == ["in/" + event_id]
     assert store.get(BUCKET, "in/" + event_id).content_type == "application/json"
+
+
+def test_a_refused_connection_is_503_with_its_own_reason(start_target, logs):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    target = start_target(OSS_ENDPOINT=closed, OSS_RETRY_BUDGET_SECONDS="0.2")
+    response = post(target)
+    assert response.status_code == 503
+    assert response.json()["reason"] == "connection-refused"
+    metrics = requests.get(target.url + "metrics", timeout=5).text
+    assert 'oss_target_events_failed_total{reason="connection-refused"} 1.0' in metrics
+    logged = [json.loads(line) for line in logs.getvalue().splitlines()]
+    assert [line["reason"] for line in logged if line.get("id") == SEED_ID] == [
+        "connection-refused"
+    ]
+
+
+# ---- credentials that change
+
+ROLE = "acs:ram::1234567890:role/oss-target"
+PROVIDER = "acs:ram::1234567890:oidc-provider/ack-rrsa-c123"
+OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.service-account-token"
+NO_ACCESS_KEY = {"OSS_ACCESS_KEY_ID": None, "OSS_ACCESS_KEY_SECRET": None}
+
+
+def ready(server) -> int:
+    return requests.get(server.url + "readyz", timeout=5).status_code
+
+
+def wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def rrsa_env(store, token_file, **env):
+    return {
+        **NO_ACCESS_KEY,
+        "OSS_REGION": "cn-hangzhou",
+        "ALIBABA_CLOUD_ROLE_ARN": ROLE,
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": PROVIDER,
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(token_file),
+        "ALIBABA_CLOUD_STS_ENDPOINT": store.sts_endpoint,
+        **env,
+    }
+
+
+def test_rrsa_stores_events_with_no_access_key_anywhere(start_target, store, tmp_path, logs):
+    store.trust_oidc(ROLE, PROVIDER, OIDC_TOKEN)
+    token_file = tmp_path / "token"
+    token_file.write_text(OIDC_TOKEN)
+    target = start_target(**rrsa_env(store, token_file))
+    assert ready(target) == 200
+    assert post(target).status_code == 200
+    assert store.get(BUCKET, SEED_ID).body == SEED_BODY
+    assert store.sts.calls == 1
+    # (The emulator's own debug lines quote the request; the target's lines never do.)
+    own = [line for line in logs.getvalue().splitlines() if '"logger": "runtime.' in line]
+    assert own and not any(OIDC_TOKEN in line for line in own)
+    loaded = [json.loads(line) for line in own if "credentials loaded" in line]
+    assert loaded[0]["source"] == "rrsa" and loaded[0]["access_key_id"].startswith("...")
+
+
+def test_rrsa_credentials_are_refreshed_before_they_expire(start_target, store, tmp_path):
+    # 900 s (STS's minimum) is inside alibabacloud-credentials' 15-minute refresh window, so each
+    # refresh exchanges the token again: the refresh loop is visible within a second or two.
+    store.trust_oidc(ROLE, PROVIDER, OIDC_TOKEN)
+    token_file = tmp_path / "token"
+    token_file.write_text(OIDC_TOKEN)
+    target = start_target(**rrsa_env(store, token_file, OSS_CREDENTIALS_DURATION_SECONDS="900"))
+    assert post(target, **{"Ce-Id": "before"}).status_code == 200
+    assert wait_for(lambda: store.sts.calls >= 3)
+    assert post(target, **{"Ce-Id": "after"}).status_code == 200
+    assert ready(target) == 200
+
+
+def test_rrsa_that_sts_refuses_is_not_ready_and_says_why(start_target, store, tmp_path, logs):
+    token_file = tmp_path / "token"
+    token_file.write_text(OIDC_TOKEN)  # but no role trusts this provider
+    target = start_target(**rrsa_env(store, token_file))
+    assert ready(target) == 503
+    response = post(target)
+    assert response.status_code == 503  # retryable: credentials may come
+    assert response.json()["reason"] == "no-credentials"
+    failing = [line for line in logs.getvalue().splitlines() if "authentication failing" in line]
+    assert len(failing) == 1 and json.loads(failing[0])["code"] == "EntityNotExist.Role"
+    # Once STS trusts the role, the refresh loop (backing off from 1 s) recovers readiness.
+    store.trust_oidc(ROLE, PROVIDER, OIDC_TOKEN)
+    assert wait_for(lambda: ready(target) == 200)
+    assert post(target).status_code == 200
+
+
+def write_credentials(path, issued):
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(issued.document()))
+    os.replace(temporary, path)
+
+
+def test_sts_file_expiry_turns_readyz_503_once_and_a_rotated_file_recovers(
+    start_target, store, tmp_path, logs
+):
+    path = tmp_path / "credentials.json"
+    write_credentials(path, store.issue_sts(1.0))
+    target = start_target(**NO_ACCESS_KEY, OSS_REGION="cn-hangzhou", OSS_CREDENTIALS_FILE=str(path))
+    assert post(target, **{"Ce-Id": "first"}).status_code == 200
+    # The token expires (nobody rotated the file): every PUT is refused.
+    time.sleep(1.1)
+    statuses = [post(target, **{"Ce-Id": f"late-{i}"}).status_code for i in range(4)]
+    assert statuses == [502] * 4
+    assert ready(target) == 503
+    failing = [json.loads(line) for line in logs.getvalue().splitlines() if "failing" in line]
+    assert len(failing) == 1
+    assert failing[0]["code"] == "SecurityTokenExpired"
+    assert failing[0]["source"] == "stsFile"
+    # An operator (or a sidecar) writes fresh credentials: the target picks them up unrestarted.
+    write_credentials(path, store.issue_sts(3600))
+    assert wait_for(lambda: ready(target) == 200)
+    assert post(target, **{"Ce-Id": "rotated"}).status_code == 200
+    assert store.get(BUCKET, "rotated") is not None
+
+
+def test_a_revoked_static_key_is_not_ready(start_target, store, logs):
+    target = start_target()
+    assert post(target, **{"Ce-Id": "ok"}).status_code == 200
+    store.revoke("test-ak")
+    for i in range(3):
+        assert post(target, **{"Ce-Id": f"revoked-{i}"}).status_code == 502
+    assert ready(target) == 503
+    failing = [json.loads(line) for line in logs.getvalue().splitlines() if "failing" in line]
+    assert [line["code"] for line in failing] == ["InvalidAccessKeyId"]

@@ -15,6 +15,14 @@ REQUIRED = {
 }
 
 
+NO_KEY = {"OSS_ACCESS_KEY_ID": None, "OSS_ACCESS_KEY_SECRET": None}
+RRSA = {
+    "ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1234567890:role/oss-target",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "acs:ram::1234567890:oidc-provider/ack-rrsa-c1",
+    "ALIBABA_CLOUD_OIDC_TOKEN_FILE": "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens/token",
+}
+
+
 def read(**env):
     return read_settings(EnvReader({k: v for k, v in {**REQUIRED, **env}.items() if v is not None}))
 
@@ -34,7 +42,7 @@ def test_defaults():
 
 
 def test_secrets_stay_out_of_repr():
-    text = repr(read(OSS_SECURITY_TOKEN="tok-secret"))
+    text = repr(read(OSS_SECURITY_TOKEN="tok-secret", OSS_REGION="cn-hangzhou"))
     assert "sk-secret" not in text and "tok-secret" not in text
 
 
@@ -97,10 +105,54 @@ def test_optional_values():
         ({"OSS_TIMEOUT_SECONDS": "0"}, "OSS_TIMEOUT_SECONDS"),
         ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
         ({"DRAIN_TIMEOUT_SECONDS": "x"}, "DRAIN_TIMEOUT_SECONDS"),
+        ({"OSS_SECURITY_TOKEN": "tok"}, "OSS_REGION"),  # STS is signed with V4 only
+        ({"OSS_CREDENTIALS_FILE": "/var/run/oss/credentials.json"}, "OSS_ACCESS_KEY_ID"),
+        ({**NO_KEY, "OSS_CREDENTIALS_FILE": "/f.json"}, "OSS_REGION"),
+        ({**NO_KEY, **RRSA, "OSS_CREDENTIALS_FILE": "/f.json"}, "OSS_CREDENTIALS_FILE"),
+        ({**NO_KEY, **RRSA}, "OSS_REGION"),
+        ({**NO_KEY, **RRSA, "OSS_REGION": "cn-hangzhou", "ALIBABA_CLOUD_OIDC_TOKEN_FILE": None},
+         "ALIBABA_CLOUD_OIDC_TOKEN_FILE"),
+        ({**NO_KEY, **RRSA, "OSS_REGION": "cn-hangzhou", "ALIBABA_CLOUD_STS_ENDPOINT": "a b"},
+         "ALIBABA_CLOUD_STS_ENDPOINT"),
+        ({**NO_KEY, **RRSA, "OSS_REGION": "cn-hangzhou", "OSS_CREDENTIALS_DURATION_SECONDS": "600"},
+         "OSS_CREDENTIALS_DURATION_SECONDS"),
     ],
-)
+)  # fmt: skip
 def test_invalid_settings_name_the_variable(env, name):
     with pytest.raises(SettingError) as caught:
         read(**env)
     assert caught.value.name == name
     assert "sk-secret" not in str(caught.value)
+
+
+def test_each_credentials_source():
+    static = read(OSS_SECURITY_TOKEN="tok", OSS_REGION="cn-hangzhou")
+    assert static.credentials_source == "accessKey" and static.security_token == "tok"
+    assert static.rrsa is None and static.credentials_file is None
+    from_file = read(**NO_KEY, OSS_REGION="cn-hangzhou", OSS_CREDENTIALS_FILE="/run/c.json")
+    assert from_file.credentials_source == "stsFile"
+    assert from_file.credentials_file == "/run/c.json" and from_file.access_key_id == ""
+    rrsa = read(
+        **NO_KEY,
+        **RRSA,
+        OSS_REGION="cn-hangzhou",
+        ALIBABA_CLOUD_ROLE_SESSION_NAME="my-target",
+        ALIBABA_CLOUD_STS_ENDPOINT="http://127.0.0.1:9000/",
+    )
+    assert rrsa.credentials_source == "rrsa"
+    assert rrsa.rrsa.role_arn == RRSA["ALIBABA_CLOUD_ROLE_ARN"]
+    assert rrsa.rrsa.oidc_token_file == RRSA["ALIBABA_CLOUD_OIDC_TOKEN_FILE"]
+    assert rrsa.rrsa.role_session_name == "my-target"
+    assert rrsa.rrsa.sts_endpoint == "http://127.0.0.1:9000"
+    assert rrsa.rrsa.duration_seconds == 3600
+    assert rrsa.access_key_id == "" and rrsa.access_key_secret == ""
+
+
+@pytest.mark.parametrize("bucket", ["acme--events", "a-b", "0ab", "x" * 63])
+def test_bucket_names_follow_the_components_rule(bucket):
+    # One rule (runtime.alibaba_oss_target.bucket_name) for the stack check and the pod: a name the
+    # component accepts must not make the pod exit 2.
+    from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
+
+    assert bucket_name_problem(bucket) is None
+    assert read(OSS_BUCKET=bucket).bucket == bucket

@@ -1,5 +1,6 @@
 """The SCF function package: contents, determinism, and the handler run from it."""
 
+import base64
 import glob
 import json
 import os
@@ -10,13 +11,14 @@ import sys
 import zipfile
 
 import pytest
+from standardwebhooks import Webhook
 
 from components.packaging import SOURCE_DIR, build_function_package
 from tests.fakes.sink import CloudEventsSink, localhost_tls
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 REPO = pathlib.Path(__file__).resolve().parents[2]
-MODULES = ["cos_delivery.py", "cos_event.py", "cos_http.py", "cos_settings.py", "index.py"]
+MODULES = ["cos_delivery.py", "cos_event.py", "cos_settings.py", "index.py"]
 
 # Runs inside a fresh `python -I`: only the unpacked folder is added to the path, as SCF does.
 RUNNER = """
@@ -32,9 +34,7 @@ foreign = sorted(
     and not module.__file__.startswith(package_dir)
     and not any(module.__file__.startswith(p) for p in stdlib)
 )
-# What a cold start must not pay for when the sink is plain http (see cos_http's docstring).
-heavy = sorted({"email", "http.client", "ssl", "urllib.request"} & set(sys.modules))
-report = {"result": result, "foreign": foreign, "heavy": heavy, "index": index.__file__}
+report = {"result": result, "foreign": foreign, "index": index.__file__}
 print("RESULT " + json.dumps(report))
 """
 
@@ -141,9 +141,9 @@ def test_cli_usage_error(tmp_path):
     assert out.returncode == 2 and "usage" in out.stderr
 
 
-@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize(("scheme", "signed"), [("http", False), ("https", False), ("http", True)])
 @pytest.mark.parametrize("interpreter", ["current", "3.10"])
-def test_unpacked_zip_runs_in_a_fresh_isolated_interpreter(tmp_path, interpreter, scheme):
+def test_unpacked_zip_runs_in_a_fresh_isolated_interpreter(tmp_path, interpreter, scheme, signed):
     executable = sys.executable if interpreter == "current" else python_310()
     if executable is None:
         pytest.skip("no Python 3.10 interpreter on this machine (set PYTHON310 to run this)")
@@ -155,6 +155,8 @@ def test_unpacked_zip_runs_in_a_fresh_isolated_interpreter(tmp_path, interpreter
     runner.write_text(RUNNER)
     notification = (FIXTURES / "cos_notification_seed.json").read_text()
     env = {"PATH": os.environ.get("PATH", ""), "SCF_FUNCTIONNAME": "cos-source-fn"}
+    if signed:  # the relay's mode: structured, Standard Webhooks headers
+        env["SINK_SIGNING_SECRET"] = "whsec_" + base64.b64encode(b"k" * 32).decode()
     tls = None
     if scheme == "https":
         tls = localhost_tls(tmp_path / "ca.pem")
@@ -175,8 +177,11 @@ def test_unpacked_zip_runs_in_a_fresh_isolated_interpreter(tmp_path, interpreter
     report = json.loads(out.stdout.split("RESULT ", 1)[1])
     assert report["index"] == str(unpacked / "index.py")
     assert report["foreign"] == [], "the handler imported something outside the stdlib and zip"
-    # ssl is loaded for an https sink only; the rest never (see cos_http's docstring).
-    assert report["heavy"] == (["ssl"] if scheme == "https" else [])
     assert report["result"]["ids"] == [event.id]
     assert event.attributes["source"] == "cos-source-fn"
     assert event.attributes["time"] == "2018-12-19T07:49:30Z"
+    assert event.mode == ("structured" if signed else "binary")
+    if signed:
+        Webhook(env["SINK_SIGNING_SECRET"]).verify(
+            sink.requests[0].body, sink.requests[0].headers, json_parse=False
+        )

@@ -10,22 +10,91 @@ import pytest
 
 from runtime.receiver.logs import JsonFormatter, configure_logging, log_fields
 from runtime.receiver.settings import (
+    MIB,
     EnvReader,
     ServerSettings,
     SettingError,
+    cgroup_memory_limit,
+    in_flight_budget,
     load_or_exit,
     read_server_settings,
 )
 
 
+def no_cgroup():
+    return None
+
+
 def test_defaults():
-    assert read_server_settings(EnvReader({})) == ServerSettings(
+    assert read_server_settings(EnvReader({}), cgroup_limit=no_cgroup) == ServerSettings(
         port=8080,
         max_body_bytes=16 * 1024 * 1024,
         drain_timeout_seconds=20.0,
         max_in_flight=64,
         log_level="INFO",
+        host="0.0.0.0",
+        header_timeout_seconds=10.0,
+        body_timeout_seconds=10.0,
+        memory_limit_bytes=256 * MIB,
+        in_flight_bytes=(256 - 96) * MIB // 3,
     )
+
+
+@pytest.mark.parametrize(
+    ("environ", "cgroup", "limit"),
+    [
+        ({"MEMORY_LIMIT_BYTES": str(512 * MIB)}, 128 * MIB, 512 * MIB),  # the component's word
+        ({}, 384 * MIB, 384 * MIB),  # else the container's cgroup
+        ({}, None, 256 * MIB),  # else the default pod limit
+    ],
+)
+def test_the_in_flight_budget_follows_the_memory_limit(environ, cgroup, limit):
+    settings = read_server_settings(EnvReader(environ), cgroup_limit=lambda: cgroup)
+    assert settings.memory_limit_bytes == limit
+    assert settings.in_flight_bytes == in_flight_budget(limit) == (limit - 96 * MIB) // 3
+    # What the budget admits, plus the reserve, stays inside the limit.
+    assert 3 * settings.in_flight_bytes + 96 * MIB <= limit
+
+
+def test_a_body_limit_the_memory_limit_cannot_hold_is_refused_at_start():
+    env = EnvReader({"MEMORY_LIMIT_BYTES": str(128 * MIB)})
+    with pytest.raises(SettingError) as caught:
+        read_server_settings(env, cgroup_limit=no_cgroup)  # 16 MiB > (128 - 96) / 3 MiB
+    assert caught.value.name == "MAX_BODY_BYTES"
+    small = read_server_settings(env, max_body_bytes=MIB, cgroup_limit=no_cgroup)
+    assert small.max_body_bytes == MIB
+
+
+@pytest.mark.parametrize(
+    ("v2", "v1", "expected"),
+    [
+        ("268435456\n", None, 268435456),
+        ("max\n", "1073741824", None),  # v2 says unlimited: v1 is not consulted
+        (None, "536870912\n", 536870912),
+        (None, "9223372036854771712", None),  # v1's "unlimited"
+        (None, None, None),
+        ("garbage", None, None),
+    ],
+)
+def test_cgroup_memory_limit(tmp_path, v2, v1, expected):
+    paths = []
+    for name, text in (("memory.max", v2), ("memory.limit_in_bytes", v1)):
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        paths.append(str(path))
+    assert cgroup_memory_limit(tuple(paths)) == expected
+
+
+def test_host_and_deadlines():
+    settings = read_server_settings(
+        EnvReader(
+            {"HOST": "127.0.0.1", "HEADER_TIMEOUT_SECONDS": "2", "BODY_TIMEOUT_SECONDS": "3.5"}
+        ),
+        cgroup_limit=no_cgroup,
+    )
+    assert settings.host == "127.0.0.1"
+    assert (settings.header_timeout_seconds, settings.body_timeout_seconds) == (2.0, 3.5)
 
 
 def test_values_are_parsed_and_empty_means_unset():
@@ -38,7 +107,9 @@ def test_values_are_parsed_and_empty_means_unset():
             "LOG_LEVEL": "debug",
         }
     )
-    assert read_server_settings(env) == ServerSettings(9000, 10, 2.5, 64, "DEBUG")
+    assert read_server_settings(env, cgroup_limit=no_cgroup) == ServerSettings(
+        9000, 10, 2.5, 64, "DEBUG"
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,6 +123,10 @@ def test_values_are_parsed_and_empty_means_unset():
         ({"DRAIN_TIMEOUT_SECONDS": "nan"}, "DRAIN_TIMEOUT_SECONDS"),
         ({"MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"MEMORY_LIMIT_BYTES": "256Mi"}, "MEMORY_LIMIT_BYTES"),
+        ({"MEMORY_LIMIT_BYTES": "0"}, "MEMORY_LIMIT_BYTES"),
+        ({"HEADER_TIMEOUT_SECONDS": "0"}, "HEADER_TIMEOUT_SECONDS"),
+        ({"BODY_TIMEOUT_SECONDS": "inf"}, "BODY_TIMEOUT_SECONDS"),
     ],
 )
 def test_invalid_values_name_the_setting(environ, name):

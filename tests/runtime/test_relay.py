@@ -1,11 +1,12 @@
-"""The relay: Standard Webhooks verification, forwarding in binary mode, honest acknowledgements."""
+"""The relay: signed structured events in (the contract in tests/runtime/relay_contract.py), one
+binary-mode copy out to the sink, and nothing else through."""
 
 import base64
 import http.client
 import json
 import pathlib
+import threading
 import time
-from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,42 +15,33 @@ from standardwebhooks import Webhook
 from runtime.receiver import BackgroundServer, EnvReader, SettingError
 from runtime.relay.app import build_relay
 from runtime.relay.settings import read_settings
-from runtime.tencent_cos_source import cos_delivery
 from tests.fakes.sink import CloudEventsSink
-
-SECRET = "whsec_" + base64.b64encode(b"relay-secret-key-0123456789abcd!").decode()
-OTHER_SECRET = "whsec_" + base64.b64encode(b"another-secret-key-0123456789ab!").decode()
-BINARY_HEADERS = {
-    "ce-id": "evt-1",
-    "ce-source": "cos-source-fn",
-    "ce-type": "tencent-cloud-cos-event",
-    "ce-specversion": "1.0",
-    "ce-time": "2018-12-19T07:49:30.5Z",
-    "ce-subject": "dir/a%20b.txt",
-    "ce-cosbucket": "testpic-1253970026",
-    "Content-Type": "application/json",
-}
-BODY = b'{"Records":[{"cos":{},"event":{}}]}'
+from tests.runtime.relay_contract import (
+    CONTENT_TYPE,
+    EVENT,
+    KEY,
+    OTHER_KEY,
+    SECRET,
+    encode,
+    signature,
+    signed_request,
+)
 
 
-def signed(
-    body: bytes, headers: dict, secret: str = SECRET, msg_id: str = "msg-1", at=None
-) -> dict:
-    timestamp = at or datetime.now(timezone.utc)
-    signature = Webhook(secret).sign(msg_id, timestamp, body.decode())
-    return {
-        **headers,
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": signature,
-    }
-
-
-def post(url: str, headers: dict, body: bytes, method: str = "POST"):
+def post(url: str, headers, body: bytes, method: str = "POST"):
+    """`headers`: a dict or a list of (name, str | bytes) pairs (repeats and raw bytes allowed)."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
-        conn.request(method, parts.path or "/", body=body, headers=headers)
+        conn.putrequest(method, parts.path or "/", skip_accept_encoding=True)
+        pairs = headers.items() if isinstance(headers, dict) else headers
+        names = set()
+        for name, value in pairs:
+            conn.putheader(name, value)
+            names.add(name.lower())
+        if "content-length" not in names:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -86,188 +78,358 @@ def relay(sink):
         yield server
 
 
-def test_signed_binary_event_is_forwarded_unchanged(sink, relay):
-    status, _, _ = post(relay.url, signed(BODY, BINARY_HEADERS), BODY)
+def metric(relay, line_start: str) -> float:
+    _, _, text = post(relay.url.rstrip("/") + "/metrics", {}, b"", method="GET")
+    for line in text.decode().splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# ---- the contract, end to end --------------------------------------------------------------------
+
+
+def test_signed_event_is_forwarded_once_in_binary_mode_byte_exact(sink, relay):
+    headers, body = signed_request()
+    status, _, _ = post(relay.url, headers, body)
     assert status == 202
     [event] = sink.events  # already there: no 2xx before the sink accepted
     assert event.mode == "binary"
-    assert event.data == BODY
-    for name, value in BINARY_HEADERS.items():
-        assert event.headers[name.lower()] == value
-    assert event.attributes["time"] == "2018-12-19T07:49:30.5Z"
+    # What the function sent in binary mode before, and what a direct sink would get.
+    assert (
+        event.data == json.dumps(EVENT["data"], separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    assert event.headers["content-type"] == "application/json"
+    # Every attribute as signed, spelled as sent (no respelling of the time).
+    assert event.headers["ce-time"] == "2018-12-19T07:49:30.5Z"
+    assert event.headers["ce-subject"] == "photos/2024/a%20b%E4%BD%A0.jpg"
+    for name in ("id", "source", "type", "specversion", "subject", "cosbucket", "time"):
+        assert event.attributes[name] == EVENT[name]
     assert not any(name.startswith("webhook-") for name in event.headers)
 
 
-def test_signed_event_with_binary_data_is_forwarded_byte_exact(sink, relay):
-    # Signed over the raw bytes, as the SCF function signs; not UTF-8, so the reference library
-    # could not have verified it.
-    body = bytes(range(256)) * 4
-    headers = {**BINARY_HEADERS, "Content-Type": "application/octet-stream"}
-    timestamp = int(time.time())
-    key = base64.b64decode(SECRET.removeprefix("whsec_"))
-    headers |= {
-        "webhook-id": "msg-bin",
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": cos_delivery.sign(key, "msg-bin", timestamp, body),
+def test_forwarded_once_replayed_not_forwarded_altered_refused(sink, relay):
+    """The end-to-end story of issue 10: one copy reaches the sink whatever is re-sent."""
+    headers, body = signed_request()
+    assert post(relay.url, headers, body)[0] == 202
+    # Replayed byte for byte (a capture, or the sender's own retry): 2xx, not forwarded again.
+    assert post(relay.url, headers, body)[0] == 202
+    # The sender's retry, signed afresh a second later: also satisfied without a second copy.
+    retry_headers, _ = signed_request(at=int(time.time()) + 1)
+    assert post(relay.url, retry_headers, body)[0] == 202
+    # Altered: another key for the object, under the captured signature.
+    forged = encode({**EVENT, "subject": "attacker/chosen-key"})
+    assert post(relay.url, headers, forged)[0] == 401
+    # Altered: a new event id under the captured headers.
+    assert post(relay.url, headers, encode({**EVENT, "id": "attacker-id"}))[0] == 401
+    # Altered: an unsigned attribute added as a header (the forgery that worked before).
+    assert post(relay.url, {**headers, "ce-admin": "true"}, body)[0] == 400
+    assert post(relay.url, {**headers, "ce-id": "attacker/chosen-key"}, body)[0] == 400
+    assert [e.id for e in sink.events] == [EVENT["id"]]
+    assert len(sink.requests) == 1
+    assert metric(relay, 'relay_events_forwarded_total{outcome="duplicate"}') == 2.0
+
+
+def test_the_reference_library_signs_what_the_relay_accepts(sink, relay):
+    body = encode(EVENT)
+    stamp = int(time.time())
+    from datetime import datetime, timezone
+
+    library = Webhook(SECRET).sign(
+        EVENT["id"], datetime.fromtimestamp(stamp, timezone.utc), body.decode()
+    )
+    assert library == signature(KEY, EVENT["id"], stamp, body)
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        "webhook-id": EVENT["id"],
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": "v1,AAAA"[:0] + library,
     }
-    status, _, _ = post(relay.url, headers, body)
-    assert status == 202
+    assert post(relay.url, headers, body)[0] == 202
+
+
+def test_concurrent_copies_of_one_event_reach_the_sink_once(sink, relay):
+    sink.set_latency(0.3)
+    headers, body = signed_request()
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(post(relay.url, headers, body)[0]))
+        for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [202] * 5
+    assert len(sink.requests) == 1
+
+
+def test_a_failed_forward_is_not_remembered(sink, relay):
+    sink.respond_with(503)
+    headers, body = signed_request()
+    status, answer_headers, answer = post(relay.url, headers, body)
+    assert status == 503 and answer_headers["Retry-After"] == "7"
+    assert json.loads(answer)["failed"] == [{"id": EVENT["id"], "status": 503}]
+    sink.respond_with(None)
+    assert post(relay.url, headers, body)[0] == 202
+    assert [e.id for e in sink.events] == [EVENT["id"]]
+
+
+def test_event_without_data_or_datacontenttype_gets_none_on_the_way(sink, relay):
+    bare = {k: v for k, v in EVENT.items() if k not in ("data", "datacontenttype")}
+    assert post(relay.url, *signed_request(bare))[0] == 202
     [event] = sink.events
-    assert event.data == body
-    assert event.headers["content-type"] == "application/octet-stream"
+    assert "content-type" not in event.headers and event.data == b""
 
 
-def test_structured_and_batch_are_forwarded_one_binary_event_each(sink, relay):
-    element = {
-        "id": "s-1",
-        "source": "src",
-        "type": "t",
-        "specversion": "1.0",
-        "subject": "a b",
-        "cosregion": "cd",
-        "datacontenttype": "application/json",
-        "data": {"k": "v"},
-    }
-    structured = json.dumps(element).encode()
-    headers = {"Content-Type": "application/cloudevents+json"}
-    assert post(relay.url, signed(structured, headers), structured)[0] == 202
-    batch = json.dumps(
-        [dict(element, id="b-1"), dict(element, id="b-2", data_base64="AAE=", data=None)]
-    ).encode()
-    batch_headers = {"Content-Type": "application/cloudevents-batch+json"}
-    assert post(relay.url, signed(batch, batch_headers), batch)[0] == 202
-    events = sink.events
-    assert events[0].id == "s-1"
-    assert sorted(e.id for e in events[1:]) == ["b-1", "b-2"]
-    assert {e.mode for e in events} == {"binary"}
-    first = events[0]
-    assert first.attributes["subject"] == "a b" and first.attributes["cosregion"] == "cd"
-    assert "time" not in first.attributes  # nothing invented on the way
-    assert first.json() == {"k": "v"}
-    assert next(e for e in events if e.id == "b-2").data == b"\x00\x01"
+def test_extension_types_are_spelled_as_signed(sink, relay):
+    event = {**EVENT, "seq": 42, "replayed": False, "note": 'say "100%"'}
+    assert post(relay.url, *signed_request(event))[0] == 202
+    [got] = sink.events
+    assert got.headers["ce-seq"] == "42" and got.headers["ce-replayed"] == "false"
+    assert got.headers["ce-note"] == "say%20%22100%25%22"
 
 
-def test_an_event_without_datacontenttype_gets_none_on_the_way(sink, relay):
-    structured = json.dumps({"id": "n", "source": "s", "type": "t", "specversion": "1.0"}).encode()
-    headers = {"Content-Type": "application/cloudevents+json"}
-    assert post(relay.url, signed(structured, headers), structured)[0] == 202
-    binary = {"ce-id": "b", "ce-source": "s", "ce-type": "t", "ce-specversion": "1.0"}
-    assert post(relay.url, signed(b"", binary), b"")[0] == 202
-    for event in sink.events:
-        assert "content-type" not in event.headers
-        assert "datacontenttype" not in event.attributes
-        assert event.data == b""
+# ---- every unauthenticated (or unsigned) input class: 4xx, never 500, nothing forwarded ----------
+
+
+def _with(headers: dict, **changes) -> list[tuple[str, object]]:
+    names = {name.replace("_", "-"): value for name, value in changes.items()}
+    pairs = [(k, v) for k, v in headers.items() if k.lower() not in {n.lower() for n in names}]
+    return pairs + list(names.items())
+
+
+def _without(headers: dict, name: str) -> list[tuple[str, object]]:
+    return [(k, v) for k, v in headers.items() if k != name]
+
+
+CLASSES = [
+    # (id, make(headers, body) -> (header pairs, body), status, error code)
+    ("unsigned", lambda h, b: ({"Content-Type": CONTENT_TYPE}, b), 401, "unauthorized"),
+    ("no-id", lambda h, b: (_without(h, "webhook-id"), b), 401, "unauthorized"),
+    ("no-timestamp", lambda h, b: (_without(h, "webhook-timestamp"), b), 401, "unauthorized"),
+    ("no-signature", lambda h, b: (_without(h, "webhook-signature"), b), 401, "unauthorized"),
+    ("timestamp-5000-digits", lambda h, b: (_with(h, webhook_timestamp="9" * 5000), b), 401, None),
+    (
+        "timestamp-arabic-digits",
+        lambda h, b: signed_with_timestamp_text(_arabic_digits(int(time.time())), b),
+        401,
+        None,
+    ),
+    (
+        "timestamp-superscript",
+        lambda h, b: (_with(h, webhook_timestamp="²".encode()), b),
+        401,
+        None,
+    ),
+    (
+        "timestamp-signed-number",
+        lambda h, b: (_with(h, webhook_timestamp="+1700000000"), b),
+        401,
+        None,
+    ),
+    ("timestamp-old", lambda h, b: signed_request(at=int(time.time()) - 301), 401, None),
+    ("timestamp-future", lambda h, b: signed_request(at=int(time.time()) + 301), 401, None),
+    ("id-not-utf8", lambda h, b: (_with(h, webhook_id=b"\xff\xfe-id"), b), 400, "invalid-header"),
+    ("id-non-ascii", lambda h, b: (_with(h, webhook_id="ïd".encode()), b), 401, None),
+    ("id-too-long", lambda h, b: (_with(h, webhook_id="a" * 257), b), 401, None),
+    ("signature-garbage", lambda h, b: (_with(h, webhook_signature="garbage"), b), 401, None),
+    ("signature-no-comma", lambda h, b: (_with(h, webhook_signature="v1"), b), 401, None),
+    ("signature-bad-base64", lambda h, b: (_with(h, webhook_signature="v1,%%%"), b), 401, None),
+    ("signature-short", lambda h, b: (_with(h, webhook_signature="v1,AAAA"), b), 401, None),
+    (
+        "signature-not-utf8",
+        lambda h, b: (_with(h, webhook_signature=b"v1,\xff"), b),
+        400,
+        "invalid-header",
+    ),
+    (
+        "signature-17-entries",
+        lambda h, b: (_with(h, webhook_signature=" ".join([h["webhook-signature"]] * 17)), b),
+        401,
+        None,
+    ),
+    (
+        "signature-other-version-only",
+        lambda h, b: (_with(h, webhook_signature="v1a," + h["webhook-signature"][3:]), b),
+        401,
+        None,
+    ),
+    ("signature-wrong-key", lambda h, b: signed_request(key=OTHER_KEY), 401, None),
+    (
+        "signature-repeated-header",
+        lambda h, b: ([*h.items(), ("webhook-signature", h["webhook-signature"])], b),
+        401,
+        None,
+    ),
+    (
+        "id-repeated-header",
+        lambda h, b: ([*h.items(), ("webhook-id", h["webhook-id"])], b),
+        401,
+        None,
+    ),
+    ("signed-under-another-id", lambda h, b: signed_request(msg_id="other-id"), 400, "id-mismatch"),
+    ("ce-header-added", lambda h, b: (_with(h, ce_id="x"), b), 400, "unsigned-content"),
+    (
+        "binary-mode",
+        lambda h, b: (_with(h, Content_Type="application/json", ce_id="x"), b),
+        400,
+        "unsigned-content",
+    ),
+    ("plain-json", lambda h, b: (_with(h, Content_Type="application/json"), b), 415, None),
+    ("batch", lambda h, b: signed_request_batch(), 415, None),
+    (
+        "other-charset",
+        lambda h, b: (_with(h, Content_Type="application/cloudevents+json; charset=latin-1"), b),
+        415,
+        None,
+    ),
+    ("body-not-utf8", lambda h, b: signed_request(body=b"\xff" + b), 400, "invalid-event"),
+    (
+        "body-nested-deeply",
+        lambda h, b: signed_request(body=b"[" * 100_000 + b"]" * 100_000),
+        400,
+        "invalid-event",
+    ),
+    (
+        "body-huge-integer",
+        lambda h, b: signed_request(body=encode(EVENT)[:-2] + b',"big":' + b"9" * 5000 + b"}}"),
+        400,
+        "invalid-event",
+    ),
+]
+
+
+def _arabic_digits(number: int) -> str:
+    # Arabic-Indic digits pass str.isdigit() and int(): only an ASCII rule refuses them.
+    return "".join(chr(0x0660 + int(digit)) for digit in str(number))
+
+
+def signed_with_timestamp_text(text: str, body: bytes):
+    """Correctly signed (with the key) over a timestamp spelled `text`: only the header rule
+    stops it."""
+    headers, _ = signed_request(body=body)
+    headers["webhook-timestamp"] = text
+    headers["webhook-signature"] = signature(KEY, EVENT["id"], text, body)
+    return [(k, v.encode() if k == "webhook-timestamp" else v) for k, v in headers.items()], body
+
+
+def signed_request_batch():
+    body = b"[" + encode(EVENT) + b"]"
+    headers, _ = signed_request(body=body)
+    return {**headers, "Content-Type": "application/cloudevents-batch+json"}, body
 
 
 @pytest.mark.parametrize(
-    "make_headers",
+    ("make", "status", "code"), [c[1:] for c in CLASSES], ids=[c[0] for c in CLASSES]
+)
+def test_refused_with_4xx_and_nothing_forwarded(sink, relay, make, status, code):
+    headers, body = signed_request()
+    sent_headers, sent_body = make(headers, body)
+    got, _, answer = post(relay.url, sent_headers, sent_body)
+    assert got == status
+    assert json.loads(answer)["error"] == (
+        code or {401: "unauthorized", 415: "unsupported-media-type"}[status]
+    )
+    assert sink.requests == []
+
+
+def test_nothing_is_read_before_the_headers_pass(sink, relay):
+    """An unsigned request announcing a body is answered at once, without sending the body."""
+    parts = urlsplit(relay.url)
+    import socket
+
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as conn:
+        conn.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\n"
+            b"Content-Length: 1000\r\n\r\n"
+        )
+        answer = conn.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 401")
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
     [
-        pytest.param(lambda: BINARY_HEADERS, id="unsigned"),
-        pytest.param(lambda: signed(BODY, BINARY_HEADERS, secret=OTHER_SECRET), id="wrong-secret"),
-        pytest.param(lambda: signed(b'{"other":1}', BINARY_HEADERS), id="other-body"),
+        pytest.param(lambda: {"Content-Type": CONTENT_TYPE}, b"HTTP/1.1 401", id="unsigned"),
+        pytest.param(lambda: signed_request()[0], b"HTTP/1.1 100 Continue", id="signed"),
         pytest.param(
-            lambda: signed(
-                BODY, BINARY_HEADERS, at=datetime.now(timezone.utc) - timedelta(minutes=6)
-            ),
-            id="replayed-old-timestamp",
-        ),
-        pytest.param(
-            lambda: signed(
-                BODY, BINARY_HEADERS, at=datetime.now(timezone.utc) + timedelta(minutes=6)
-            ),
-            id="future-timestamp",
-        ),
-        pytest.param(
-            lambda: {**signed(BODY, BINARY_HEADERS), "webhook-signature": "garbage"}, id="malformed"
-        ),
-        pytest.param(
-            lambda: {**signed(BODY, BINARY_HEADERS), "webhook-id": "msg-2"}, id="other-id"
+            lambda: {**signed_request()[0], "Content-Length": str(2 * 1024 * 1024)},
+            b"HTTP/1.1 413",
+            id="oversize",
         ),
     ],
 )
-def test_bad_or_missing_signature_is_401_and_nothing_forwarded(sink, relay, make_headers):
-    # Signed when the test runs: timestamps made at collection could drift into the window.
-    status, _, body = post(relay.url, make_headers(), BODY)
-    assert status == 401
-    assert json.loads(body)["error"] == "unauthorized"
-    assert sink.requests == []
+def test_100_continue_only_after_header_checks_and_size(sink, relay, headers, expected):
+    import socket
+
+    built = headers()
+    built.setdefault("Content-Length", str(len(encode(EVENT))))
+    parts = urlsplit(relay.url)
+    head = "".join(f"{k}: {v}\r\n" for k, v in built.items())
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as conn:
+        conn.sendall(f"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n{head}\r\n".encode())
+        answer = conn.recv(65536)
+        assert answer.startswith(expected)
+        if expected.endswith(b"Continue"):
+            conn.sendall(encode(EVENT))
+            rest = answer[answer.index(b"\r\n\r\n") + 4 :] or conn.recv(65536)
+            assert rest.startswith(b"HTTP/1.1 202")
+    assert len(sink.events) == (1 if expected.endswith(b"Continue") else 0)
 
 
-def test_signature_is_checked_before_parsing(sink, relay):
-    invalid = {k: v for k, v in BINARY_HEADERS.items() if k != "ce-id"}
-    assert post(relay.url, invalid, BODY)[0] == 401  # unsigned: not even parsed
-    status, _, body = post(relay.url, signed(BODY, invalid), BODY)
-    assert status == 400 and json.loads(body)["error"] == "invalid-event"
-    plain = {"Content-Type": "application/json"}
-    assert post(relay.url, signed(BODY, plain), BODY)[0] == 415
-    assert sink.requests == []
-
-
-def test_size_limit_comes_before_the_signature(sink):
+def test_default_body_limit_is_one_mebibyte_and_configurable(sink):
+    settings = read_settings(EnvReader({"K_SINK": sink.url, "RELAY_SIGNING_SECRET": SECRET}))
+    assert settings.server.max_body_bytes == 1024 * 1024
     with start_relay(sink.url, MAX_BODY_BYTES="10") as relay:
-        assert post(relay.url, BINARY_HEADERS, BODY)[0] == 413
+        assert post(relay.url, *signed_request())[0] == 413
 
 
-def test_sink_down_answers_503_with_retry_after_and_never_2xx(sink, relay):
-    sink.respond_with(503)
-    status, headers, body = post(relay.url, signed(BODY, BINARY_HEADERS), BODY)
-    assert status == 503
-    assert headers["Retry-After"] == "7"
-    assert json.loads(body)["failed"] == [{"id": "evt-1", "status": 503}]
-    assert {r.status for r in sink.requests} == {503}
-    sink.respond_with(None)
-    assert post(relay.url, signed(BODY, BINARY_HEADERS), BODY)[0] == 202
-    assert [e.id for e in sink.events] == ["evt-1"]
+# ---- the sink's side --------------------------------------------------------------------------
 
 
 def test_unreachable_sink_is_503(sink):
     with start_relay("http://127.0.0.1:9/", DELIVERY_RETRY_BUDGET_SECONDS="0.2") as relay:
-        status, headers, _ = post(relay.url, signed(BODY, BINARY_HEADERS), BODY)
+        status, headers, _ = post(relay.url, *signed_request())
     assert status == 503 and "Retry-After" in headers
 
 
 def test_transient_sink_failures_are_retried(sink, relay):
     sink.fail_next(2, status=502)
-    assert post(relay.url, signed(BODY, BINARY_HEADERS), BODY)[0] == 202
+    assert post(relay.url, *signed_request())[0] == 202
     assert [r.status for r in sink.requests] == [502, 502, 200]
     assert len(sink.events) == 1
 
 
-def test_a_batch_is_acknowledged_only_if_every_event_was_accepted(sink, relay):
-    elements = [
-        {"id": f"b-{i}", "source": "s", "type": "t", "specversion": "1.0", "data": i}
-        for i in range(3)
-    ]
-    batch = json.dumps(elements).encode()
-    headers = {"Content-Type": "application/cloudevents-batch+json"}
-    sink.fail_when(lambda request: request.headers.get("ce-id") == "b-1")
-    status, _, body = post(relay.url, signed(batch, headers), batch)
-    assert status == 503
-    assert json.loads(body)["failed"] == [{"id": "b-1", "status": 503}]
-    assert sorted(e.id for e in sink.events) == ["b-0", "b-2"]
-
-
 def test_sink_refusal_is_502_without_retries(sink, relay):
     sink.respond_with(400)
-    status, _, body = post(relay.url, signed(BODY, BINARY_HEADERS), BODY)
+    status, _, body = post(relay.url, *signed_request())
     assert status == 502 and json.loads(body)["error"] == "sink-rejected"
     assert len(sink.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "told"),
+    [("\u0663", "7"), ("²", "7"), ("9" * 5000, "3600"), ("soon", "7"), ("30", "30")],
+    ids=["arabic-digit", "superscript", "5000-digits", "word", "plain"],
+)
+def test_hostile_retry_after_from_the_sink_is_never_a_500(sink, retry_after, told):
+    with start_relay(sink.url, DELIVERY_RETRY_BUDGET_SECONDS="0.05") as relay:
+        sink.fail_next(100, status=503, retry_after=retry_after)
+        status, headers, _ = post(relay.url, *signed_request())
+    assert status == 503
+    assert headers["Retry-After"] == told
 
 
 def test_no_2xx_before_the_sink_accepted_even_when_it_is_slow(sink, relay):
     sink.set_latency(0.3)
     started = time.monotonic()
-    status, _, _ = post(relay.url, signed(BODY, BINARY_HEADERS), BODY)
-    assert status == 202
-    assert len(sink.events) == 1  # recorded before the relay answered
+    assert post(relay.url, *signed_request())[0] == 202
+    assert len(sink.events) == 1
     assert time.monotonic() - started >= 0.3
 
 
-def test_metrics_count_forwarded_events(sink, relay):
-    post(relay.url, signed(BODY, BINARY_HEADERS), BODY)
-    status, _, text = post(relay.url.rstrip("/") + "/metrics", {}, b"", method="GET")
-    assert status == 200
-    assert 'relay_events_forwarded_total{outcome="accepted"} 1.0' in text.decode()
+# ---- settings ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -282,6 +444,14 @@ def test_metrics_count_forwarded_events(sink, relay):
             {"K_SINK": "http://a/", "RELAY_SIGNING_SECRET": SECRET, "DELIVERY_CONCURRENCY": "0"},
             "DELIVERY_CONCURRENCY",
         ),
+        (
+            {
+                "K_SINK": "http://a/",
+                "RELAY_SIGNING_SECRET": SECRET,
+                "RELAY_MAX_EVENTS_PER_SECOND": "0",
+            },
+            "RELAY_MAX_EVENTS_PER_SECOND",
+        ),
     ],
 )
 def test_invalid_settings_name_the_variable_not_the_value(environ, name):
@@ -291,15 +461,17 @@ def test_invalid_settings_name_the_variable_not_the_value(environ, name):
     assert SECRET.removeprefix("whsec_") not in str(raised.value)
 
 
-def test_settings_repr_hides_the_secret():
+def test_settings_repr_hides_the_secret_and_defaults():
     settings = read_settings(EnvReader({"K_SINK": "http://a/", "RELAY_SIGNING_SECRET": SECRET}))
-    assert SECRET not in repr(settings)
+    assert SECRET not in repr(settings) and base64.b64encode(KEY).decode() not in repr(settings)
     assert (settings.timeout_seconds, settings.retry_budget_seconds) == (3.0, 5.0)
     assert (settings.concurrency, settings.retry_after_seconds) == (64, 5)
+    assert settings.replay_capacity == 100 * 600
 
 
 def test_cos_handler_delivers_signed_through_the_relay_to_the_sink(sink, relay):
-    """The whole source path: SCF handler -> (signed) relay -> in-cluster sink."""
+    """The whole source path: SCF handler -> (signed) relay -> in-cluster sink. Needs the function
+    that sends the structured signed contract (issue 10 item 5); fails with the binary-mode one."""
     from runtime.tencent_cos_source import index
     from runtime.tencent_cos_source.cos_settings import load_settings
 
@@ -313,10 +485,46 @@ def test_cos_handler_delivers_signed_through_the_relay_to_the_sink(sink, relay):
     [event] = sink.events
     assert result["ids"] == [event.id]
     assert event.attributes["subject"] == "photos/2024/a b你.jpg"
-    assert event.attributes["cosbucket"] == "examplebucket-1250000000"
-    assert "Authorization" not in event.data.decode()
-    # Without the secret the relay turns the function away, and the function reports it.
-    unsigned = load_settings({"K_SINK": relay.url, "FUNCTION_NAME": "cos-source-fn"})
-    with pytest.raises(index.DeliveryFailed):
-        index.handle(notification, {"time_limit_in_ms": 10000}, unsigned)
+    # The same notification again (SCF retries with stable ids): not forwarded again.
+    index.handle(notification, {"time_limit_in_ms": 10000}, settings)
     assert len(sink.events) == 1
+
+
+# ---- slow senders --------------------------------------------------------------------------------
+
+
+def test_80_stalled_signed_bodies_do_not_stop_a_real_event(sink):
+    """The worst case: an attacker replays captured signed headers on 80 connections, each
+    announcing a maximum-size body and sending nothing. The byte budget (default memory limit)
+    admits about 53 of them; the read deadline frees their bytes, a real event is still answered
+    within a few seconds, and every stalled connection is told 408 and closed."""
+    import socket
+
+    with start_relay(
+        sink.url, BODY_TIMEOUT_SECONDS="2", MEMORY_LIMIT_BYTES=str(256 << 20)
+    ) as relay:
+        captured, _ = signed_request()
+        head = "".join(f"{k}: {v}\r\n" for k, v in captured.items())
+        announce = f"POST / HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {1 << 20}\r\n\r\n"
+        stalled = []
+        for _ in range(80):
+            conn = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+            conn.sendall(announce.encode())
+            stalled.append(conn)
+        time.sleep(0.2)
+        started = time.monotonic()
+        fresh = {**EVENT, "id": "fresh-event"}
+        assert post(relay.url, *signed_request(fresh))[0] == 202
+        assert time.monotonic() - started < 5
+        answers = []
+        for conn in stalled:
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+            answers.append(answer)
+            conn.close()
+    assert [e.id for e in sink.events] == ["fresh-event"]
+    # Admitted ones ran out of time (408); those still waiting for room when the deadline passed
+    # were told the relay is busy (503): either way closed, nothing forwarded.
+    assert {a[:12] for a in answers} <= {b"HTTP/1.1 408", b"HTTP/1.1 503"}
+    assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) >= 50

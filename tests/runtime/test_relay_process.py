@@ -53,7 +53,9 @@ def test_invalid_settings_exit_2_with_one_line(extra, name):
 def test_serves_health_and_drains_on_sigterm():
     process = subprocess.Popen(
         [sys.executable, "-m", "runtime.relay"],
-        env=relay_env(K_SINK="http://127.0.0.1:9/", RELAY_SIGNING_SECRET=SECRET, PORT="0"),
+        env=relay_env(
+            K_SINK="http://127.0.0.1:9/", RELAY_SIGNING_SECRET=SECRET, PORT="0", HOST="127.0.0.1"
+        ),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -81,6 +83,66 @@ def test_serves_health_and_drains_on_sigterm():
     assert SECRET not in rest + errors
 
 
+def test_sigterm_with_a_stuck_sink_exits_within_the_drain_timeout_and_answers_503():
+    """Kubernetes SIGKILLs after terminationGracePeriodSeconds: the relay must be gone before
+    DRAIN_TIMEOUT_SECONDS + a few seconds even while the sink holds its requests, and what it cut
+    short is answered 503 (not acknowledged), so the sender retries."""
+    import http.client
+    import threading
+    import time
+
+    from tests.fakes.sink import CloudEventsSink
+    from tests.runtime.relay_contract import signed_request
+
+    with CloudEventsSink() as sink:
+        sink.set_latency(30)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runtime.relay"],
+            env=relay_env(
+                K_SINK=sink.url,
+                RELAY_SIGNING_SECRET=SECRET,
+                PORT="0",
+                HOST="127.0.0.1",
+                DRAIN_TIMEOUT_SECONDS="1",
+                DELIVERY_TIMEOUT_SECONDS="60",
+                DELIVERY_RETRY_BUDGET_SECONDS="60",
+            ),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            for line in process.stdout:
+                record = json.loads(line)
+                if record["msg"] == "listening":
+                    port = record["port"]
+                    break
+            answers = []
+
+            def send():
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                headers, body = signed_request()
+                conn.request("POST", "/", body=body, headers=headers)
+                answers.append(conn.getresponse().status)
+
+            sender = threading.Thread(target=send)
+            sender.start()
+            time.sleep(1.0)  # the relay is now waiting on the sink (which answers after 30 s)
+            assert answers == []
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=30)
+            took = time.monotonic() - started
+            sender.join(10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 0
+    assert took < 1 + 3, f"took {took:.1f} s"
+    assert answers == [503]
+
+
 def test_dockerfile_passes_hadolint():
     assert hadolint(RELAY / "Dockerfile") == []
 
@@ -88,7 +150,12 @@ def test_dockerfile_passes_hadolint():
 def test_dockerfile_copies_only_the_relay_and_its_core():
     text = (RELAY / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11\.\d+-slim-bookworm$", text, re.M), "a pinned base"
-    sources = [line.split()[1] for line in text.splitlines() if line.startswith("COPY ")]
+    # What comes from the build context (the venv stage's `COPY --from=venv` is not).
+    sources = [
+        line.split()[1]
+        for line in text.splitlines()
+        if line.startswith("COPY ") and not line.startswith("COPY --from=")
+    ]
     assert sources == [
         "runtime/relay/requirements.txt",
         "runtime/__init__.py",

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from standardwebhooks import Webhook
 
-from runtime.relay.signature import SignatureError, signing_key, verify
+from runtime.relay.signature import SignatureError, check_headers, signing_key, verify
 from runtime.tencent_cos_source import cos_delivery
 
 SECRET = "whsec_" + base64.b64encode(b"relay-secret-key-0123456789abcd!").decode()
@@ -47,7 +47,8 @@ def test_accepts_a_body_that_is_not_utf8_signed_by_the_function():
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda h, b: ({**h, "webhook-signature": "v1,AAAA"}, b), "no matching"),
+        (lambda h, b: ({**h, "webhook-signature": "v1,AAAA"}, b), "not 32 bytes"),
+        (lambda h, b: ({**h, "webhook-signature": "v1," + "A" * 43 + "="}, b), "no matching"),
         (lambda h, b: (h, b + b" "), "no matching"),
         (lambda h, b: ({**h, "webhook-id": "msg-2"}, b), "no matching"),
         (lambda h, b: ({**h, "webhook-timestamp": str(NOW + 1)}, b), "no matching"),
@@ -57,9 +58,10 @@ def test_accepts_a_body_that_is_not_utf8_signed_by_the_function():
         (lambda h, b: ({k: v for k, v in h.items() if k != "webhook-id"}, b), "missing"),
         (lambda h, b: ({k: v for k, v in h.items() if k != "webhook-signature"}, b), "missing"),
         (lambda h, b: ({**h, "webhook-signature": "v2," + h["webhook-signature"][3:]}, b), "no"),
-        (lambda h, b: ({**h, "webhook-signature": "v1,%%%"}, b), "no matching"),
+        (lambda h, b: ({**h, "webhook-signature": "v1,%%%"}, b), "not valid base64"),
     ],
     ids=[
+        "short",
         "forged",
         "tampered-body",
         "other-id",
@@ -99,3 +101,44 @@ def test_refuses_another_secret_and_accepts_one_of_several_signatures():
 def test_header_names_are_case_insensitive():
     headers = {name.title(): value for name, value in library_headers("{}").items()}
     verify(KEY, headers, b"{}", NOW)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("webhook-timestamp", "9" * 5000, "whole seconds"),
+        ("webhook-timestamp", "\u0661\u0667" + "\u0660" * 8, "whole seconds"),
+        ("webhook-timestamp", "²", "whole seconds"),
+        ("webhook-timestamp", "-5", "whole seconds"),
+        ("webhook-timestamp", " 1", "whole seconds"),
+        ("webhook-id", "ïd", "visible ASCII"),
+        ("webhook-id", "a b", "visible ASCII"),
+        ("webhook-id", "x" * 257, "visible ASCII"),
+        ("webhook-signature", "v1", "<version>,<base64>"),
+        ("webhook-signature", "v1a,abc v1", "<version>,<base64>"),
+        ("webhook-signature", "V1,abc", "<version>,<base64>"),
+        ("webhook-signature", "v1,é", "<version>,<base64>"),
+        ("webhook-signature", " ".join(["v1a,x"] * 17), "more than 16"),
+        ("webhook-signature", "v1a,xyz", "no v1 signature"),
+    ],
+)
+def test_malformed_headers_are_refused_before_any_body(name, value, reason):
+    headers = {**library_headers("{}"), name: value}
+    with pytest.raises(SignatureError, match=reason):
+        check_headers(headers, NOW)
+
+
+@pytest.mark.parametrize("name", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+def test_a_repeated_header_is_refused(name):
+    headers = library_headers("{}")
+    pairs = [*headers.items(), (name.title(), headers[name])]
+    with pytest.raises(SignatureError, match="more than once"):
+        check_headers(pairs, NOW)
+
+
+def test_the_timestamp_is_signed_as_sent():
+    # "0" + the timestamp is the same number but not the same signed text.
+    headers = library_headers("{}")
+    padded = {**headers, "webhook-timestamp": "0" + headers["webhook-timestamp"]}
+    with pytest.raises(SignatureError, match="no matching"):
+        verify(KEY, padded, b"{}", NOW)
