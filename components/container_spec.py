@@ -8,12 +8,21 @@ it resolves); plain settings give plain dicts.
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from . import image_build
 from .schema import checked, derived, whole
+
+# The runtimes' own start-up rule (stdlib only, importable without the runtimes' dependencies).
+if __package__.count("."):  # installed: cloudevents_connectors.components
+    from ..runtime.receiver.settings import MIB, ServerSettings, minimum_memory_limit
+    from ..runtime.relay.settings import MAX_BODY_BYTES as RELAY_MAX_BODY_BYTES
+else:  # the repository: `components` and `runtime` are top-level siblings
+    from runtime.receiver.settings import MIB, ServerSettings, minimum_memory_limit
+    from runtime.relay.settings import MAX_BODY_BYTES as RELAY_MAX_BODY_BYTES
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 20
 # The pod must outlive the runtime's drain, or the kubelet kills in-flight deliveries.
@@ -154,6 +163,43 @@ def _match(field: str, value: Any, pattern: re.Pattern, what: str) -> Any:
     return checked(value, rule)
 
 
+# Each runtime's default MAX_BODY_BYTES: the body its memory limit must admit to start at all.
+RUNTIME_MAX_BODY_BYTES = {
+    "alibaba-oss-target": ServerSettings.max_body_bytes,
+    "relay": RELAY_MAX_BODY_BYTES,
+}
+
+
+def cpu_millicores(quantity: str) -> Decimal:
+    """Millicores of a Kubernetes CPU quantity as this module accepts it (`500m`, `2`, `0.5`)."""
+    if quantity.endswith("m"):
+        return Decimal(quantity[:-1])
+    return Decimal(quantity) * 1000
+
+
+def _memory_fits(at: str, component: str, max_body_bytes: int, limit: str) -> str:
+    """The memory limit if the runtime can start with it (runtime/receiver/settings.py: the limit
+    less 96 MiB, divided by 3, must hold one MAX_BODY_BYTES body), else a ValueError with the
+    minimum; the runtime would exit 2 and the pod crash-loop."""
+    minimum = minimum_memory_limit(max_body_bytes)
+    if memory_bytes(limit) < minimum:
+        raise _fail(
+            f"{at}memory_limit",
+            f"{limit!r} is too small for the {component} runtime: at least "
+            f"{-(-minimum // MIB)}Mi ({minimum} bytes: 96 MiB reserved plus 3 x its "
+            f"{max_body_bytes}-byte body limit), or it exits at start-up",
+        )
+    return limit
+
+
+def _not_above(field: str, size: Callable[[str], Any], request: str, limit: str) -> str:
+    """The request if it is at most the limit; the API server refuses a pod whose request is
+    above its limit (Kubernetes, "Resource Management for Pods and Containers")."""
+    if size(request) > size(limit):
+        raise _fail(field, f"{request!r} is more than the limit {limit!r}")
+    return request
+
+
 def memory_bytes(quantity: str) -> int:
     """Bytes of a Kubernetes memory quantity as this module accepts it (`256Mi`, `1G`, `1048576`).
     Raises ValueError for anything else."""
@@ -233,6 +279,19 @@ def runtime_settings(
         min_replicas,
     )
     command = tuple(args.get("command") or ())
+    cpu_limit = _match(f"{at}cpu_limit", args.get("cpu_limit", "500m"), _CPU, "a CPU quantity")
+    memory_limit = _match(
+        f"{at}memory_limit", args.get("memory_limit", "256Mi"), _MEMORY, "a memory quantity"
+    )
+    if component in RUNTIME_MAX_BODY_BYTES:
+        body = env.get("MAX_BODY_BYTES")
+        body = int(body) if isinstance(body, str) and body.isdigit() else None
+        memory_limit = derived(
+            functools.partial(
+                _memory_fits, at, component, body or RUNTIME_MAX_BODY_BYTES[component]
+            ),
+            memory_limit,
+        )
     if not all(isinstance(c, str) and c for c in command):
         raise _fail("command", "must be a list of non-empty strings")
     return RuntimeSettings(
@@ -253,22 +312,23 @@ def runtime_settings(
         target_cpu_utilization=_int(
             f"{at}target_cpu_utilization", args.get("target_cpu_utilization", 70), 10, 100
         ),
-        cpu_request=_match(
-            f"{at}cpu_request", args.get("cpu_request", "100m"), _CPU, "a CPU quantity"
+        cpu_request=derived(
+            functools.partial(_not_above, f"{at}cpu_request", cpu_millicores),
+            _match(f"{at}cpu_request", args.get("cpu_request", "100m"), _CPU, "a CPU quantity"),
+            cpu_limit,
         ),
-        cpu_limit=_match(f"{at}cpu_limit", args.get("cpu_limit", "500m"), _CPU, "a CPU quantity"),
-        memory_request=_match(
-            f"{at}memory_request",
-            args.get("memory_request", "128Mi"),
-            _MEMORY,
-            "a memory quantity",
+        cpu_limit=cpu_limit,
+        memory_request=derived(
+            functools.partial(_not_above, f"{at}memory_request", memory_bytes),
+            _match(
+                f"{at}memory_request",
+                args.get("memory_request", "128Mi"),
+                _MEMORY,
+                "a memory quantity",
+            ),
+            memory_limit,
         ),
-        memory_limit=_match(
-            f"{at}memory_limit",
-            args.get("memory_limit", "256Mi"),
-            _MEMORY,
-            "a memory quantity",
-        ),
+        memory_limit=memory_limit,
         drain_timeout_seconds=_int(
             f"{at}drain_timeout_seconds",
             args.get("drain_timeout_seconds", DEFAULT_DRAIN_TIMEOUT_SECONDS),

@@ -134,7 +134,11 @@ def test_package_code_imports_itself_relatively():
     import ast
 
     # The one deliberate exception: the repository fallback beside the installed relative import.
-    allowed = {("components/oss_target_spec.py", "runtime.alibaba_oss_target.bucket_name")}
+    allowed = {
+        ("components/oss_target_spec.py", "runtime.alibaba_oss_target.bucket_name"),
+        ("components/container_spec.py", "runtime.receiver.settings"),
+        ("components/container_spec.py", "runtime.relay.settings"),
+    }
     found = []
     for folder in ("components", "runtime"):
         for path in sorted((ROOT / folder).rglob("*.py")):
@@ -150,3 +154,18 @@ def test_package_code_imports_itself_relatively():
                     if top in ("components", "runtime") and (relative, module) not in allowed:
                         found.append(f"{relative}: {module}")
     assert not found
+
+
+def test_components_check_the_runtimes_rules_without_the_runtimes_dependencies():
+    """The program's environment (requirements.txt) has no aiohttp: the memory rule the components
+    import from runtime/receiver/settings.py must load without it."""
+    code = (
+        "import sys; import components; from components import container_spec; "
+        "assert container_spec.RUNTIME_MAX_BODY_BYTES; "
+        "heavy = {'aiohttp', 'prometheus_client', 'alibabacloud_oss_v2'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

@@ -9,7 +9,7 @@ from components.schema import validate
 BASE = {"image": "ghcr.io/acme/relay:1.0"}
 
 
-def settings(**overrides):
+def settings(component="relay", **overrides):
     """Through the schema first, as ContainerRuntime does: structure there, rules here."""
     options = {**BASE, **overrides}
     workload = {k: options.pop(k) for k in list(options) if k in WorkloadArgs.__annotations__}
@@ -19,7 +19,7 @@ def settings(**overrides):
     except ValueError as error:  # named as RuntimeOptions does, like the rules below
         raise ValueError(str(error).removeprefix("runtime.")) from None
     checked = {**args.pop("runtime"), **args, **validate(WorkloadArgs, workload)}
-    return spec.runtime_settings("relay", "relay", checked)
+    return spec.runtime_settings("relay", component, checked)
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ def test_validate_runtime_options_fills_the_default_image():
 
 @pytest.mark.parametrize(
     ("quantity", "expected"),
-    [("256Mi", 268435456), ("1Gi", 1073741824), ("512M", 512000000), ("1048576", 1048576)],
+    [("256Mi", 268435456), ("1Gi", 1073741824), ("512M", 512000000), ("536870912", 536870912)],
 )
 def test_memory_limit_bytes_reaches_the_container(quantity, expected):
     for mode in spec.MODES:
@@ -244,3 +244,66 @@ def test_without_pod_identity_no_service_account_at_all():
 def test_pod_identity_is_validated(identity, field):
     with pytest.raises(ValueError, match=rf"^{field}"):
         settings(pod_identity=identity)
+
+
+# --- what the pod can start with and what the API server accepts ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("component", "limit", "minimum"),
+    [
+        # (limit - 96 MiB) / 3 must hold MAX_BODY_BYTES: 16 MiB for the target, 1 MiB for the relay.
+        ("alibaba-oss-target", "128Mi", "144Mi"),
+        ("alibaba-oss-target", "150994943", "144Mi"),
+        ("relay", "64Mi", "99Mi"),
+        ("relay", "98Mi", "99Mi"),
+    ],
+)
+def test_memory_limit_the_runtime_cannot_start_with_is_refused(component, limit, minimum):
+    with pytest.raises(ValueError, match=rf"^memory_limit: '{limit}' is too small .* {minimum} "):
+        settings(component, memory_limit=limit, memory_request="64Mi")
+
+
+def test_memory_limit_at_the_runtimes_minimum_starts():
+    from runtime.receiver.settings import EnvReader, read_server_settings
+
+    for component, limit in (("alibaba-oss-target", "144Mi"), ("relay", "99Mi")):
+        s = settings(component, memory_limit=limit, memory_request="64Mi")
+        env = {e["name"]: e["value"] for e in spec.container(s)["env"] if "value" in e}
+        body = spec.RUNTIME_MAX_BODY_BYTES[component]
+        # The runtime's own reader agrees: this limit admits the body limit, a byte less does not.
+        read_server_settings(EnvReader(env), max_body_bytes=body)
+    # A container that is not one of our runtimes has no such floor.
+    assert settings("other", memory_limit="32Mi", memory_request="16Mi").memory_limit == "32Mi"
+
+
+def test_memory_limit_rule_follows_a_lower_body_limit_in_env():
+    s = settings(
+        "alibaba-oss-target",
+        memory_limit="128Mi",
+        memory_request="64Mi",
+        env={"MAX_BODY_BYTES": str(8 * 1024 * 1024)},
+    )
+    assert s.memory_limit == "128Mi"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"cpu_request": "2", "cpu_limit": "500m"}, r"^cpu_request: '2' is more than the limit"),
+        ({"cpu_request": "600m", "cpu_limit": "0.5"}, r"^cpu_request: '600m' is more than"),
+        ({"memory_request": "1Gi"}, r"^memory_request: '1Gi' is more than the limit '256Mi'"),
+        (
+            {"memory_request": "1Gi", "memory_limit": "64Mi"},
+            r"^memory_request: '1Gi' is more than the limit '64Mi'",
+        ),
+    ],
+)
+def test_requests_above_limits_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        settings("other", **overrides)
+
+
+def test_requests_equal_to_limits_are_accepted():
+    s = settings(cpu_request="0.5", cpu_limit="500m", memory_request="256Mi", memory_limit="256Mi")
+    assert (s.cpu_request, s.memory_request) == ("0.5", "256Mi")

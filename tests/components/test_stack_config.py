@@ -8,6 +8,8 @@ from components.stack_config import KubernetesConfig, deploys_nothing, parse_sta
 OSS = {"region": "cn-hangzhou", "bucketName": "acme-events"}
 COS = {"region": "ap-guangzhou", "bucketName": "uploads", "sinkUrl": "https://sink.example/"}
 SECRET = object()  # stands for a secret Output
+COS_RELAY = {k: v for k, v in COS.items() if k != "sinkUrl"}
+RELAY_64MI = {"memoryLimit": "64Mi", "memoryRequest": "32Mi"}
 
 
 def test_absent_or_empty_blocks_deploy_nothing():
@@ -152,6 +154,28 @@ def test_supplied_access_key_pair():
             {},
             {"cosSourceRelaySigningSecret": SECRET},
             r"^cosSourceRelaySigningSecret: .*no cosSource",
+        ),
+        # A limit the runtime cannot start with (it would exit 2 and crash-loop).
+        (
+            {"ossTarget": {**OSS, "runtime": {"memoryLimit": "128Mi", "memoryRequest": "64Mi"}}},
+            {},
+            r"^ossTarget\.runtime\.memoryLimit: '128Mi' is too small .* at least 144Mi",
+        ),
+        (
+            {"cosSource": {**COS_RELAY, "relay": {"sinkUrl": "http://b/", "runtime": RELAY_64MI}}},
+            {},
+            r"^cosSource\.relay\.runtime\.memoryLimit: '64Mi' is too small .* at least 99Mi",
+        ),
+        # Requests above limits: the API server refuses the pod.
+        (
+            {"ossTarget": {**OSS, "runtime": {"cpuRequest": "2", "cpuLimit": "500m"}}},
+            {},
+            r"^ossTarget\.runtime\.cpuRequest: '2' is more than the limit '500m'",
+        ),
+        (
+            {"ossTarget": {**OSS, "runtime": {"memoryRequest": "1Gi", "memoryLimit": "512Mi"}}},
+            {},
+            r"^ossTarget\.runtime\.memoryRequest: '1Gi' is more than the limit '512Mi'",
         ),
     ],
 )
