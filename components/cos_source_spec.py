@@ -1,6 +1,7 @@
 """Pure rules of TencentCosSource: argument validation, bucket names, COS triggers, function env."""
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -321,10 +322,29 @@ def _budget_below_timeout(budget: Any, timeout: int) -> Any:
     return budget
 
 
-def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings:
+def default_function_name(project: str, stack: str, name: str) -> str:
+    """`<project>-<stack>-<name>` made a valid SCF function name: a function name is unique per
+    namespace and region of an account, so two stacks (or projects) must never share a default.
+    Characters the rule does not allow become '-'; a name over 60 keeps its start plus a hash."""
+    full = f"{project}-{stack}-{name}"
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in full)
+    cleaned = cleaned.lstrip("-_0123456789") or "cloudevents"
+    if len(cleaned) > 60:
+        digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+        cleaned = f"{cleaned[:51].rstrip('-_')}-{digest}"
+    cleaned = cleaned.rstrip("-_")
+    if not _FUNCTION_NAME.match(cleaned):
+        raise ValueError(f"function.name: cannot derive a valid default from {full!r}; set it")
+    return cleaned
+
+
+def cos_source_settings(
+    name: str, args: Mapping[str, Any], *, project: str, stack: str
+) -> CosSourceSettings:
     """Applies the rules to TencentCosSourceArgs already checked against their schema
     (components.schema); a ValueError names the bad or conflicting field. A field given as an
-    Output is checked when it resolves, with the same message."""
+    Output is checked when it resolves, with the same message. `project` and `stack` go into the
+    default function name."""
     region = checked(args["region"], lambda r: check_region("Tencent Cloud", r))
     short_name = validate_bucket_name(args["bucket_name"], region)
     app_id = validate_app_id(args["app_id"]) if "app_id" in args else None
@@ -336,7 +356,7 @@ def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings
     function = args.get("function") or {}
     function_name = _pattern(
         "function.name",
-        function.get("name", name),
+        function["name"] if "name" in function else default_function_name(project, stack, name),
         _FUNCTION_NAME,
         "an SCF function name (2-60 letters, digits, '-' or '_', starting with a letter, not "
         "ending with '-' or '_')",

@@ -6,6 +6,8 @@ and wrong types refused), then the components' own rules run, so a bad stack fil
 resource is declared, with the path as written in the stack file.
 """
 
+import dataclasses
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +24,7 @@ SECRET_KEYS = (
     "ossTargetRegistryPassword",
     "cosSourceRelayRegistryPassword",
 )
-DEFAULT_NAMESPACE = "cloudevents"
+NAMESPACE_PREFIX = "cloudevents"
 
 OSS_TARGET_NAME = "oss-target"
 COS_SOURCE_NAME = "cos-source"
@@ -40,8 +42,9 @@ class KubernetesConfig:
     """Kubeconfig context (default: the current one)."""
     kubeconfig: str | None = None
     """Kubeconfig path or contents (default: $KUBECONFIG)."""
-    namespace: str = DEFAULT_NAMESPACE
-    """Namespace of every runtime object (default cloudevents)."""
+    namespace: str | None = None
+    """Namespace of every runtime object (default `cloudevents-<stack>`: with createNamespace,
+    two stacks on one cluster would otherwise both own, and delete, the same namespace)."""
     create_namespace: bool = True
     """Create the namespace (default true); false: it must exist."""
 
@@ -63,8 +66,20 @@ def _mapping(path: str, value: Any) -> Mapping[str, Any]:
     return value
 
 
-def _kubernetes(value: Any) -> KubernetesConfig:
+def default_namespace(stack: str) -> str:
+    """`cloudevents-<stack>` as a DNS-1035 label (lowercase; other characters become '-'; over 63
+    characters, the start plus a hash of the stack)."""
+    full = f"{NAMESPACE_PREFIX}-{stack}"
+    cleaned = "".join(c if c.isascii() and c.isalnum() else "-" for c in full.lower())
+    if len(cleaned) > 63:
+        cleaned = f"{cleaned[:54].rstrip('-')}-{hashlib.sha256(full.encode()).hexdigest()[:8]}"
+    return cleaned.rstrip("-")
+
+
+def _kubernetes(value: Any, stack: str) -> KubernetesConfig:
     config = KubernetesConfig(**validate(KubernetesConfig, value or {}, stack_path="kubernetes"))
+    if config.namespace is None:
+        config = dataclasses.replace(config, namespace=default_namespace(stack))
     try:
         container_spec.dns_label("namespace", config.namespace)
     except ValueError as error:
@@ -180,9 +195,9 @@ def parse_stack_config(
 ) -> StackConfig:
     """Validates the object keys (`values`: key without project prefix -> value) and the set
     secrets (`secrets`: key -> Output or placeholder, absent when unset) into component args.
-    `project` and `stack` only shape the default names the rules check (RAM names)."""
+    `project` and `stack` shape the default names (RAM names, SCF function, namespace)."""
     secrets = {k: v for k, v in (secrets or {}).items() if v is not None}
-    kubernetes = _kubernetes(values.get("kubernetes"))
+    kubernetes = _kubernetes(values.get("kubernetes"), stack)
     oss_target = cos_source = None
     if values.get("ossTarget"):
         oss_target = _oss_target(
@@ -216,7 +231,9 @@ def parse_stack_config(
             secrets.get("cosSourceRelayRegistryPassword"),
         )
         try:
-            cos_source_spec.cos_source_settings(COS_SOURCE_NAME, cos_source)
+            cos_source_spec.cos_source_settings(
+                COS_SOURCE_NAME, cos_source, project=project, stack=stack
+            )
         except ValueError as error:
             raise restate(error, "cosSource") from None
     else:

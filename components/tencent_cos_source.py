@@ -62,7 +62,8 @@ class FunctionArgs(TypedDict, total=False):
     """The SCF function; every field is optional."""
 
     name: pulumi.Input[str]
-    """SCF function name (default: the resource name)."""
+    """SCF function name (default `<project>-<stack>-<resource name>`, so two stacks in one account
+    and region never share a function)."""
     namespace: pulumi.Input[str]
     """Existing SCF namespace of the function (default `default`)."""
     memory_mb: pulumi.Input[int]
@@ -154,7 +155,9 @@ class TencentCosSource(pulumi.ComponentResource):
         (`~` is expanded by the provider), or each checkout redeploys identical code. Python
         only: not part of the multi-language schema."""
         args = validate(TencentCosSourceArgs, args)
-        settings = spec.cos_source_settings(name, args)
+        settings = spec.cos_source_settings(
+            name, args, project=pulumi.get_project(), stack=pulumi.get_stack()
+        )
         if not isinstance(package_dir, str) or not package_dir:
             raise ValueError("package_dir: must be a folder path")
         super().__init__(RESOURCE_TYPE, name, None, opts)

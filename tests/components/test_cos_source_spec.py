@@ -14,7 +14,9 @@ BASE = {"region": "ap-guangzhou", "bucket_name": "uploads", "sink_url": "https:/
 
 def settings(name, args):
     """Through the schema first, as the component does: structure there, rules here."""
-    return spec.cos_source_settings(name, validate(TencentCosSourceArgs, args))
+    return spec.cos_source_settings(
+        name, validate(TencentCosSourceArgs, args), project="cloudevents-connectors", stack="dev"
+    )
 
 
 @pytest.mark.parametrize(
@@ -196,7 +198,11 @@ def test_invalid_arguments_name_the_field(overrides, field):
 def test_defaults_fix_the_upstream_function_limits():
     s = settings("cos-source", BASE)
     assert s.events == ("cos:ObjectCreated:*",)
-    assert (s.function_name, s.function_namespace) == ("cos-source", "default")
+    # The stack (and project) in the default: two stacks in one account never share a function.
+    assert (s.function_name, s.function_namespace) == (
+        "cloudevents-connectors-dev-cos-source",
+        "default",
+    )
     # Upstream ran with SCF's 3 s default timeout and 64 MB.
     assert (s.timeout_seconds, s.memory_mb) == (30, 128)
     assert s.relay is None and s.gateway is None
@@ -225,7 +231,11 @@ def test_defaults_fix_the_upstream_function_limits():
 def test_function_env_per_destination(destination, env):
     args = {"region": "ap-guangzhou", "bucket_name": "uploads", **destination, "debug": True}
     s = settings("src", args)
-    assert spec.function_env(s) == {"FUNCTION_NAME": "src", "DEBUG_MODE": "true", **env}
+    assert spec.function_env(s) == {
+        "FUNCTION_NAME": "cloudevents-connectors-dev-src",
+        "DEBUG_MODE": "true",
+        **env,
+    }
 
 
 def test_function_env_delivery_knobs():
@@ -269,3 +279,26 @@ def test_network_and_retry_defaults():
     vpc = {"vpc_id": "vpc-1a2b3c4d", "subnet_id": "subnet-5e6f7a8b"}
     s = settings("cos-source", {**BASE, "function": {"vpc": vpc, "public_network": False}})
     assert (s.public_network, s.vpc) == (False, spec.VpcSettings(**vpc))
+
+
+def test_two_stacks_never_share_a_default_function_name():
+    args = validate(TencentCosSourceArgs, BASE)
+    names = {
+        spec.cos_source_settings("cos-source", args, project="p", stack=stack).function_name
+        for stack in ("dev", "prod")
+    }
+    assert names == {"p-dev-cos-source", "p-prod-cos-source"}
+
+
+@pytest.mark.parametrize(
+    ("project", "stack", "expected"),
+    [
+        ("acme", "team/dev", "acme-team-dev-cos-source"),
+        ("9lives", "dev", "lives-dev-cos-source"),  # must start with a letter
+        ("a" * 60, "prod", "a" * 51 + "-"),  # over 60: the start plus a hash
+    ],
+)
+def test_default_function_name_follows_scfs_rule(project, stack, expected):
+    name = spec.default_function_name(project, stack, "cos-source")
+    assert name.startswith(expected)
+    assert spec._FUNCTION_NAME.match(name) and len(name) <= 60

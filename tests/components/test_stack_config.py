@@ -15,7 +15,7 @@ RELAY_64MI = {"memoryLimit": "64Mi", "memoryRequest": "32Mi"}
 def test_absent_or_empty_blocks_deploy_nothing():
     config = parse_stack_config({"kubernetes": {}, "ossTarget": {}, "cosSource": None})
     assert (config.oss_target, config.cos_source) == (None, None)
-    assert config.kubernetes == KubernetesConfig()
+    assert config.kubernetes == KubernetesConfig(namespace="cloudevents-dev")
 
 
 def test_oss_target_block_becomes_component_args():
@@ -75,7 +75,7 @@ def test_cos_source_block_maps_the_seed_function_keys():
     assert args["relay"] == {
         "sink_url": "http://broker/",
         "public_url": "https://r/",
-        "runtime": {"mode": "knative", "namespace": "cloudevents"},
+        "runtime": {"mode": "knative", "namespace": "cloudevents-dev"},
         "signing_secret": SECRET,
     }
 
@@ -340,3 +340,18 @@ def test_new_fields_reach_the_components():
 def test_a_stack_that_deploys_nothing_is_flagged():
     assert deploys_nothing(parse_stack_config({"kubernetes": {"namespace": "x"}}))
     assert not deploys_nothing(parse_stack_config({"ossTarget": OSS}))
+
+
+def test_two_stacks_never_share_a_default_namespace():
+    # createNamespace defaults to true: a shared default would let one stack delete the other's.
+    namespaces = {
+        stack: parse_stack_config({"ossTarget": OSS}, stack=stack).kubernetes.namespace
+        for stack in ("dev", "prod", "Team_A/Staging")
+    }
+    assert namespaces == {
+        "dev": "cloudevents-dev",
+        "prod": "cloudevents-prod",
+        "Team_A/Staging": "cloudevents-team-a-staging",
+    }
+    long = parse_stack_config({}, stack="s" * 80).kubernetes.namespace
+    assert len(long) <= 63 and long.startswith("cloudevents-sss")

@@ -255,7 +255,7 @@ def test_invoke_config_sets_retries_and_event_age(pulumi_mocks, base):
         "tencentcloud:Scf/functionEventInvokeConfig:FunctionEventInvokeConfig"
     )
     assert config.inputs == {
-        "functionName": "cos-source",
+        "functionName": "cloudevents-connectors-dev-cos-source",
         "namespace": "default",
         "asyncTriggerConfig": {"retryConfigs": [{"retryNum": 1.0}], "msgTtl": 3600.0},
     }
