@@ -13,6 +13,11 @@ from .container_spec import validate_runtime_options
 from .regions import check_region
 from .schema import checked, derived, whole
 
+if __package__.count("."):  # installed: cloudevents_connectors.components
+    from ..runtime.relay.settings import relay_signing_key
+else:  # the repository: `components` and `runtime` are top-level siblings
+    from runtime.relay.settings import relay_signing_key
+
 DEFAULT_RELAY_IMAGE = "ghcr.io/cloudevents-connectors/relay:0.1.0"
 DEFAULT_EVENTS = ("cos:ObjectCreated:*",)
 FUNCTION_RUNTIME = "Python3.10"
@@ -320,6 +325,19 @@ def _budget_below_timeout(budget: Any, timeout: int) -> Any:
             f"{budget} must be below function.timeout_seconds {timeout}",
         )
     return budget
+
+
+def check_signing_secret(secret: str) -> str:
+    """A user-given relay signing secret, once it resolves, by the relay's own decoder
+    (runtime/relay/settings.py: Standard Webhooks `whsec_<base64>`, at least 16 bytes of key; the
+    function's rule is the same). ValueError else, naming the field and never the secret: the relay
+    and the function would both refuse it at start-up."""
+    try:
+        relay_signing_key(secret if isinstance(secret, str) else "")
+    except ValueError as error:
+        problem = getattr(error, "problem", "must be whsec_<base64>")
+        raise _fail("relay.signing_secret", problem) from None
+    return secret
 
 
 def default_function_name(project: str, stack: str, name: str) -> str:

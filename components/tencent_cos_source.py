@@ -263,7 +263,10 @@ def _relay(
     """The relay's Secret and runtime; answers (public URL, signing secret)."""
     child = pulumi.ResourceOptions(parent=parent)
     if s.supplied_secret:
-        signing_secret = pulumi.Output.secret(args["signing_secret"])
+        # Checked when it resolves (it is a secret, so never known at construction).
+        signing_secret = pulumi.Output.secret(args["signing_secret"]).apply(
+            spec.check_signing_secret
+        )
     else:
         key = random.RandomBytes(f"{name}-relay-signing-key", length=32, opts=child)
         signing_secret = pulumi.Output.secret(pulumi.Output.concat("whsec_", key.base64))

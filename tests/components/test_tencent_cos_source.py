@@ -192,6 +192,23 @@ def test_relay_wiring(pulumi_mocks, base):
         assert generated not in set(plain_strings(r.inputs)), r.urn
 
 
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("hunter2", "must hold at least 16 bytes of key"),  # valid base64 of 5 bytes
+        ("whsec_not base64!", "must be whsec_<base64>"),
+        ("whsec_c2hvcnQ=", "must hold at least 16 bytes of key"),
+    ],
+)
+def test_a_malformed_supplied_secret_fails_without_showing_it(pulumi_mocks, base, secret, problem):
+    # The relay and the function would both refuse it at start-up: the deployment fails instead,
+    # by the relay's own decoder, and the message never holds the secret.
+    relay = {"sink_url": BROKER, "signing_secret": pulumi.Output.secret(secret)}
+    with pytest.raises(Exception, match=rf"relay\.signing_secret: {re.escape(problem)}") as caught:
+        pulumi_mocks.run(lambda: _source(base, relay=relay))
+    assert secret.removeprefix("whsec_") not in str(caught.value)
+
+
 def test_relay_with_public_url_and_supplied_secret(pulumi_mocks, base):
     source = pulumi_mocks.run(
         lambda: _source(
