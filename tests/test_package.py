@@ -138,6 +138,7 @@ def test_package_code_imports_itself_relatively():
         ("components/oss_target_spec.py", "runtime.alibaba_oss_target.bucket_name"),
         ("components/container_spec.py", "runtime.receiver.settings"),
         ("components/container_spec.py", "runtime.relay.settings"),
+        ("components/cos_source_spec.py", "runtime.relay.settings"),
     }
     found = []
     for folder in ("components", "runtime"):
