@@ -133,10 +133,14 @@ class AlibabaOssTarget(pulumi.ComponentResource):
 
         namespace = runtime_options.get("namespace", "default")
         connector_args: dict = {"env": spec.runtime_env(settings)}
+        runtime_waits: list[pulumi.Resource] = []
         secret_name: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         role_arn: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if settings.rrsa:
-            role_arn = _rrsa_identity(name, settings, settings.rrsa, namespace, self)
+            role_arn, identity = _rrsa_identity(name, settings, settings.rrsa, namespace, self)
+            # The pods exchange their token for the role at start: the policy must be attached
+            # and the ServiceAccount they run as must exist first.
+            runtime_waits += identity
             connector_args["pod_identity"] = {
                 "service_account_name": settings.rrsa.service_account_name,
                 "role_arn": role_arn,
@@ -147,7 +151,9 @@ class AlibabaOssTarget(pulumi.ComponentResource):
                 key_id: pulumi.Input[str] = args["access_key_id"]
                 key_secret = pulumi.Output.secret(args["access_key_secret"])
             else:
-                key_id, key_secret = _writer_identity(name, settings, self)
+                key_id, key_secret, attachment = _writer_identity(name, settings, self)
+                # The key can write only once its policy is attached.
+                runtime_waits.append(attachment)
             # No fixed name: new key data replaces the Secret under a new name, the name flows
             # into the pod template, and the pods roll onto the new key.
             credentials = k8s.core.v1.Secret(
@@ -165,7 +171,7 @@ class AlibabaOssTarget(pulumi.ComponentResource):
         runtime = ContainerRuntime(
             f"{name}-runtime",
             {"runtime": runtime_options},  # type: ignore[typeddict-item]
-            opts=pulumi.ResourceOptions(parent=self, depends_on=bucket_deps),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*bucket_deps, *runtime_waits]),
             workload={
                 **connector_args,  # type: ignore[typeddict-item]
                 "app_name": name,
@@ -229,8 +235,9 @@ def _policy_description(bucket: str) -> str:
 
 def _writer_identity(
     name: str, s: spec.OssTargetSettings, parent: pulumi.Resource
-) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-    """A RAM user that may only put objects into the bucket, and its access key."""
+) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Resource]:
+    """A RAM user that may only put objects into the bucket, and its access key; answers (key id,
+    key secret, the policy attachment the pods must wait for)."""
     child = pulumi.ResourceOptions(parent=parent)
     user = alicloud.ram.User(
         f"{name}-writer",
@@ -245,7 +252,7 @@ def _writer_identity(
         description=derived(_policy_description, s.bucket_name),
         opts=child,
     )
-    alicloud.ram.UserPolicyAttachment(
+    attachment = alicloud.ram.UserPolicyAttachment(
         f"{name}-writer-policy-attachment",
         policy_name=policy.policy_name,
         policy_type="Custom",
@@ -253,7 +260,7 @@ def _writer_identity(
         opts=child,
     )
     key = alicloud.ram.AccessKey(f"{name}-writer-key", user_name=user.name, opts=child)
-    return key.id, pulumi.Output.secret(key.secret)
+    return key.id, pulumi.Output.secret(key.secret), attachment
 
 
 def _rrsa_identity(
@@ -262,9 +269,10 @@ def _rrsa_identity(
     r: spec.RrsaSettings,
     namespace: pulumi.Input[str],
     parent: pulumi.Resource,
-) -> pulumi.Output[str]:
+) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
     """RRSA: a RAM role only this cluster's ServiceAccount may assume, allowed only to put objects
-    into the bucket, and the ServiceAccount; answers the role's ARN."""
+    into the bucket, and the ServiceAccount; answers (the role's ARN, what the pods must wait for:
+    the policy attachment and the ServiceAccount)."""
     child = pulumi.ResourceOptions(parent=parent)
     role = alicloud.ram.Role(
         f"{name}-writer-role",
@@ -293,14 +301,14 @@ def _rrsa_identity(
         description=derived(_policy_description, s.bucket_name),
         opts=child,
     )
-    alicloud.ram.RolePolicyAttachment(
+    attachment = alicloud.ram.RolePolicyAttachment(
         f"{name}-writer-policy-attachment",
         policy_name=policy.policy_name,
         policy_type="Custom",
         role_name=role.role_name,
         opts=child,
     )
-    k8s.core.v1.ServiceAccount(
+    account = k8s.core.v1.ServiceAccount(
         f"{name}-service-account",
         metadata={
             "name": r.service_account_name,
@@ -313,4 +321,4 @@ def _rrsa_identity(
         automount_service_account_token=False,
         opts=child,
     )
-    return role.arn
+    return role.arn, [attachment, account]

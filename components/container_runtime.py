@@ -1,7 +1,7 @@
 """ContainerRuntime: one connector runtime on Kubernetes, as a Deployment or a Knative Service."""
 
 import dataclasses
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -141,7 +141,11 @@ class ContainerRuntime(pulumi.ComponentResource):
         create_namespace = args.get("create_namespace", False)
         super().__init__(RESOURCE_TYPE, name, None, opts)
 
-        child = pulumi.ResourceOptions(parent=self)
+        # Pulumi does not pass a component's depends_on to its children: the objects that start
+        # pods wait for what the caller named (a bucket, a RAM policy attachment, a
+        # ServiceAccount) themselves.
+        waits = _resources(opts.depends_on if opts else None)
+        child = pulumi.ResourceOptions(parent=self, depends_on=waits)
         if settings.build is not None:
             image = build_image(name, settings.build, self)
             settings = dataclasses.replace(settings, image=image)
@@ -151,7 +155,7 @@ class ContainerRuntime(pulumi.ComponentResource):
                 metadata={"name": settings.namespace, "labels": spec.labels(settings)},
                 opts=child,
             )
-            child = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+            child = pulumi.ResourceOptions(parent=self, depends_on=[*waits, ns])
 
         if settings.mode == "knative":
             k8s.apiextensions.CustomResource(
@@ -197,6 +201,15 @@ class ContainerRuntime(pulumi.ComponentResource):
                 "public_url": self.public_url,
             }
         )
+
+
+def _resources(depends_on: Any) -> list[pulumi.Resource]:
+    """ResourceOptions.depends_on (one Resource, a list of them, or None) as a list."""
+    if depends_on is None:
+        return []
+    if isinstance(depends_on, pulumi.Resource):
+        return [depends_on]
+    return [r for r in depends_on if isinstance(r, pulumi.Resource)]
 
 
 def _load_balancer_url(status) -> str | None:

@@ -76,6 +76,8 @@ class OssTargetSettings:
     store: Any
     key_prefix: Any
     rrsa: RrsaSettings | None = None
+    internal_endpoint: Any = False
+    """use_internal_endpoint: OSS (and, with RRSA, STS) through Alibaba's VPC endpoints."""
 
 
 def validate_bucket_name(name: Any, field: str = "bucket_name") -> Any:
@@ -351,6 +353,7 @@ def oss_target_settings(
         store=store,
         key_prefix=key_prefix,
         rrsa=rrsa if mode == "rrsa" else None,
+        internal_endpoint=args.get("use_internal_endpoint", False),
     )
 
 
@@ -365,4 +368,13 @@ def runtime_env(s: OssTargetSettings) -> dict[str, Any]:
     }
     if is_output(s.key_prefix) or s.key_prefix:
         env["OSS_KEY_PREFIX"] = s.key_prefix
+    if s.rrsa is not None:
+        # The names alibabacloud-credentials reads (utils/auth_util.py) for the STS host of the
+        # OIDC exchange: `sts-vpc.<region>.aliyuncs.com` with the VPC endpoint, else
+        # `sts.<region>.aliyuncs.com`. Without them it calls the public sts.aliyuncs.com, which a
+        # cluster without internet egress cannot reach.
+        env["ALIBABA_CLOUD_STS_REGION"] = s.region
+        env["ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"] = derived(
+            lambda internal: "true" if internal else "false", s.internal_endpoint
+        )
     return env

@@ -133,7 +133,7 @@ def test_package_code_imports_itself_relatively():
     `python -m runtime.<name>`, which relative imports serve as well)."""
     import ast
 
-    # The one deliberate exception: the repository fallback beside the installed relative import.
+    # The deliberate exceptions: repository fallbacks beside the installed relative imports.
     allowed = {
         ("components/oss_target_spec.py", "runtime.alibaba_oss_target.bucket_name"),
         ("components/container_spec.py", "runtime.receiver.settings"),

@@ -321,3 +321,48 @@ def test_rrsa_takes_the_clusters_outputs(pulumi_mocks):
     pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"] == RRSA["oidc_provider_arn"]
+
+
+@pytest.mark.parametrize(("internal", "vpc"), [(False, "false"), (True, "true")])
+def test_rrsa_reaches_sts_in_the_targets_region(pulumi_mocks, internal, vpc):
+    # Without these the credentials library calls the public sts.aliyuncs.com, which a cluster
+    # without internet egress cannot reach; with the VPC endpoint it calls sts-vpc.<region>.
+    pulumi_mocks.run(lambda: _target(credentials=RRSA, use_internal_endpoint=internal))
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["ALIBABA_CLOUD_STS_REGION"] == "cn-hangzhou"
+    assert env["ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"] == vpc
+
+
+def test_the_sts_variables_are_the_ones_the_credentials_library_reads():
+    import inspect
+
+    from alibabacloud_credentials.utils import auth_util
+
+    source = inspect.getsource(auth_util)
+    for name in ("ALIBABA_CLOUD_STS_REGION", "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"):
+        assert f"'{name}'" in source or f'"{name}"' in source, name
+
+
+def test_access_key_mode_sets_no_sts_variables(pulumi_mocks):
+    pulumi_mocks.run(_target)
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    names = {e["name"] for e in pod["containers"][0]["env"]}
+    assert not {n for n in names if n.startswith("ALIBABA_CLOUD_")}
+
+
+@pytest.mark.parametrize("mode", ["rrsa", "accessKey"])
+def test_pods_start_after_their_identity_exists(pulumi_mocks, mode):
+    credentials = RRSA if mode == "rrsa" else {"mode": "accessKey"}
+    pulumi_mocks.run(lambda: _target(credentials=credentials))
+    if mode == "rrsa":
+        waits = {
+            pulumi_mocks.one("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment").urn,
+            pulumi_mocks.one("kubernetes:core/v1:ServiceAccount").urn,
+        }
+    else:
+        waits = {pulumi_mocks.one("alicloud:ram/userPolicyAttachment:UserPolicyAttachment").urn}
+    waits.add(pulumi_mocks.one("alicloud:oss/bucket:Bucket").urn)
+    # The objects that start pods wait themselves (a component's depends_on does not reach them).
+    deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    assert waits <= set(deployment.dependencies)
