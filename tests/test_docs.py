@@ -305,3 +305,20 @@ def test_readme_cos_event_example_is_what_the_handler_makes_of_the_sample_record
     assert (
         json.loads(event.body)["Records"][0]["event"]["requestParameters"]["requestHeaders"] == {}
     )
+
+
+def test_migration_notes_say_what_knative_mode_exposes(pulumi_mocks):
+    """Upstream's `public` has no counterpart: the target's Knative Service is cluster-local, and
+    the notes must not offer it as the way to make the target public."""
+    from components import AlibabaOssTarget
+
+    args = {"region": "cn-hangzhou", "bucket_name": "acme-x", "runtime": {"mode": "knative"}}
+    pulumi_mocks.run(lambda: AlibabaOssTarget("t", args))
+    service = pulumi_mocks.one("kubernetes:serving.knative.dev/v1:Service")
+    labels = service.inputs["metadata"]["labels"]
+    assert labels["networking.knative.dev/visibility"] == "cluster-local"
+    notes = (ROOT / "docs" / "migrating.md").read_text()
+    (row,) = [line for line in notes.splitlines() if "`spec.adapterOverrides.public`" in line]
+    mapped_to = row.split("|")[2]
+    assert "knative" not in mapped_to, row
+    assert "cluster-local" in row
