@@ -41,6 +41,9 @@ _MESSAGES = {
 }
 
 
+_BOOL_TEXT = ("true", "false")
+
+
 def whole(value: Any) -> Any:
     """A whole-number float as the int it is, anything else unchanged. Numbers from other languages
     cross the wire as floats, and Pulumi's component provider (pulumi 3.272) converts an integer
@@ -112,12 +115,28 @@ def _is_deferred(tp: Any) -> bool:
     return isinstance(tp, ForwardRef) or typing.get_origin(tp) is collections.abc.Awaitable
 
 
+# String fields whose values `pulumi config set --path` stores as YAML numbers (it writes
+# `appId: 1250000000` and `cpuLimit: 1`): in a stack file a number there means its decimal text.
+NUMERIC_TEXT_FIELDS = frozenset(
+    {"app_id", "cpu_request", "cpu_limit", "memory_request", "memory_limit"}
+)
+
+
+def _number_as_text(value: Any) -> Any:
+    """A YAML int or float (not a bool) as the text it stands for (1.0 as `1`); else unchanged."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(whole(value))
+    return value
+
+
 @functools.cache
 def _typeddict(td: type, python: bool) -> type:
     fields = {}
     annotations, required = _fields(td)
     for key, annotation in annotations.items():
         view = _view(_unwrap(annotation), python)
+        if not python and key in NUMERIC_TEXT_FIELDS and view is str:
+            view = typing.Annotated[str, BeforeValidator(_number_as_text)]
         fields[key] = view if key in required else typing_extensions.NotRequired[view]
     config = ConfigDict(**_BASE) if python else ConfigDict(**_BASE, alias_generator=to_camel)
     view = typing_extensions.TypedDict(td.__name__, fields)  # type: ignore[operator]
@@ -169,6 +188,13 @@ def _problem(td: type, error: dict, stack: bool, python_loc: tuple) -> str:
         return f"must be a list, not {type(given).__name__}"
     if kind in ("dict_type", "typed_dict_type", "model_type", "dataclass_type"):
         return f"must be an object (key: value lines), not {type(given).__name__}"
+    if stack and kind == "bool_type" and isinstance(given, str) and given.lower() in _BOOL_TEXT:
+        return (
+            f"must be true or false, not the string {given!r}; in the stack file write it "
+            "unquoted (`pulumi config set --path <key> false` stores a boolean)"
+        )
+    if stack and kind == "int_type" and isinstance(given, str) and given.strip("-").isdigit():
+        return f"must be an integer, not the string {given!r}; in the stack file write it unquoted"
     message = _MESSAGES.get(kind, error["msg"])
     if kind in _MESSAGES:
         message += f", not {given!r}" if isinstance(given, _SCALARS) else f", not {_kind(given)}"

@@ -24,7 +24,8 @@ COS_STACK = {"region": "ap-guangzhou", "bucketName": "uploads", "sinkUrl": "http
             {**COS, "function": {"memory_mb": "256"}},
             {**COS_STACK, "function": {"memoryMb": "256"}},
             "function.memory_mb: must be an integer, not '256'",
-            "cosSource.function.memoryMb: must be an integer, not '256'",
+            "cosSource.function.memoryMb: must be an integer, not the string '256'; in the stack "
+            "file write it unquoted",
         ),
         (
             {"region": "ap-guangzhou"},

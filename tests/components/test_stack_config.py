@@ -232,7 +232,7 @@ def test_errors_name_the_stack_file_path(values, secrets, message):
         ),
         (
             {"ossTarget": {**OSS, "expirationDays": "7"}},
-            r"^ossTarget\.expirationDays: must be an integer, not '7'$",
+            r"^ossTarget\.expirationDays: must be an integer, not the string '7'; .*unquoted$",
         ),
         (
             {"ossTarget": {**OSS, "runtime": "big"}},
@@ -355,3 +355,47 @@ def test_two_stacks_never_share_a_default_namespace():
     }
     long = parse_stack_config({}, stack="s" * 80).kubernetes.namespace
     assert len(long) <= 63 and long.startswith("cloudevents-sss")
+
+
+def test_numbers_that_config_set_path_stores_for_text_fields_are_their_text():
+    # `pulumi config set --path cosSource.appId 1250000000` and `... cpuLimit 1` write YAML
+    # numbers; for these string fields a number is unambiguous.
+    runtime = {"cpuLimit": 1, "cpuRequest": 0.5, "memoryLimit": 536870912, "memoryRequest": 1.0e8}
+    config = parse_stack_config(
+        {
+            "ossTarget": {**OSS, "runtime": runtime},
+            "cosSource": {**COS, "appId": 1250000000},
+        }
+    )
+    assert config.oss_target["runtime"] == {
+        "cpu_limit": "1",
+        "cpu_request": "0.5",
+        "memory_limit": "536870912",
+        "memory_request": "100000000",
+        "namespace": "cloudevents-dev",
+    }
+    assert config.cos_source["app_id"] == "1250000000"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"ossTarget": {**OSS, "createBucket": "false"}},
+            r"^ossTarget\.createBucket: must be true or false, not the string 'false'; .*unquoted",
+        ),
+        (
+            {"ossTarget": {**OSS, "expirationDays": "7"}},
+            r"^ossTarget\.expirationDays: must be an integer, not the string '7'; .*unquoted",
+        ),
+        # Where a number is not text's stand-in, it stays an error that names the type.
+        ({"ossTarget": {**OSS, "bucketName": 42}}, r"^ossTarget\.bucketName: must be a string"),
+        (
+            {"ossTarget": {**OSS, "runtime": {"cpuLimit": True}}},
+            r"^ossTarget\.runtime\.cpuLimit: must be a string, not True",
+        ),
+    ],
+)
+def test_types_config_set_cannot_mean_are_reported_clearly(values, message):
+    with pytest.raises(ValueError, match=message):
+        parse_stack_config(values)
