@@ -41,7 +41,8 @@ class KubernetesConfig:
     context: str | None = None
     """Kubeconfig context (default: the current one)."""
     kubeconfig: str | None = None
-    """Kubeconfig path or contents (default: $KUBECONFIG)."""
+    """Kubeconfig path or contents (default: $KUBECONFIG). Contents are passed on as a secret
+    Output (set them with `pulumi config set --secret --path kubernetes.kubeconfig`)."""
     namespace: str | None = None
     """Namespace of every runtime object (default `cloudevents-<stack>`: with createNamespace,
     two stacks on one cluster would otherwise both own, and delete, the same namespace)."""
@@ -248,6 +249,13 @@ def read_stack_config(config: Any) -> StackConfig:
     import pulumi
 
     values = {key: config.get_object(key) for key in OBJECT_KEYS}
+    kubernetes_is_secret = pulumi.runtime.is_config_secret(config.full_key("kubernetes"))
+    for key in OBJECT_KEYS:
+        if key != "kubernetes" and pulumi.runtime.is_config_secret(config.full_key(key)):
+            raise ValueError(
+                f"{key}: holds an encrypted value (`pulumi config set --secret --path`); secrets "
+                f"have their own keys ({', '.join(SECRET_KEYS)}; README.md, Secrets)"
+            )
     secrets = {}
     for key in SECRET_KEYS:
         # Declared with default "", so an unset secret reads as empty; peek without unwrapping.
@@ -256,6 +264,28 @@ def read_stack_config(config: Any) -> StackConfig:
     config = parse_stack_config(
         values, secrets, project=pulumi.get_project(), stack=pulumi.get_stack()
     )
+    kubeconfig = config.kubernetes.kubeconfig
+    if kubeconfig is not None and is_kubeconfig_contents(kubeconfig):
+        if not kubernetes_is_secret:
+            pulumi.log.warn(PLAIN_KUBECONFIG)
+        # The cluster's credentials: secret in the state whichever way they were given.
+        kubernetes = dataclasses.replace(
+            config.kubernetes, kubeconfig=pulumi.Output.secret(kubeconfig)
+        )
+        config = dataclasses.replace(config, kubernetes=kubernetes)
     if deploys_nothing(config):
         pulumi.log.warn(NOTHING_DEPLOYED)
     return config
+
+
+PLAIN_KUBECONFIG = (
+    "kubernetes.kubeconfig holds kubeconfig contents in plain text in the stack file; the state "
+    "keeps it secret, but set it with `pulumi config set --secret --path kubernetes.kubeconfig "
+    '"$(cat <file>)"` (or give a path) so the file does not hold the cluster\'s credentials'
+)
+
+
+def is_kubeconfig_contents(value: str) -> bool:
+    """True for kubeconfig contents (YAML or JSON text), False for a path: the Kubernetes
+    provider's `kubeconfig` takes either."""
+    return "\n" in value or value.lstrip().startswith(("apiVersion", "{", "clusters:", "kind:"))
