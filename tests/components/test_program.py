@@ -306,4 +306,5 @@ def test_the_checker_reads_an_encrypted_kubeconfig(tmp_path):
     values = read_stack(project, "enc")
     assert values.values["kubernetes"] == {"kubeconfig": SECRET_PLACEHOLDER}
     config, keys = engine_config(project, values)
+    assert config[f"{name}:kubernetes"] == json.dumps({"kubeconfig": SECRET_PLACEHOLDER})
     assert f"{name}:kubernetes" in keys
