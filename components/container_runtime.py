@@ -8,7 +8,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from . import container_spec as spec
-from .image_build import ImageBuild, build_image
+from .image_build import ImageBuild, build_image, docker_config_json
 from .schema import validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:ContainerRuntime"
@@ -156,6 +156,25 @@ class ContainerRuntime(pulumi.ComponentResource):
                 opts=child,
             )
             child = pulumi.ResourceOptions(parent=self, depends_on=[*waits, ns])
+
+        if settings.build is not None and settings.build.password is not None:
+            # The kubelet pulls the pushed image with the same registry credentials; an
+            # auto-named Secret, so new credentials roll the pods like a rotated key.
+            b = settings.build
+            pull_secret = k8s.core.v1.Secret(
+                f"{name}-registry-credentials",
+                metadata={"namespace": settings.namespace, "labels": spec.labels(settings)},
+                type="kubernetes.io/dockerconfigjson",
+                string_data={
+                    ".dockerconfigjson": pulumi.Output.secret(
+                        pulumi.Output.all(b.registry, b.username, b.password).apply(
+                            lambda v: docker_config_json(*v)
+                        )
+                    )
+                },
+                opts=child,
+            )
+            settings = dataclasses.replace(settings, image_pull_secret=pull_secret.metadata.name)
 
         if settings.mode == "knative":
             k8s.apiextensions.CustomResource(

@@ -110,6 +110,8 @@ class RuntimeSettings:
     pod_identity: PodIdentity | None = None
     build: image_build.BuildSettings | None = None
     """`runtime.build`: the image is built and pushed, then `image` is set to its digest."""
+    image_pull_secret: Any = None
+    """Name of the kubernetes.io/dockerconfigjson Secret the kubelet pulls `image` with."""
 
     @property
     def termination_grace_period_seconds(self) -> Any:
@@ -461,6 +463,8 @@ def pod_spec(s: RuntimeSettings) -> dict[str, Any]:
         "containers": [container(s)],
         "volumes": volumes,
     }
+    if s.image_pull_secret is not None:
+        pod["imagePullSecrets"] = [{"name": s.image_pull_secret}]
     if s.pod_identity:
         pod["serviceAccountName"] = s.pod_identity.service_account_name
         volumes.append(

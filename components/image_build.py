@@ -7,6 +7,8 @@ Deployment names the digest, a change of the runtime's code or requirements is a
 new pod template, hence a rollout; an unchanged build keeps the same digest and changes nothing.
 """
 
+import base64
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -192,3 +194,12 @@ def build_image(name: str, s: BuildSettings, parent: pulumi.Resource) -> pulumi.
         opts=pulumi.ResourceOptions(parent=parent),
     )
     return pulumi.Output.concat(s.image_name, "@", image.digest)
+
+
+def docker_config_json(registry: str, username: str, password: str) -> str:
+    """The `.dockerconfigjson` of a kubernetes.io/dockerconfigjson Secret for one registry
+    (Kubernetes, "Pull an Image from a Private Registry"): `auths.<registry>` with username,
+    password and `auth` = base64 of `username:password`."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    entry = {"username": username, "password": password, "auth": auth}
+    return json.dumps({"auths": {registry: entry}}, sort_keys=True)

@@ -257,3 +257,41 @@ def test_two_checkouts_declare_the_same_context(monkeypatch, tmp_path):
         monkeypatch.chdir(root)
         seen.append(image_build.context_location())
     assert seen == [".", "."]
+
+
+def test_the_kubelet_pulls_the_built_image_with_the_build_credentials(pulumi_mocks):
+    import base64
+    import json
+
+    pulumi_mocks.run(lambda: _runtime({"build": BUILD}))
+    secrets = [
+        r
+        for r in pulumi_mocks.of_type("kubernetes:core/v1:Secret")
+        if r.inputs.get("type") == "kubernetes.io/dockerconfigjson"
+    ]
+    (pull,) = secrets
+    assert pull.name == "relay-registry-credentials"
+    assert pull.inputs["metadata"]["namespace"] == "ce"
+    assert is_secret(pull.inputs["stringData"])
+    config = json.loads(pull.plain_inputs["stringData"][".dockerconfigjson"])
+    entry = config["auths"]["registry.cn-hangzhou.aliyuncs.com"]
+    assert (entry["username"], entry["password"]) == (BUILD["username"], PASSWORD)
+    assert base64.b64decode(entry["auth"]).decode() == f"{BUILD['username']}:{PASSWORD}"
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").plain_inputs["spec"]["template"]
+    assert pod["spec"]["imagePullSecrets"] == [{"name": pull.outputs["metadata"]["name"]}]
+    for r in pulumi_mocks.resources:
+        assert PASSWORD not in set(plain_strings(r.inputs)), r.urn
+
+
+def test_knative_revisions_pull_with_the_build_credentials(pulumi_mocks):
+    pulumi_mocks.run(lambda: _runtime({"mode": "knative", "build": BUILD}))
+    service = pulumi_mocks.one("kubernetes:serving.knative.dev/v1:Service")
+    assert service.plain_inputs["spec"]["template"]["spec"]["imagePullSecrets"]
+
+
+def test_without_build_credentials_no_pull_secret_is_made(pulumi_mocks):
+    build = {"registry": "ccr.ccs.tencentyun.com", "repository": "acme/relay"}
+    pulumi_mocks.run(lambda: _runtime({"build": build}))
+    assert pulumi_mocks.of_type("kubernetes:core/v1:Secret") == []
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").plain_inputs["spec"]["template"]
+    assert "imagePullSecrets" not in pod["spec"]
