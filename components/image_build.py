@@ -51,8 +51,9 @@ class ImageBuild(TypedDict):
     repository: pulumi.Input[str]
     """Repository inside the registry, e.g. `acme/alibaba-oss-target`."""
     username: NotRequired[pulumi.Input[str]]
-    """Registry user; with password. Without both, the build pushes with the credentials of the
-    machine running Pulumi (`docker login <registry>`)."""
+    """Registry user; with password. Both also make a kubernetes.io/dockerconfigjson Secret the
+    pods pull with (imagePullSecrets). Without both, the build pushes with the credentials of the
+    machine running Pulumi (`docker login <registry>`) and the nodes must pull by themselves."""
     password: NotRequired[pulumi.Input[str]]
     """Registry password or token, as a Pulumi secret (kept secret in the state). In a stack file:
     the secret key `ossTargetRegistryPassword` / `cosSourceRelayRegistryPassword`."""
