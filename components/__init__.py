@@ -1,18 +1,21 @@
 """Pulumi ComponentResources of the CloudEvents connectors.
 
-`from components import AlibabaOssTarget, TencentCosSource, ContainerRuntime` (and their Args) is
-the public API; `__main__.py` uses exactly these classes.
+`from cloudevents_connectors import AlibabaOssTarget, TencentCosSource, ContainerRuntime` (and
+their Args) is the public API of the installed package; in this repository the same classes are
+`components.*`, which `__main__.py` uses.
 """
 
-from components.alibaba_oss_target import AlibabaOssTarget, AlibabaOssTargetArgs, CredentialsArgs
-from components.container_runtime import (
+from .alibaba_oss_target import AlibabaOssTarget, AlibabaOssTargetArgs, CredentialsArgs
+from .container_runtime import (
     ContainerRuntime,
     ContainerRuntimeArgs,
     PodIdentityArgs,
     RuntimeOptions,
     SecretKeyRef,
 )
-from components.tencent_cos_source import (
+from .image_build import ImageBuild
+from .tencent_cos_source import (
+    FunctionArgs,
     FunctionVpcArgs,
     GatewayArgs,
     RelayArgs,
@@ -26,8 +29,10 @@ __all__ = [
     "ContainerRuntime",
     "ContainerRuntimeArgs",
     "CredentialsArgs",
+    "FunctionArgs",
     "FunctionVpcArgs",
     "GatewayArgs",
+    "ImageBuild",
     "PodIdentityArgs",
     "RelayArgs",
     "RuntimeOptions",

@@ -8,9 +8,10 @@ import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from components import oss_target_spec as spec
-from components.container_runtime import ContainerRuntime, RuntimeOptions
-from components.container_spec import validate_runtime_options
+from . import oss_target_spec as spec
+from .container_runtime import ContainerRuntime, RuntimeOptions
+from .container_spec import validate_runtime_options
+from .schema import derived, validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:AlibabaOssTarget"
 _COMPONENT = "alibaba-oss-target"
@@ -21,73 +22,79 @@ class CredentialsArgs(TypedDict):
     """How the target authenticates to OSS."""
 
     mode: NotRequired[str]
-    """`accessKey` (default): an AccessKey pair in a Kubernetes Secret (created put-only RAM user,
-    or access_key_id/access_key_secret). `rrsa`: no key anywhere; on ACK, a RAM role assumed with
-    the pod's projected OIDC token (AssumeRoleWithOIDC), refreshed by the runtime."""
+    """Plain (decides which identity resources exist): `accessKey` (default), an AccessKey pair in
+    a Kubernetes Secret (created put-only RAM user, or access_key_id/access_key_secret); or `rrsa`,
+    no key anywhere: on ACK, a RAM role assumed with the pod's projected OIDC token
+    (AssumeRoleWithOIDC), refreshed by the runtime."""
     oidc_provider_arn: NotRequired[pulumi.Input[str]]
     """rrsa: the cluster's RAM OIDC provider, `acs:ram::<account>:oidc-provider/ack-rrsa-<id>`."""
     oidc_issuer_url: NotRequired[pulumi.Input[str]]
     """rrsa: the cluster's OIDC issuer URL (`https://oidc-ack-<region>...`, cluster details)."""
-    service_account_name: NotRequired[str]
+    service_account_name: NotRequired[pulumi.Input[str]]
     """rrsa: the ServiceAccount created for the pods (default: the component's name)."""
-    ram_role_name: NotRequired[str]
+    ram_role_name: NotRequired[pulumi.Input[str]]
     """rrsa: name of the created RAM role (default `<project>-<stack>-<name>-oss-writer`)."""
 
 
 class BatchArgs(TypedDict):
     """Rolled objects: many events per NDJSON object (runtime BATCH_* settings)."""
 
-    max_events: int
+    max_events: pulumi.Input[int]
     """Events per object, 1-1,000,000 (an object rolls when it holds this many)."""
-    max_bytes: NotRequired[int]
+    max_bytes: NotRequired[pulumi.Input[int]]
     """Uncompressed NDJSON bytes per object (default 8 MiB); must fit the pod's in-flight byte
-    budget, (memory limit - 96 MiB) / 3, or the pod exits 2 at start-up."""
-    max_seconds: NotRequired[float]
+    budget, (memory limit - 112 MiB) / 3, or the pod exits 2 at start-up."""
+    max_seconds: NotRequired[pulumi.Input[float]]
     """Seconds after an object's first event before it rolls (default 5)."""
-    compression: NotRequired[str]
+    compression: NotRequired[pulumi.Input[str]]
     """`none` (default), `gzip` or `zstd`."""
 
 
 class AlibabaOssTargetArgs(TypedDict):
-    """Arguments of AlibabaOssTarget. Invalid or conflicting ones raise ValueError first."""
+    """Arguments of AlibabaOssTarget. Invalid or conflicting ones raise ValueError before any
+    resource exists; a field given as an Output is checked when it resolves (same message). Plain
+    fields decide which resources exist; every other field takes an Output."""
 
-    region: str
+    region: pulumi.Input[str]
     """Alibaba Cloud region of the bucket, e.g. `cn-hangzhou`; the OSS endpoint derives from it."""
-    bucket_name: str
+    bucket_name: pulumi.Input[str]
     """Name of the bucket to create, or of the existing bucket when create_bucket is false."""
     create_bucket: NotRequired[bool]
-    """Create the bucket (default true); false uses an existing bucket by name, unmanaged."""
+    """Plain: create the bucket (default true); false uses an existing bucket by name, unmanaged."""
     encryption: NotRequired[str]
-    """Server-side encryption of a created bucket: AES256 (default) or KMS."""
-    kms_key_id: NotRequired[str]
+    """Plain (decides the KMS grants of the writer's policy): server-side encryption of a created
+    bucket, AES256 (default) or KMS."""
+    kms_key_id: NotRequired[pulumi.Input[str]]
     """KMS key for encryption KMS (default: the OSS-managed key)."""
     versioning: NotRequired[bool]
-    """Turn on versioning of a created bucket (default false)."""
+    """Plain (shapes the lifecycle rule): turn on versioning of a created bucket (default false)."""
     expiration_days: NotRequired[int]
-    """Delete stored events after this many days (lifecycle rule on key_prefix; default: keep)."""
+    """Plain (adds a lifecycle rule): delete stored events after this many days, 1-36500 (default:
+    keep)."""
     protect: NotRequired[bool]
-    """Protect the created bucket from `pulumi destroy` and replacement (default false)."""
-    force_destroy: NotRequired[bool]
+    """Plain (a resource option): protect the created bucket from `pulumi destroy` and replacement
+    (default false)."""
+    force_destroy: NotRequired[pulumi.Input[bool]]
     """Let `pulumi destroy` delete the created bucket with every object in it (default false;
     without it a non-empty bucket fails with BucketNotEmpty)."""
     credentials: NotRequired[CredentialsArgs]
     """accessKey (default) or rrsa; see CredentialsArgs."""
-    access_key_id: NotRequired[str]
+    access_key_id: NotRequired[pulumi.Input[str]]
     """An existing writer's AccessKey ID; with access_key_secret, no RAM user is created."""
     access_key_secret: NotRequired[pulumi.Input[str]]
     """The existing writer's AccessKey secret, as a Pulumi secret."""
-    ram_user_name: NotRequired[str]
+    ram_user_name: NotRequired[pulumi.Input[str]]
     """Name of the created RAM user (default `<project>-<stack>-<name>-oss-writer`; RAM names are
     unique per account)."""
-    ram_policy_name: NotRequired[str]
+    ram_policy_name: NotRequired[pulumi.Input[str]]
     """Name of the created put-only RAM policy (default `<project>-<stack>-<name>-oss-put-only`)."""
-    use_internal_endpoint: NotRequired[bool]
+    use_internal_endpoint: NotRequired[pulumi.Input[bool]]
     """Write through `oss-<region>-internal.aliyuncs.com` (only from inside Alibaba Cloud)."""
-    store: NotRequired[str]
+    store: NotRequired[pulumi.Input[str]]
     """`data` (the event's data, default) or `event` (the whole event as structured JSON)."""
-    key_prefix: NotRequired[str]
+    key_prefix: NotRequired[pulumi.Input[str]]
     """Prefix of every object key (default none)."""
-    key_template: NotRequired[str]
+    key_template: NotRequired[pulumi.Input[str]]
     """Object key after key_prefix (default `{id}`): `{id}`, `{type}`, `{source}`, `{subject}`,
     `{<extension>}` (values percent-encoded) and strftime fields of the event time in UTC, e.g.
     `dt=%F/{type}/{id}`."""
@@ -106,11 +113,11 @@ class AlibabaOssTarget(pulumi.ComponentResource):
     """OSS endpoint the target writes through."""
     url: pulumi.Output[str]
     """In-cluster URL to send CloudEvents to."""
-    secret_name: pulumi.Output[str]
-    """Kubernetes Secret holding the writer's key pair ('' with RRSA). Auto-named: a new key gives a
-    new name, which rolls the pods."""
-    role_arn: pulumi.Output[str]
-    """ARN of the RRSA RAM role ('' with an AccessKey)."""
+    secret_name: pulumi.Output[str | None]
+    """Kubernetes Secret holding the writer's key pair (None with RRSA). Auto-named: a new key
+    gives a new name, which rolls the pods."""
+    role_arn: pulumi.Output[str | None]
+    """ARN of the RRSA RAM role (None with an AccessKey)."""
 
     def __init__(
         self,
@@ -118,6 +125,7 @@ class AlibabaOssTarget(pulumi.ComponentResource):
         args: AlibabaOssTargetArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        args = validate(AlibabaOssTargetArgs, args)
         settings = spec.oss_target_settings(
             name, args, project=pulumi.get_project(), stack=pulumi.get_stack()
         )
@@ -145,10 +153,14 @@ class AlibabaOssTarget(pulumi.ComponentResource):
 
         namespace = runtime_options.get("namespace", "default")
         connector_args: dict = {"env": spec.runtime_env(settings)}
-        secret_name: pulumi.Output[str] = pulumi.Output.from_input("")
-        role_arn: pulumi.Output[str] = pulumi.Output.from_input("")
+        runtime_waits: list[pulumi.Resource] = []
+        secret_name: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        role_arn: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if settings.rrsa:
-            role_arn = _rrsa_identity(name, settings, settings.rrsa, namespace, self)
+            role_arn, identity = _rrsa_identity(name, settings, settings.rrsa, namespace, self)
+            # The pods exchange their token for the role at start: the policy must be attached
+            # and the ServiceAccount they run as must exist first.
+            runtime_waits += identity
             connector_args["pod_identity"] = {
                 "service_account_name": settings.rrsa.service_account_name,
                 "role_arn": role_arn,
@@ -159,7 +171,9 @@ class AlibabaOssTarget(pulumi.ComponentResource):
                 key_id: pulumi.Input[str] = args["access_key_id"]
                 key_secret = pulumi.Output.secret(args["access_key_secret"])
             else:
-                key_id, key_secret = _writer_identity(name, settings, self)
+                key_id, key_secret, attachment = _writer_identity(name, settings, self)
+                # The key can write only once its policy is attached.
+                runtime_waits.append(attachment)
             # No fixed name: new key data replaces the Secret under a new name, the name flows
             # into the pod template, and the pods roll onto the new key.
             credentials = k8s.core.v1.Secret(
@@ -176,14 +190,14 @@ class AlibabaOssTarget(pulumi.ComponentResource):
             }
         runtime = ContainerRuntime(
             f"{name}-runtime",
-            {
-                **runtime_options,  # type: ignore[typeddict-item]
-                **connector_args,
+            {"runtime": runtime_options},  # type: ignore[typeddict-item]
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*bucket_deps, *runtime_waits]),
+            workload={
+                **connector_args,  # type: ignore[typeddict-item]
                 "app_name": name,
                 "component": _COMPONENT,
                 "command": ["python", "-m", "runtime.alibaba_oss_target"],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=bucket_deps),
         )
 
         self.bucket_name = (
@@ -235,10 +249,15 @@ def _bucket(name: str, s: spec.OssTargetSettings, parent: pulumi.Resource) -> al
     )
 
 
+def _policy_description(bucket: str) -> str:
+    return f"PutObject only, on oss bucket {bucket}"
+
+
 def _writer_identity(
     name: str, s: spec.OssTargetSettings, parent: pulumi.Resource
-) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-    """A RAM user that may only put objects into the bucket, and its access key."""
+) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Resource]:
+    """A RAM user that may only put objects into the bucket, and its access key; answers (key id,
+    key secret, the policy attachment the pods must wait for)."""
     child = pulumi.ResourceOptions(parent=parent)
     user = alicloud.ram.User(
         f"{name}-writer",
@@ -249,11 +268,11 @@ def _writer_identity(
     policy = alicloud.ram.Policy(
         f"{name}-writer-policy",
         policy_name=s.ram_policy_name,
-        policy_document=spec.put_only_policy(s.bucket_name, s.kms_key_id, s.region),
-        description=f"PutObject only, on oss bucket {s.bucket_name}",
+        policy_document=derived(spec.put_only_policy, s.bucket_name, s.kms_key_id, s.region),
+        description=derived(_policy_description, s.bucket_name),
         opts=child,
     )
-    alicloud.ram.UserPolicyAttachment(
+    attachment = alicloud.ram.UserPolicyAttachment(
         f"{name}-writer-policy-attachment",
         policy_name=policy.policy_name,
         policy_type="Custom",
@@ -261,46 +280,55 @@ def _writer_identity(
         opts=child,
     )
     key = alicloud.ram.AccessKey(f"{name}-writer-key", user_name=user.name, opts=child)
-    return key.id, pulumi.Output.secret(key.secret)
+    return key.id, pulumi.Output.secret(key.secret), attachment
 
 
 def _rrsa_identity(
     name: str,
     s: spec.OssTargetSettings,
     r: spec.RrsaSettings,
-    namespace: str,
+    namespace: pulumi.Input[str],
     parent: pulumi.Resource,
-) -> pulumi.Output[str]:
+) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
     """RRSA: a RAM role only this cluster's ServiceAccount may assume, allowed only to put objects
-    into the bucket, and the ServiceAccount; answers the role's ARN."""
+    into the bucket, and the ServiceAccount; answers (the role's ARN, what the pods must wait for:
+    the policy attachment and the ServiceAccount)."""
     child = pulumi.ResourceOptions(parent=parent)
     role = alicloud.ram.Role(
         f"{name}-writer-role",
         role_name=r.ram_role_name,
-        assume_role_policy_document=pulumi.Output.all(r.oidc_provider_arn, r.oidc_issuer_url).apply(
-            lambda arns: spec.rrsa_trust_policy(
-                dataclasses.replace(r, oidc_provider_arn=arns[0], oidc_issuer_url=arns[1]),
-                namespace,
-            )
+        assume_role_policy_document=derived(
+            lambda arn, issuer, account, ns: spec.rrsa_trust_policy(
+                dataclasses.replace(
+                    r, oidc_provider_arn=arn, oidc_issuer_url=issuer, service_account_name=account
+                ),
+                ns,
+            ),
+            r.oidc_provider_arn,
+            r.oidc_issuer_url,
+            r.service_account_name,
+            namespace,
         ),
-        description=f"Writes CloudEvents into OSS bucket {s.bucket_name} (RRSA)",
+        description=derived(
+            lambda bucket: f"Writes CloudEvents into OSS bucket {bucket} (RRSA)", s.bucket_name
+        ),
         opts=child,
     )
     policy = alicloud.ram.Policy(
         f"{name}-writer-policy",
         policy_name=s.ram_policy_name,
-        policy_document=spec.put_only_policy(s.bucket_name, s.kms_key_id, s.region),
-        description=f"PutObject only, on oss bucket {s.bucket_name}",
+        policy_document=derived(spec.put_only_policy, s.bucket_name, s.kms_key_id, s.region),
+        description=derived(_policy_description, s.bucket_name),
         opts=child,
     )
-    alicloud.ram.RolePolicyAttachment(
+    attachment = alicloud.ram.RolePolicyAttachment(
         f"{name}-writer-policy-attachment",
         policy_name=policy.policy_name,
         policy_type="Custom",
         role_name=role.role_name,
         opts=child,
     )
-    k8s.core.v1.ServiceAccount(
+    account = k8s.core.v1.ServiceAccount(
         f"{name}-service-account",
         metadata={
             "name": r.service_account_name,
@@ -313,4 +341,4 @@ def _rrsa_identity(
         automount_service_account_token=False,
         opts=child,
     )
-    return role.arn
+    return role.arn, [attachment, account]

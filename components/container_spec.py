@@ -1,15 +1,40 @@
 """Pure builders for the Kubernetes objects of a ContainerRuntime: settings in, manifests out.
 
 Every function returns plain dicts in manifest form (camelCase), so the same output is what the
-component passes to pulumi_kubernetes and what the tests validate with kubernetes-validate.
+component passes to pulumi_kubernetes and what the tests validate with kubernetes-validate. A
+setting given as an Output stays one inside the dicts (checked, and derived values computed, when
+it resolves); plain settings give plain dicts.
 """
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from components import image_build
+from . import image_build
+from .schema import checked, derived, whole
+
+# The runtimes' own start-up rule (stdlib only, importable without the runtimes' dependencies).
+if __package__.count("."):  # installed: cloudevents_connectors.components
+    from ..runtime.receiver.settings import (
+        BODY_MEMORY_FACTOR,
+        MIB,
+        RESERVED_MEMORY_BYTES,
+        ServerSettings,
+        minimum_memory_limit,
+    )
+    from ..runtime.relay.settings import MAX_BODY_BYTES as RELAY_MAX_BODY_BYTES
+else:  # the repository: `components` and `runtime` are top-level siblings
+    from runtime.receiver.settings import (
+        BODY_MEMORY_FACTOR,
+        MIB,
+        RESERVED_MEMORY_BYTES,
+        ServerSettings,
+        minimum_memory_limit,
+    )
+    from runtime.relay.settings import MAX_BODY_BYTES as RELAY_MAX_BODY_BYTES
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 20
 # The pod must outlive the runtime's drain, or the kubelet kills in-flight deliveries.
@@ -78,7 +103,7 @@ class RuntimeSettings:
     image: Any  # str, or an Output of one
     image_pull_policy: str
     command: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]
+    env: tuple[tuple[str, Any], ...]
     secret_env: tuple[SecretRef, ...]
     namespace: str
     min_replicas: int
@@ -97,42 +122,97 @@ class RuntimeSettings:
     pod_identity: PodIdentity | None = None
     build: image_build.BuildSettings | None = None
     """`runtime.build`: the image is built and pushed, then `image` is set to its digest."""
+    image_pull_secret: Any = None
+    """Name of the kubernetes.io/dockerconfigjson Secret the kubelet pulls `image` with."""
 
     @property
-    def termination_grace_period_seconds(self) -> int:
-        return self.drain_timeout_seconds + GRACE_MARGIN_SECONDS
+    def termination_grace_period_seconds(self) -> Any:
+        return derived(lambda seconds: seconds + GRACE_MARGIN_SECONDS, self.drain_timeout_seconds)
 
 
 def _fail(field: str, message: str) -> ValueError:
     return ValueError(f"{field}: {message}")
 
 
-def dns_label(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not _DNS_1035_LABEL.match(value):
+def dns_label(field: str, value: Any) -> Any:
+    """`value` when it is a DNS-1035 label (an Output: checked when it resolves)."""
+
+    def rule(v: Any) -> str:
+        if not isinstance(v, str) or not _DNS_1035_LABEL.match(v):
+            raise _fail(
+                field,
+                f"{v!r} is not a DNS-1035 label (lowercase letters, digits and '-', starting "
+                "with a letter, at most 63 characters)",
+            )
+        return v
+
+    return checked(value, rule)
+
+
+def _int(field: str, value: Any, low: int, high: int) -> Any:
+    def rule(v: Any) -> int:
+        v = whole(v)
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise _fail(field, f"{v!r} must be an integer from {low} to {high}")
+        return v
+
+    return checked(value, rule)
+
+
+def _choice(field: str, value: Any, choices: tuple[str, ...]) -> Any:
+    def rule(v: Any) -> str:
+        if v not in choices:
+            raise _fail(field, f"{v!r} must be one of {', '.join(choices)}")
+        return v
+
+    return checked(value, rule)
+
+
+def _match(field: str, value: Any, pattern: re.Pattern, what: str) -> Any:
+    def rule(v: Any) -> str:
+        if not isinstance(v, str) or not pattern.match(v):
+            raise _fail(field, f"{v!r} is not {what}")
+        return v
+
+    return checked(value, rule)
+
+
+# Each runtime's default MAX_BODY_BYTES: the body its memory limit must admit to start at all.
+RUNTIME_MAX_BODY_BYTES = {
+    "alibaba-oss-target": ServerSettings.max_body_bytes,
+    "relay": RELAY_MAX_BODY_BYTES,
+}
+
+
+def cpu_millicores(quantity: str) -> Decimal:
+    """Millicores of a Kubernetes CPU quantity as this module accepts it (`500m`, `2`, `0.5`)."""
+    if quantity.endswith("m"):
+        return Decimal(quantity[:-1])
+    return Decimal(quantity) * 1000
+
+
+def _memory_fits(at: str, component: str, max_body_bytes: int, limit: str) -> str:
+    """The memory limit if the runtime can start with it (runtime/receiver/settings.py: the limit
+    less RESERVED_MEMORY_BYTES, divided by BODY_MEMORY_FACTOR, must hold one MAX_BODY_BYTES
+    body), else a ValueError with the minimum; the runtime would exit 2 and the pod crash-loop."""
+    minimum = minimum_memory_limit(max_body_bytes)
+    if memory_bytes(limit) < minimum:
         raise _fail(
-            field,
-            f"{value!r} is not a DNS-1035 label (lowercase letters, digits and '-', starting "
-            "with a letter, at most 63 characters)",
+            f"{at}memory_limit",
+            f"{limit!r} is too small for the {component} runtime: at least "
+            f"{-(-minimum // MIB)}Mi ({minimum} bytes: {RESERVED_MEMORY_BYTES // MIB} MiB reserved "
+            f"plus {BODY_MEMORY_FACTOR} x its "
+            f"{max_body_bytes}-byte body limit), or it exits at start-up",
         )
-    return value
+    return limit
 
 
-def _int(field: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _fail(field, f"{value!r} must be an integer from {low} to {high}")
-    return value
-
-
-def _choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise _fail(field, f"{value!r} must be one of {', '.join(choices)}")
-    return value
-
-
-def _match(field: str, value: Any, pattern: re.Pattern, what: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
-        raise _fail(field, f"{value!r} is not {what}")
-    return value
+def _not_above(field: str, size: Callable[[str], Any], request: str, limit: str) -> str:
+    """The request if it is at most the limit; the API server refuses a pod whose request is
+    above its limit (Kubernetes, "Resource Management for Pods and Containers")."""
+    if size(request) > size(limit):
+        raise _fail(field, f"{request!r} is more than the limit {limit!r}")
+    return request
 
 
 def memory_bytes(quantity: str) -> int:
@@ -144,14 +224,22 @@ def memory_bytes(quantity: str) -> int:
     return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
 
 
+def _env_value(env_name: str, value: Any) -> str:
+    # The schema's own message, for a value that was an Output when the schema saw it.
+    if not isinstance(value, str):
+        raise _fail(f"env.{env_name}", f"must be a string, not {value!r}")
+    return value
+
+
+def _at_least_min(at: str, max_replicas: int, min_replicas: int) -> int:
+    if max_replicas < min_replicas:
+        raise _fail(f"{at}max_replicas", f"{max_replicas} is below min_replicas {min_replicas}")
+    return max_replicas
+
+
 def _pod_identity(value: Any) -> PodIdentity | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping):
-        raise _fail("pod_identity", "must be a mapping")
-    unknown = sorted(set(value) - {"service_account_name", "role_arn", "oidc_provider_arn"})
-    if unknown:
-        raise _fail(f"pod_identity.{unknown[0]}", "unknown option")
     account = dns_label("pod_identity.service_account_name", value.get("service_account_name"))
     role_arn = value.get("role_arn")
     if role_arn is None or (isinstance(role_arn, str) and not role_arn):
@@ -163,28 +251,31 @@ def _pod_identity(value: Any) -> PodIdentity | None:
 
 
 def runtime_settings(
-    app_name: str, component: str, args: Mapping[str, Any], *, version: str = "0.1.0"
+    app_name: str,
+    component: str,
+    args: Mapping[str, Any],
+    *,
+    version: str = "0.1.0",
+    options_at: str = "",
 ) -> RuntimeSettings:
-    """Validates ContainerRuntimeArgs into RuntimeSettings; a ValueError names the bad field."""
-    known = set(RUNTIME_FIELDS) | set(CONNECTOR_FIELDS)
-    unknown = sorted(set(args) - known)
-    if unknown:
-        raise _fail(unknown[0], "unknown argument")
+    """Applies the rules to ContainerRuntimeArgs and WorkloadArgs already checked against their
+    schema (components.schema) into RuntimeSettings; a ValueError names the bad field. Output
+    values are checked when they resolve, with the same messages."""
+    at = options_at  # where the caller wrote the RuntimeOptions, e.g. `relay.runtime.`
     image = args.get("image")
     build = None
     if args.get("build") is not None:
-        if image:
-            raise _fail("image", "conflicts with build (the built image is used, by digest)")
-        build = image_build.build_settings("build", args["build"], component)
-    elif not image:
-        raise _fail("image", "is required")
-    if isinstance(image, str):
-        _match("image", image, _IMAGE, "a container image reference")
+        if image is not None and image != "":
+            raise _fail(f"{at}image", "conflicts with build (the built image is used, by digest)")
+        build = image_build.build_settings(f"{at}build", args["build"], component)
+    elif image is None or image == "":
+        raise _fail(f"{at}image", "is required (or build)")
+    else:
+        image = _match(f"{at}image", image, _IMAGE, "a container image reference")
     env = dict(args.get("env") or {})
     for env_name, env_value in env.items():
         _match("env", env_name, _ENV_NAME, "an environment variable name")
-        if not isinstance(env_value, str):
-            raise _fail(f"env.{env_name}", "must be a plain string (secrets go in secret_env)")
+        env[env_name] = checked(env_value, functools.partial(_env_value, env_name))
     secret_env = []
     for env_name, ref in dict(args.get("secret_env") or {}).items():
         _match("secret_env", env_name, _ENV_NAME, "an environment variable name")
@@ -196,11 +287,26 @@ def runtime_settings(
             raise _fail(f"secret_env.{env_name}.secret_name", "must name a Secret")
         _match(f"secret_env.{env_name}.key", key, _SECRET_KEY, "a Secret key")
         secret_env.append(SecretRef(env_name, secret_name, key))
-    min_replicas = _int("min_replicas", args.get("min_replicas", 1), 1, 100)
-    max_replicas = _int("max_replicas", args.get("max_replicas", min_replicas), 1, 100)
-    if max_replicas < min_replicas:
-        raise _fail("max_replicas", f"{max_replicas} is below min_replicas {min_replicas}")
+    min_replicas = _int(f"{at}min_replicas", args.get("min_replicas", 1), 1, 100)
+    max_replicas = derived(
+        functools.partial(_at_least_min, at),
+        _int(f"{at}max_replicas", args.get("max_replicas", min_replicas), 1, 100),
+        min_replicas,
+    )
     command = tuple(args.get("command") or ())
+    cpu_limit = _match(f"{at}cpu_limit", args.get("cpu_limit", "500m"), _CPU, "a CPU quantity")
+    memory_limit = _match(
+        f"{at}memory_limit", args.get("memory_limit", "256Mi"), _MEMORY, "a memory quantity"
+    )
+    if component in RUNTIME_MAX_BODY_BYTES:
+        body = env.get("MAX_BODY_BYTES")
+        body = int(body) if isinstance(body, str) and body.isdigit() else None
+        memory_limit = derived(
+            functools.partial(
+                _memory_fits, at, component, body or RUNTIME_MAX_BODY_BYTES[component]
+            ),
+            memory_limit,
+        )
     if not all(isinstance(c, str) and c for c in command):
         raise _fail("command", "must be a list of non-empty strings")
     return RuntimeSettings(
@@ -208,92 +314,65 @@ def runtime_settings(
         component=dns_label("component", component),
         image=image,
         image_pull_policy=_choice(
-            "image_pull_policy", args.get("image_pull_policy", "IfNotPresent"), PULL_POLICIES
+            f"{at}image_pull_policy",
+            args.get("image_pull_policy", "IfNotPresent"),
+            PULL_POLICIES,
         ),
         command=command,
         env=tuple(sorted(env.items())),
         secret_env=tuple(secret_env),
-        namespace=dns_label("namespace", args.get("namespace", "default")),
+        namespace=dns_label(f"{at}namespace", args.get("namespace", "default")),
         min_replicas=min_replicas,
         max_replicas=max_replicas,
         target_cpu_utilization=_int(
-            "target_cpu_utilization", args.get("target_cpu_utilization", 70), 10, 100
+            f"{at}target_cpu_utilization", args.get("target_cpu_utilization", 70), 10, 100
         ),
-        cpu_request=_match("cpu_request", args.get("cpu_request", "100m"), _CPU, "a CPU quantity"),
-        cpu_limit=_match("cpu_limit", args.get("cpu_limit", "500m"), _CPU, "a CPU quantity"),
-        memory_request=_match(
-            "memory_request", args.get("memory_request", "128Mi"), _MEMORY, "a memory quantity"
+        cpu_request=derived(
+            functools.partial(_not_above, f"{at}cpu_request", cpu_millicores),
+            _match(f"{at}cpu_request", args.get("cpu_request", "100m"), _CPU, "a CPU quantity"),
+            cpu_limit,
         ),
-        memory_limit=_match(
-            "memory_limit", args.get("memory_limit", "256Mi"), _MEMORY, "a memory quantity"
+        cpu_limit=cpu_limit,
+        memory_request=derived(
+            functools.partial(_not_above, f"{at}memory_request", memory_bytes),
+            _match(
+                f"{at}memory_request",
+                args.get("memory_request", "128Mi"),
+                _MEMORY,
+                "a memory quantity",
+            ),
+            memory_limit,
         ),
+        memory_limit=memory_limit,
         drain_timeout_seconds=_int(
-            "drain_timeout_seconds",
+            f"{at}drain_timeout_seconds",
             args.get("drain_timeout_seconds", DEFAULT_DRAIN_TIMEOUT_SECONDS),
             1,
             600,
         ),
-        log_level=_choice("log_level", args.get("log_level", "INFO"), LOG_LEVELS),
-        mode=_choice("mode", args.get("mode", "deployment"), MODES),
+        log_level=_choice(f"{at}log_level", args.get("log_level", "INFO"), LOG_LEVELS),
+        mode=_choice(f"{at}mode", args.get("mode", "deployment"), MODES),
         service_type=_choice("service_type", args.get("service_type", "ClusterIP"), SERVICE_TYPES),
-        run_as_user=_int("run_as_user", args.get("run_as_user", DEFAULT_RUN_AS_USER), 1, 2**31 - 1),
+        run_as_user=_int(
+            f"{at}run_as_user", args.get("run_as_user", DEFAULT_RUN_AS_USER), 1, 2**31 - 1
+        ),
         version=version,
         pod_identity=_pod_identity(args.get("pod_identity")),
         build=build,
     )
 
 
-# The runtime options a connector passes through to its ContainerRuntime (see RuntimeOptions).
-RUNTIME_FIELDS = (
-    "image",
-    "build",
-    "image_pull_policy",
-    "namespace",
-    "min_replicas",
-    "max_replicas",
-    "target_cpu_utilization",
-    "cpu_request",
-    "cpu_limit",
-    "memory_request",
-    "memory_limit",
-    "drain_timeout_seconds",
-    "log_level",
-    "mode",
-    "run_as_user",
-)
-
-
-# What the connector (not the user) decides; see ContainerRuntimeArgs.
-CONNECTOR_FIELDS = (
-    "command",
-    "env",
-    "secret_env",
-    "app_name",
-    "component",
-    "service_type",
-    "create_namespace",
-    "pod_identity",
-)
-
-
 def validate_runtime_options(
     field: str, options: Any, app_name: str, component: str, default_image: str
 ) -> dict[str, Any]:
-    """Checks a connector's RuntimeOptions up front, so a bad one fails before any resource exists.
-    Answers the options with the connector's default image filled in."""
-    if not isinstance(options, Mapping):
-        raise _fail(field, "must be a mapping of runtime options")
-    unknown = sorted(set(options) - set(RUNTIME_FIELDS))
-    if unknown:
-        raise _fail(f"{field}.{unknown[0]}", "unknown runtime option")
-    checked = dict(options)
+    """Applies the rules to a connector's RuntimeOptions (already checked against their schema) up
+    front, so a bad one fails before any resource exists. Answers the options with the connector's
+    default image filled in (unless it builds its own); errors name `<field>.<option>`."""
+    filled = dict(options)
     if options.get("build") is None:
-        checked["image"] = options.get("image", default_image)
-    try:
-        runtime_settings(app_name, component, checked)
-    except ValueError as error:
-        raise ValueError(f"{field}.{error}") from None
-    return checked
+        filled["image"] = options.get("image", default_image)
+    runtime_settings(app_name, component, filled, options_at=f"{field}.")
+    return filled
 
 
 def labels(s: RuntimeSettings) -> dict[str, str]:
@@ -322,10 +401,10 @@ def container(s: RuntimeSettings) -> dict[str, Any]:
         # Knative reserves PORT and sets it itself (to the one declared containerPort).
         env.append({"name": "PORT", "value": str(CONTAINER_PORT)})
     env += [
-        {"name": "DRAIN_TIMEOUT_SECONDS", "value": str(s.drain_timeout_seconds)},
+        {"name": "DRAIN_TIMEOUT_SECONDS", "value": derived(str, s.drain_timeout_seconds)},
         {"name": "LOG_LEVEL", "value": s.log_level},
         # The runtime sizes its in-flight byte budget from the container's memory limit.
-        {"name": "MEMORY_LIMIT_BYTES", "value": str(memory_bytes(s.memory_limit))},
+        {"name": "MEMORY_LIMIT_BYTES", "value": derived(_bytes_text, s.memory_limit)},
     ]
     env += [{"name": k, "value": v} for k, v in s.env]
     env += [
@@ -378,6 +457,10 @@ def container(s: RuntimeSettings) -> dict[str, Any]:
     return spec
 
 
+def _bytes_text(quantity: str) -> str:
+    return str(memory_bytes(quantity))
+
+
 def pod_spec(s: RuntimeSettings) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     pod: dict[str, Any] = {
@@ -393,6 +476,8 @@ def pod_spec(s: RuntimeSettings) -> dict[str, Any]:
         "containers": [container(s)],
         "volumes": volumes,
     }
+    if s.image_pull_secret is not None:
+        pod["imagePullSecrets"] = [{"name": s.image_pull_secret}]
     if s.pod_identity:
         pod["serviceAccountName"] = s.pod_identity.service_account_name
         volumes.append(
@@ -469,8 +554,8 @@ def knative_service_spec(s: RuntimeSettings) -> dict[str, Any]:
     pod.pop("terminationGracePeriodSeconds")
     pod.pop("securityContext")
     annotations = {
-        "autoscaling.knative.dev/min-scale": str(s.min_replicas),
-        "autoscaling.knative.dev/max-scale": str(s.max_replicas),
+        "autoscaling.knative.dev/min-scale": derived(str, s.min_replicas),
+        "autoscaling.knative.dev/max-scale": derived(str, s.max_replicas),
         "autoscaling.knative.dev/metric": "concurrency",
     }
     template_metadata = {"labels": labels(s), "annotations": annotations}
@@ -484,6 +569,8 @@ def knative_metadata(s: RuntimeSettings) -> dict[str, Any]:
     return meta
 
 
-def cluster_url(s: RuntimeSettings) -> str:
+def cluster_url(s: RuntimeSettings) -> Any:
     """Where other pods reach the runtime (a Knative service answers on port 80 as well)."""
-    return f"http://{s.app_name}.{s.namespace}.svc.cluster.local"
+    return derived(
+        lambda namespace: f"http://{s.app_name}.{namespace}.svc.cluster.local", s.namespace
+    )

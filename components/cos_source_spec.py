@@ -1,5 +1,7 @@
 """Pure rules of TencentCosSource: argument validation, bucket names, COS triggers, function env."""
 
+import functools
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -7,8 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from components.container_spec import validate_runtime_options
-from components.regions import check_region
+from .container_spec import validate_runtime_options
+from .regions import check_region
+from .schema import checked, derived, whole
+
+if __package__.count("."):  # installed: cloudevents_connectors.components
+    from ..runtime.relay.settings import relay_signing_key
+else:  # the repository: `components` and `runtime` are top-level siblings
+    from runtime.relay.settings import relay_signing_key
 
 DEFAULT_RELAY_IMAGE = "ghcr.io/cloudevents-connectors/relay:0.1.0"
 DEFAULT_EVENTS = ("cos:ObjectCreated:*",)
@@ -56,47 +64,22 @@ _FUNCTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$")
 _FUNCTION_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,28}[A-Za-z0-9]$")
 _EVENTBUS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
-OPTIONS = (
-    "region",
-    "bucket_name",
-    "app_id",
-    "create_bucket",
-    "protect",
-    "versioning",
-    "function_name",
-    "function_namespace",
-    "memory_mb",
-    "timeout_seconds",
-    "public_network",
-    "function_vpc",
-    "retry_attempts",
-    "max_event_age_seconds",
-    "force_destroy",
-    "debug",
-    "events",
-    "prefix",
-    "suffix",
-    "sink_url",
-    "gateway",
-    "relay",
-    "delivery_timeout_seconds",
-    "delivery_retry_budget_seconds",
-    "package_dir",
-)
+# Each settings field given as an Output stays one (checked when it resolves); `Any` below means
+# "the type named in the Args, or an Output of it".
 
 
 @dataclass(frozen=True)
 class GatewaySettings:
-    target: str
-    eventbus: str
+    target: Any
+    eventbus: Any
     api: str
-    namespace: str
+    namespace: Any
 
 
 @dataclass(frozen=True)
 class RelaySettings:
-    sink_url: str
-    public_url: str | None
+    sink_url: Any
+    public_url: Any
     supplied_secret: bool
     runtime: dict[str, Any]
     """Runtime options, validated, default image filled in."""
@@ -104,57 +87,67 @@ class RelaySettings:
 
 @dataclass(frozen=True)
 class VpcSettings:
-    vpc_id: str
-    subnet_id: str
+    vpc_id: Any
+    subnet_id: Any
 
 
 @dataclass(frozen=True)
 class CosSourceSettings:
-    region: str
-    bucket_short_name: str
-    app_id: str | None
+    region: Any
+    bucket_short_name: Any
+    app_id: Any
     create_bucket: bool
     protect: bool
-    versioning: bool
-    function_name: str
-    function_namespace: str
-    memory_mb: int
-    timeout_seconds: int
-    public_network: bool
+    versioning: Any
+    function_name: Any
+    function_namespace: Any
+    memory_mb: Any
+    timeout_seconds: Any
+    public_network: Any
     vpc: VpcSettings | None
-    retry_attempts: int
-    max_event_age_seconds: int
-    force_destroy: bool
-    debug: bool
+    retry_attempts: Any
+    max_event_age_seconds: Any
+    force_destroy: Any
+    debug: Any
     events: tuple[str, ...]
-    prefix: str
-    suffix: str
-    sink_url: str | None
+    prefix: Any
+    suffix: Any
+    sink_url: Any
     gateway: GatewaySettings | None
     relay: RelaySettings | None
-    delivery_timeout_seconds: int | None
-    delivery_retry_budget_seconds: int | None
+    delivery_timeout_seconds: Any
+    delivery_retry_budget_seconds: Any
 
 
 def _fail(field: str, message: str) -> ValueError:
     return ValueError(f"{field}: {message}")
 
 
-def _bool(args: Mapping[str, Any], field: str, default: bool) -> bool:
-    value = args.get(field, default)
-    if not isinstance(value, bool):
-        raise _fail(field, f"{value!r} must be true or false")
-    return value
+def _int(field: str, value: Any, low: int, high: int) -> Any:
+    def rule(v: Any) -> int:
+        v = whole(v)
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise _fail(field, f"{v!r} must be an integer from {low} to {high}")
+        return v
+
+    return checked(value, rule)
 
 
-def _int(field: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _fail(field, f"{value!r} must be an integer from {low} to {high}")
-    return value
+def _pattern(field: str, value: Any, pattern: re.Pattern, what: str) -> Any:
+    def rule(v: Any) -> str:
+        if not isinstance(v, str) or not pattern.match(v):
+            raise _fail(field, f"{v!r} is not {what}")
+        return v
+
+    return checked(value, rule)
 
 
-def http_url(field: str, value: Any) -> str:
-    """An http(s) URL with a host and no user:password."""
+def http_url(field: str, value: Any) -> Any:
+    """An http(s) URL with a host and no user:password; an Output is checked when it resolves."""
+    return checked(value, lambda v: _http_url(field, v))
+
+
+def _http_url(field: str, value: Any) -> str:
     try:
         parts = urlsplit(value) if isinstance(value, str) else None
         port_ok = parts is not None and (parts.port or True)
@@ -172,8 +165,13 @@ def bucket_full_name(short_name: str, app_id: str) -> str:
     return f"{short_name}-{app_id}"
 
 
-def validate_bucket_name(short_name: Any, region: str, field: str = "bucket_name") -> str:
-    """Checks a COS BucketName (without the APPID) as Tencent does; answers it unchanged."""
+def validate_bucket_name(short_name: Any, region: Any, field: str = "bucket_name") -> Any:
+    """Checks a COS BucketName (without the APPID) as Tencent does; answers it unchanged (an
+    Output of it when either is an Output, checked when both resolve)."""
+    return derived(lambda name, r: _bucket_name(name, r, field), short_name, region)
+
+
+def _bucket_name(short_name: Any, region: str, field: str) -> str:
     if not isinstance(short_name, str) or not _COS_SHORT_NAME.match(short_name):
         raise _fail(
             field,
@@ -191,13 +189,16 @@ def validate_bucket_name(short_name: Any, region: str, field: str = "bucket_name
     return short_name
 
 
-def validate_app_id(app_id: Any, field: str = "app_id") -> str:
-    if not isinstance(app_id, str) or not _APP_ID.match(app_id):
-        raise _fail(field, f"{app_id!r} is not a Tencent Cloud APPID (10 digits)")
-    return app_id
+def validate_app_id(app_id: Any, field: str = "app_id") -> Any:
+    def rule(v: Any) -> str:
+        if not isinstance(v, str) or not _APP_ID.match(v):
+            raise _fail(field, f"{v!r} is not a Tencent Cloud APPID (10 digits)")
+        return v
+
+    return checked(app_id, rule)
 
 
-def validate_events(events: Any, prefix: str, suffix: str) -> tuple[str, ...]:
+def validate_events(events: Any) -> tuple[str, ...]:
     if isinstance(events, str):
         raise _fail(
             "events",
@@ -226,22 +227,25 @@ def trigger_desc(event: str, prefix: str = "", suffix: str = "") -> str:
     return json.dumps(desc, separators=(",", ":"))
 
 
-def triggers(bucket: str, region: str, events: tuple[str, ...], prefix: str, suffix: str) -> list:
+def triggers(bucket: Any, region: Any, events: tuple[str, ...], prefix: Any, suffix: Any) -> list:
     """`scf.Function.triggers` entries: the trigger name is the bucket id; the provider adds
-    `.cos.<region>.myqcloud.com` itself."""
+    `.cos.<region>.myqcloud.com` itself. One entry per event (so `events` is plain)."""
     return [
         {
             "name": bucket,
             "type": "cos",
-            "trigger_desc": trigger_desc(event, prefix, suffix),
+            "trigger_desc": derived(functools.partial(trigger_desc, event), prefix, suffix),
             "cos_region": region,
         }
         for event in events
     ]
 
 
-def _filter_value(args: Mapping[str, Any], field: str) -> str:
-    value = args.get(field, "")
+def _filter_value(args: Mapping[str, Any], field: str) -> Any:
+    return checked(args.get(field, ""), functools.partial(_filter_rule, field))
+
+
+def _filter_rule(field: str, value: Any) -> str:
     if not isinstance(value, str) or len(value) > 1024:
         raise _fail(field, "must be a string of at most 1024 characters")
     if field == "suffix" and value and not value.startswith("."):
@@ -251,40 +255,32 @@ def _filter_value(args: Mapping[str, Any], field: str) -> str:
     return value
 
 
-def _gateway(value: Any) -> GatewaySettings:
-    if not isinstance(value, Mapping):
-        raise _fail("gateway", "must be a mapping with target and eventbus")
-    unknown = sorted(set(value) - {"target", "eventbus", "api", "namespace"})
-    if unknown:
-        raise _fail(f"gateway.{unknown[0]}", "unknown option")
-    target = value.get("target")
+def _gateway_target(target: Any) -> str:
     if not isinstance(target, str) or not target.strip():
         raise _fail("gateway.target", "is required: the Vanus gateway as host:port or URL")
-    http_url("gateway.target", target if "://" in target else f"http://{target}")
-    eventbus = value.get("eventbus")
-    if not isinstance(eventbus, str) or not _EVENTBUS.match(eventbus):
-        raise _fail("gateway.eventbus", f"{eventbus!r} is not an eventbus name")
+    _http_url("gateway.target", target if "://" in target else f"http://{target}")
+    return target
+
+
+def _gateway(value: Mapping[str, Any]) -> GatewaySettings:
+    target = checked(value["target"], _gateway_target)
+    eventbus = _pattern("gateway.eventbus", value["eventbus"], _EVENTBUS, "an eventbus name")
     api = value.get("api", "gateway")
     if api not in VANUS_APIS:
         raise _fail("gateway.api", f"{api!r} must be one of {', '.join(VANUS_APIS)}")
-    namespace = value.get("namespace", "default")
-    if not isinstance(namespace, str) or not _EVENTBUS.match(namespace):
-        raise _fail("gateway.namespace", f"{namespace!r} is not a Vanus namespace")
+    namespace = _pattern(
+        "gateway.namespace", value.get("namespace", "default"), _EVENTBUS, "a Vanus namespace"
+    )
     if "namespace" in value and api != "namespaces":
         raise _fail("gateway.namespace", "applies only with api: namespaces")
     return GatewaySettings(target, eventbus, api, namespace)
 
 
-def _relay(name: str, value: Any) -> RelaySettings:
-    if not isinstance(value, Mapping):
-        raise _fail("relay", "must be a mapping with sink_url")
-    unknown = sorted(set(value) - {"sink_url", "public_url", "signing_secret", "runtime"})
-    if unknown:
-        raise _fail(f"relay.{unknown[0]}", "unknown option")
-    sink = http_url("relay.sink_url", value.get("sink_url"))
+def _relay(name: str, value: Mapping[str, Any]) -> RelaySettings:
+    sink = http_url("relay.sink_url", value["sink_url"])
     public = value.get("public_url")
     if public is not None:
-        http_url("relay.public_url", public)
+        public = http_url("relay.public_url", public)
     if "signing_secret" in value and isinstance(value["signing_secret"], str):
         raise _fail("relay.signing_secret", "pass it as a secret (pulumi.Output.secret)")
     runtime = validate_runtime_options(
@@ -295,75 +291,120 @@ def _relay(name: str, value: Any) -> RelaySettings:
     return RelaySettings(sink, public, "signing_secret" in value, runtime)
 
 
-def _vpc(value: Any) -> VpcSettings | None:
+def _vpc(value: Mapping[str, Any] | None) -> VpcSettings | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping):
-        raise _fail("function_vpc", "must be a mapping with vpc_id and subnet_id")
-    unknown = sorted(set(value) - {"vpc_id", "subnet_id"})
-    if unknown:
-        raise _fail(f"function_vpc.{unknown[0]}", "unknown option")
-    for field, pattern, example in (
-        ("vpc_id", _VPC_ID, "vpc-1a2b3c4d"),
-        ("subnet_id", _SUBNET_ID, "subnet-1a2b3c4d"),
-    ):
-        if field not in value:
-            raise _fail(f"function_vpc.{field}", "is required")
-        if not isinstance(value[field], str) or not pattern.match(value[field]):
-            raise _fail(f"function_vpc.{field}", f"{value[field]!r} is not an id like {example}")
-    return VpcSettings(value["vpc_id"], value["subnet_id"])
+    return VpcSettings(
+        _pattern("function.vpc.vpc_id", value["vpc_id"], _VPC_ID, "an id like vpc-1a2b3c4d"),
+        _pattern(
+            "function.vpc.subnet_id", value["subnet_id"], _SUBNET_ID, "an id like subnet-1a2b3c4d"
+        ),
+    )
 
 
-def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings:
-    """Validates TencentCosSourceArgs; a ValueError names the bad or conflicting field."""
-    unknown = sorted(set(args) - set(OPTIONS))
-    if unknown:
-        raise _fail(unknown[0], "unknown argument")
-    for required in ("region", "bucket_name"):
-        if required not in args:
-            raise _fail(required, "is required")
-    region = check_region("Tencent Cloud", args["region"])
+def _memory(value: Any) -> int:
+    value = whole(value)
+    if value not in MEMORY_SIZES or isinstance(value, bool):
+        raise _fail("function.memory_mb", f"{value!r} must be a multiple of 128 from 128 to 3072")
+    return value
+
+
+def _public_network(has_vpc: bool, value: Any) -> bool:
+    if not value and not has_vpc:
+        # The provider can only turn public access off for a function inside a VPC, and without
+        # either the function reaches no sink at all.
+        raise _fail("function.public_network", "can be false only with vpc (a sink in the VPC)")
+    return value
+
+
+def _budget_below_timeout(budget: Any, timeout: int) -> Any:
+    if budget is not None and budget >= timeout:
+        # Retrying past the function's own timeout would kill the invocation mid-delivery.
+        raise _fail(
+            "delivery_retry_budget_seconds",
+            f"{budget} must be below function.timeout_seconds {timeout}",
+        )
+    return budget
+
+
+def check_signing_secret(secret: str) -> str:
+    """A user-given relay signing secret, once it resolves, by the relay's own decoder
+    (runtime/relay/settings.py: Standard Webhooks `whsec_<base64>`, at least 16 bytes of key; the
+    function's rule is the same). ValueError else, naming the field and never the secret: the relay
+    and the function would both refuse it at start-up."""
+    try:
+        relay_signing_key(secret if isinstance(secret, str) else "")
+    except ValueError as error:
+        problem = getattr(error, "problem", "must be whsec_<base64>")
+        raise _fail("relay.signing_secret", problem) from None
+    return secret
+
+
+def default_function_name(project: str, stack: str, name: str) -> str:
+    """`<project>-<stack>-<name>` made a valid SCF function name: a function name is unique per
+    namespace and region of an account, so two stacks (or projects) must never share a default.
+    Characters the rule does not allow become '-'; a name over 60 keeps its start plus a hash."""
+    full = f"{project}-{stack}-{name}"
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in full)
+    cleaned = cleaned.lstrip("-_0123456789") or "cloudevents"
+    if len(cleaned) > 60:
+        digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+        cleaned = f"{cleaned[:51].rstrip('-_')}-{digest}"
+    cleaned = cleaned.rstrip("-_")
+    if not _FUNCTION_NAME.match(cleaned):
+        raise ValueError(f"function.name: cannot derive a valid default from {full!r}; set it")
+    return cleaned
+
+
+def cos_source_settings(
+    name: str, args: Mapping[str, Any], *, project: str, stack: str
+) -> CosSourceSettings:
+    """Applies the rules to TencentCosSourceArgs already checked against their schema
+    (components.schema); a ValueError names the bad or conflicting field. A field given as an
+    Output is checked when it resolves, with the same message. `project` and `stack` go into the
+    default function name."""
+    region = checked(args["region"], lambda r: check_region("Tencent Cloud", r))
     short_name = validate_bucket_name(args["bucket_name"], region)
     app_id = validate_app_id(args["app_id"]) if "app_id" in args else None
-    create_bucket = _bool(args, "create_bucket", True)
+    create_bucket = args.get("create_bucket", True)
     if not create_bucket:
         for field in ("protect", "versioning", "force_destroy"):
             if field in args:
                 raise _fail(field, "applies only to a bucket this component creates")
-    function_name = args.get("function_name", name)
-    if not isinstance(function_name, str) or not _FUNCTION_NAME.match(function_name):
-        raise _fail(
-            "function_name",
-            f"{function_name!r} is not an SCF function name (2-60 letters, digits, '-' or '_', "
-            "starting with a letter, not ending with '-' or '_')",
-        )
-    namespace = args.get("function_namespace", "default")
-    if not isinstance(namespace, str) or not _FUNCTION_NAMESPACE.match(namespace):
-        raise _fail("function_namespace", f"{namespace!r} is not an SCF namespace name")
-    memory = args.get("memory_mb", 128)
-    if memory not in MEMORY_SIZES or isinstance(memory, bool):
-        raise _fail("memory_mb", f"{memory!r} must be a multiple of 128 from 128 to 3072")
-    timeout = _int("timeout_seconds", args.get("timeout_seconds", 30), 1, 900)
-    vpc = _vpc(args.get("function_vpc"))
-    public_network = _bool(args, "public_network", True)
-    if not public_network and vpc is None:
-        # The provider can only turn public access off for a function inside a VPC, and without
-        # either the function reaches no sink at all.
-        raise _fail("public_network", "can be false only with function_vpc (a sink in the VPC)")
+    function = args.get("function") or {}
+    function_name = _pattern(
+        "function.name",
+        function["name"] if "name" in function else default_function_name(project, stack, name),
+        _FUNCTION_NAME,
+        "an SCF function name (2-60 letters, digits, '-' or '_', starting with a letter, not "
+        "ending with '-' or '_')",
+    )
+    namespace = _pattern(
+        "function.namespace",
+        function.get("namespace", "default"),
+        _FUNCTION_NAMESPACE,
+        "an SCF namespace name",
+    )
+    memory = checked(function.get("memory_mb", 128), _memory)
+    timeout = _int("function.timeout_seconds", function.get("timeout_seconds", 30), 1, 900)
+    vpc = _vpc(function.get("vpc"))
+    public_network = checked(
+        function.get("public_network", True), functools.partial(_public_network, vpc is not None)
+    )
     retry_attempts = _int(
-        "retry_attempts",
-        args.get("retry_attempts", DEFAULT_RETRY_ATTEMPTS),
+        "function.retry_attempts",
+        function.get("retry_attempts", DEFAULT_RETRY_ATTEMPTS),
         0,
         MAX_RETRY_ATTEMPTS,
     )
     max_event_age = _int(
-        "max_event_age_seconds",
-        args.get("max_event_age_seconds", DEFAULT_MAX_EVENT_AGE_SECONDS),
+        "function.max_event_age_seconds",
+        function.get("max_event_age_seconds", DEFAULT_MAX_EVENT_AGE_SECONDS),
         60,
         DEFAULT_MAX_EVENT_AGE_SECONDS,
     )
     prefix, suffix = _filter_value(args, "prefix"), _filter_value(args, "suffix")
-    events = validate_events(args.get("events", list(DEFAULT_EVENTS)), prefix, suffix)
+    events = validate_events(args.get("events", list(DEFAULT_EVENTS)))
 
     destinations = [d for d in ("sink_url", "gateway", "relay") if args.get(d) is not None]
     if len(destinations) != 1:
@@ -375,23 +416,21 @@ def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings
 
     delivery_timeout = args.get("delivery_timeout_seconds")
     if delivery_timeout is not None:
-        _int("delivery_timeout_seconds", delivery_timeout, 1, 900)
+        delivery_timeout = _int("delivery_timeout_seconds", delivery_timeout, 1, 900)
     budget = args.get("delivery_retry_budget_seconds")
     if budget is not None:
-        _int("delivery_retry_budget_seconds", budget, 1, 900)
-        if budget >= timeout:
-            # Retrying past the function's own timeout would kill the invocation mid-delivery.
-            raise _fail(
-                "delivery_retry_budget_seconds",
-                f"{budget} must be below timeout_seconds {timeout}",
-            )
+        budget = derived(
+            _budget_below_timeout,
+            _int("delivery_retry_budget_seconds", budget, 1, 900),
+            timeout,
+        )
     return CosSourceSettings(
         region=region,
         bucket_short_name=short_name,
         app_id=app_id,
         create_bucket=create_bucket,
-        protect=_bool(args, "protect", False),
-        versioning=_bool(args, "versioning", False),
+        protect=args.get("protect", False),
+        versioning=args.get("versioning", False),
         function_name=function_name,
         function_namespace=namespace,
         memory_mb=memory,
@@ -400,8 +439,8 @@ def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings
         vpc=vpc,
         retry_attempts=retry_attempts,
         max_event_age_seconds=max_event_age,
-        force_destroy=_bool(args, "force_destroy", False),
-        debug=_bool(args, "debug", False),
+        force_destroy=args.get("force_destroy", False),
+        debug=args.get("debug", False),
         events=events,
         prefix=prefix,
         suffix=suffix,
@@ -413,11 +452,14 @@ def cos_source_settings(name: str, args: Mapping[str, Any]) -> CosSourceSettings
     )
 
 
-def function_env(s: CosSourceSettings) -> dict[str, str]:
-    """Plain environment of the SCF function (the relay's URL and signing secret are added by the
-    component, as Outputs)."""
-    env = {"FUNCTION_NAME": s.function_name, "DEBUG_MODE": "true" if s.debug else "false"}
-    if s.sink_url:
+def function_env(s: CosSourceSettings) -> dict[str, Any]:
+    """Environment of the SCF function, each value a string or an Output of one (the relay's URL
+    and signing secret are added by the component)."""
+    env = {
+        "FUNCTION_NAME": s.function_name,
+        "DEBUG_MODE": derived(lambda debug: "true" if debug else "false", s.debug),
+    }
+    if s.sink_url is not None:
         env["K_SINK"] = s.sink_url
     if s.gateway:
         env["EVENT_GATEWAY"] = s.gateway.target
@@ -426,7 +468,7 @@ def function_env(s: CosSourceSettings) -> dict[str, str]:
         if s.gateway.api == "namespaces":
             env["VANUS_NAMESPACE"] = s.gateway.namespace
     if s.delivery_timeout_seconds is not None:
-        env["DELIVERY_TIMEOUT_SECONDS"] = str(s.delivery_timeout_seconds)
+        env["DELIVERY_TIMEOUT_SECONDS"] = derived(str, s.delivery_timeout_seconds)
     if s.delivery_retry_budget_seconds is not None:
-        env["DELIVERY_RETRY_BUDGET_SECONDS"] = str(s.delivery_retry_budget_seconds)
+        env["DELIVERY_RETRY_BUDGET_SECONDS"] = derived(str, s.delivery_retry_budget_seconds)
     return env

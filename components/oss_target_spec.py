@@ -8,9 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from components.regions import check_region
-from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
-from runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
+from .regions import check_region
+from .schema import checked, derived, is_output
+
+if __package__.count("."):  # installed: cloudevents_connectors.components
+    from ..runtime.alibaba_oss_target.bucket_name import bucket_name_problem
+    from ..runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
+else:  # the repository: `components` and `runtime` are top-level siblings
+    from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
+    from runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
 
 DEFAULT_IMAGE = "ghcr.io/cloudevents-connectors/alibaba-oss-target:0.1.0"
 ENCRYPTIONS = ("AES256", "KMS")
@@ -41,34 +47,12 @@ _ACCESS_KEY_ID = re.compile(r"^[A-Za-z0-9]{16,128}$")
 _OIDC_PROVIDER_ARN = re.compile(r"^acs:ram::[0-9]+:oidc-provider/[A-Za-z0-9._-]{1,128}$")
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
-OPTIONS = (
-    "region",
-    "bucket_name",
-    "create_bucket",
-    "encryption",
-    "kms_key_id",
-    "versioning",
-    "expiration_days",
-    "protect",
-    "access_key_id",
-    "access_key_secret",
-    "ram_user_name",
-    "ram_policy_name",
-    "credentials",
-    "force_destroy",
-    "use_internal_endpoint",
-    "store",
-    "key_prefix",
-    "key_template",
-    "batch",
-    "runtime",
-)
 COMPRESSIONS = ("none", "gzip", "zstd")
 # The runtime's own bounds (runtime/alibaba_oss_target/settings.py, BATCH_*).
 _BATCH_BOUNDS = {
-    "max_events": (1, 1_000_000),
-    "max_bytes": (1, 5 * 1024**3),
-    "max_seconds": (0.01, 3600),
+    "max_events": (1, 1_000_000, True),
+    "max_bytes": (1, 5 * 1024**3, True),
+    "max_seconds": (0.01, 3600, False),
 }
 
 
@@ -76,41 +60,49 @@ _BATCH_BOUNDS = {
 class RrsaSettings:
     """RRSA: a RAM role the cluster's OIDC provider may hand to exactly one ServiceAccount."""
 
-    oidc_provider_arn: Any  # str, or an Output of one
-    oidc_issuer_url: Any  # str, or an Output of one
-    service_account_name: str
-    ram_role_name: str
+    oidc_provider_arn: Any  # each field: str, or an Output of one (checked when it resolves)
+    oidc_issuer_url: Any
+    service_account_name: Any
+    ram_role_name: Any
 
 
 @dataclass(frozen=True)
 class OssTargetSettings:
-    region: str
-    bucket_name: str
+    """Checked settings; a field given as an Output stays one (checked when it resolves)."""
+
+    region: Any
+    bucket_name: Any
     create_bucket: bool
     encryption: str
-    kms_key_id: str | None
+    kms_key_id: Any
     versioning: bool
     expiration_days: int | None
     protect: bool
-    force_destroy: bool
+    force_destroy: Any
     supplied_key: bool
-    ram_user_name: str
-    ram_policy_name: str
-    endpoint: str
-    store: str
-    key_prefix: str
+    ram_user_name: Any
+    ram_policy_name: Any
+    endpoint: Any
+    store: Any
+    key_prefix: Any
     rrsa: RrsaSettings | None = None
-    key_template: str | None = None
+    internal_endpoint: Any = False
+    """use_internal_endpoint: OSS (and, with RRSA, STS) through Alibaba's VPC endpoints."""
+    key_template: Any = None
     batch: dict[str, Any] | None = None
 
 
-def validate_bucket_name(name: Any, field: str = "bucket_name") -> str:
+def validate_bucket_name(name: Any, field: str = "bucket_name") -> Any:
     """The runtime's own rule (runtime/alibaba_oss_target/bucket_name.py), so a name the component
-    accepts never makes the pod exit at start-up."""
-    problem = bucket_name_problem(name)
-    if problem:
-        raise ValueError(f"{field}: {problem}")
-    return name  # type: ignore[return-value]
+    accepts never makes the pod exit at start-up. An Output is checked when it resolves."""
+
+    def rule(value: Any) -> str:
+        problem = bucket_name_problem(value)
+        if problem:
+            raise ValueError(f"{field}: {problem}")
+        return value
+
+    return checked(name, rule)
 
 
 def default_ram_name(field: str, project: str, stack: str, name: str, suffix: str) -> str:
@@ -130,11 +122,15 @@ def default_ram_name(field: str, project: str, stack: str, name: str, suffix: st
     return cleaned
 
 
-def _ram_name(field: str, value: Any) -> str:
-    pattern, _, rule = _RAM_RULES[field]
-    if not isinstance(value, str) or not pattern.match(value):
-        raise ValueError(f"{field}: {value!r} is not a valid RAM name ({rule})")
-    return value
+def _ram_name(field: str, value: Any) -> Any:
+    pattern, _, what = _RAM_RULES[field]
+
+    def rule(v: Any) -> str:
+        if not isinstance(v, str) or not pattern.match(v):
+            raise ValueError(f"{field}: {v!r} is not a valid RAM name ({what})")
+        return v
+
+    return checked(value, rule)
 
 
 def oss_endpoint(region: str, internal: bool = False) -> str:
@@ -192,24 +188,63 @@ def rrsa_trust_policy(r: RrsaSettings, namespace: str) -> str:
     return json.dumps(document, separators=(",", ":"))
 
 
-def _bool(args: Mapping[str, Any], field: str, default: bool) -> bool:
-    value = args.get(field, default)
-    if not isinstance(value, bool):
-        raise ValueError(f"{field}: {value!r} must be true or false")
+def _oidc_provider_arn(value: Any) -> str:
+    if not (isinstance(value, str) and _OIDC_PROVIDER_ARN.match(value)):
+        raise ValueError(
+            f"credentials.oidc_provider_arn: {value!r} is not a RAM OIDC provider ARN "
+            "(acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>)"
+        )
     return value
 
 
-def _plain(value: Any) -> bool:
-    """True for a value given as is (checked here); False for an Output (resolved later)."""
-    return not hasattr(value, "apply")
+def _oidc_issuer_url(value: Any) -> str:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if not parts or parts.scheme != "https" or not parts.hostname:
+        raise ValueError(
+            f"credentials.oidc_issuer_url: {value!r} is not the cluster's https issuer URL"
+        )
+    return value
+
+
+def _service_account(value: Any) -> str:
+    if not isinstance(value, str) or not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"credentials.service_account_name: {value!r} is not a ServiceAccount name "
+            "(a DNS-1035 label)"
+        )
+    return value
+
+
+def _kms_key_id(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,128}", value):
+        raise ValueError(f"kms_key_id: {value!r} is not a KMS key id")
+    return value
+
+
+def _access_key_id(value: Any) -> str:
+    if not isinstance(value, str) or not _ACCESS_KEY_ID.match(value):
+        raise ValueError("access_key_id: is not an AccessKey ID (letters and digits)")
+    return value
+
+
+def _store(value: Any) -> str:
+    if value not in STORE_MODES:
+        raise ValueError(f"store: {value!r} must be one of {', '.join(STORE_MODES)}")
+    return value
+
+
+def _key_prefix(value: Any) -> str:
+    if not isinstance(value, str) or value.startswith(("/", "\\")) or len(value) > 512:
+        raise ValueError(
+            "key_prefix: must be a string of at most 512 characters not starting with /"
+        )
+    return value
 
 
 def _credentials(
     name: str, args: Mapping[str, Any], defaults: dict[str, str]
 ) -> tuple[str, RrsaSettings | None]:
     value = args.get("credentials") or {}
-    if not isinstance(value, Mapping):
-        raise ValueError("credentials: must be a mapping with mode (accessKey or rrsa)")
     mode = value.get("mode", "accessKey")
     if mode not in CREDENTIAL_MODES:
         raise ValueError(f"credentials.mode: {mode!r} must be one of {', '.join(CREDENTIAL_MODES)}")
@@ -232,29 +267,16 @@ def _credentials(
         if field in args:
             raise ValueError(f"{field}: applies only to credentials mode accessKey")
     # Both may be Outputs of a cluster declared in the same program (rrsa_metadata of
-    # alicloud.cs.ManagedKubernetes); those are checked by the provider, plain strings here.
+    # alicloud.cs.ManagedKubernetes): checked when they resolve, with the same messages.
     provider = value.get("oidc_provider_arn")
     if provider is None or provider == "":
         raise ValueError("credentials.oidc_provider_arn: is required with mode rrsa")
-    if _plain(provider) and not (isinstance(provider, str) and _OIDC_PROVIDER_ARN.match(provider)):
-        raise ValueError(
-            f"credentials.oidc_provider_arn: {provider!r} is not a RAM OIDC provider ARN "
-            "(acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>)"
-        )
+    provider = checked(provider, _oidc_provider_arn)
     issuer = value.get("oidc_issuer_url")
     if issuer is None or issuer == "":
         raise ValueError("credentials.oidc_issuer_url: is required with mode rrsa")
-    parts = urlsplit(issuer) if isinstance(issuer, str) else None
-    if _plain(issuer) and (not parts or parts.scheme != "https" or not parts.hostname):
-        raise ValueError(
-            f"credentials.oidc_issuer_url: {issuer!r} is not the cluster's https issuer URL"
-        )
-    account = value.get("service_account_name", name)
-    if not isinstance(account, str) or not _DNS_LABEL.match(account):
-        raise ValueError(
-            f"credentials.service_account_name: {account!r} is not a ServiceAccount name "
-            "(a DNS-1035 label)"
-        )
+    issuer = checked(issuer, _oidc_issuer_url)
+    account = checked(value.get("service_account_name", name), _service_account)
     role = value.get("ram_role_name")
     role = defaults["ram_role_name"] if role is None else _ram_name("ram_role_name", role)
     return mode, RrsaSettings(provider, issuer, account, role)
@@ -263,18 +285,13 @@ def _credentials(
 def oss_target_settings(
     name: str, args: Mapping[str, Any], *, project: str, stack: str
 ) -> OssTargetSettings:
-    """Validates AlibabaOssTargetArgs; a ValueError names the bad or conflicting field. `project`
-    and `stack` go into the default RAM names (unique per account)."""
-    unknown = sorted(set(args) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f"{unknown[0]}: unknown argument")
-    if "region" not in args:
-        raise ValueError("region: is required")
-    region = check_region("Alibaba Cloud", args["region"])
-    if "bucket_name" not in args:
-        raise ValueError("bucket_name: is required")
+    """Applies the rules to AlibabaOssTargetArgs already checked against their schema
+    (components.schema); a ValueError names the bad or conflicting field. A field given as an
+    Output is checked when it resolves, with the same message. `project` and `stack` go into the
+    default RAM names (unique per account)."""
+    region = checked(args["region"], lambda r: check_region("Alibaba Cloud", r))
     bucket = validate_bucket_name(args["bucket_name"])
-    create_bucket = _bool(args, "create_bucket", True)
+    create_bucket = args.get("create_bucket", True)
     if not create_bucket:
         for field in (
             "encryption",
@@ -293,14 +310,9 @@ def oss_target_settings(
     if kms_key_id is not None:
         if encryption != "KMS":
             raise ValueError("kms_key_id: needs encryption KMS")
-        if not isinstance(kms_key_id, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,128}", kms_key_id):
-            raise ValueError(f"kms_key_id: {kms_key_id!r} is not a KMS key id")
+        kms_key_id = checked(kms_key_id, _kms_key_id)
     expiration_days = args.get("expiration_days")
-    if expiration_days is not None and (
-        isinstance(expiration_days, bool)
-        or not isinstance(expiration_days, int)
-        or not 1 <= expiration_days <= 36500
-    ):
+    if expiration_days is not None and not 1 <= expiration_days <= 36500:
         raise ValueError(
             f"expiration_days: {expiration_days!r} must be a whole number of days >= 1"
         )
@@ -318,9 +330,7 @@ def oss_target_settings(
         missing = "access_key_secret" if has_id else "access_key_id"
         raise ValueError(f"{missing}: an existing key pair needs both access_key_id and the secret")
     if has_id:
-        key_id = args["access_key_id"]
-        if not isinstance(key_id, str) or not _ACCESS_KEY_ID.match(key_id):
-            raise ValueError("access_key_id: is not an AccessKey ID (letters and digits)")
+        checked(args["access_key_id"], _access_key_id)
         if isinstance(args["access_key_secret"], str):
             raise ValueError("access_key_secret: pass it as a secret (pulumi.Output.secret)")
         for field in ("ram_user_name", "ram_policy_name"):
@@ -336,87 +346,107 @@ def oss_target_settings(
         if "ram_policy_name" in args
         else defaults["ram_policy_name"]
     )
-    store = args.get("store", "data")
-    if store not in STORE_MODES:
-        raise ValueError(f"store: {store!r} must be one of {', '.join(STORE_MODES)}")
-    key_prefix = args.get("key_prefix", "")
-    if (
-        not isinstance(key_prefix, str)
-        or key_prefix.startswith(("/", "\\"))
-        or len(key_prefix) > 512
-    ):
-        raise ValueError(
-            "key_prefix: must be a string of at most 512 characters not starting with /"
-        )
+    store = checked(args.get("store", "data"), _store)
+    key_prefix = checked(args.get("key_prefix", ""), _key_prefix)
     key_template = args.get("key_template")
     if key_template is not None:
-        if not isinstance(key_template, str):
-            raise ValueError("key_template: must be a string")
-        try:
-            parse_template(key_template, key_prefix)
-        except InvalidTemplate as error:
-            raise ValueError(f"key_template: {error}") from None
+        key_template = checked(
+            key_template,
+            lambda template: _key_template(
+                template, key_prefix if isinstance(key_prefix, str) else ""
+            ),
+        )
     return OssTargetSettings(
         region=region,
         bucket_name=bucket,
         create_bucket=create_bucket,
         encryption=encryption,
         kms_key_id=kms_key_id,
-        versioning=_bool(args, "versioning", False),
+        versioning=args.get("versioning", False),
         expiration_days=expiration_days,
-        protect=_bool(args, "protect", False),
-        force_destroy=_bool(args, "force_destroy", False),
+        protect=args.get("protect", False),
+        force_destroy=args.get("force_destroy", False),
         supplied_key=has_id,
         ram_user_name=ram_user,
         ram_policy_name=ram_policy,
-        endpoint=oss_endpoint(region, _bool(args, "use_internal_endpoint", False)),
+        endpoint=derived(oss_endpoint, region, args.get("use_internal_endpoint", False)),
         store=store,
         key_prefix=key_prefix,
         rrsa=rrsa if mode == "rrsa" else None,
+        internal_endpoint=args.get("use_internal_endpoint", False),
         key_template=key_template,
         batch=_batch(args.get("batch")),
     )
 
 
+def _key_template(template: Any, key_prefix: str) -> str:
+    """The runtime's own template parser, so a template the component accepts never makes the
+    pod exit 2 at start-up."""
+    if not isinstance(template, str):
+        raise ValueError("key_template: must be a string")
+    try:
+        parse_template(template, key_prefix)
+    except InvalidTemplate as error:
+        raise ValueError(f"key_template: {error}") from None
+    return template
+
+
 def _batch(value: Any) -> dict[str, Any] | None:
-    """The batch block checked with the runtime's bounds (so the pod never exits 2 on them)."""
+    """The batch block, each field checked with the runtime's bounds (so the pod never exits 2
+    on them); Outputs when they resolve. Unknown and missing fields are the schema's."""
     if value is None:
         return None
-    if not isinstance(value, Mapping):
-        raise ValueError("batch: must be a mapping with max_events")
-    unknown = sorted(set(value) - {*_BATCH_BOUNDS, "compression"})
-    if unknown:
-        raise ValueError(f"batch.{unknown[0]}: unknown argument")
-    if "max_events" not in value:
-        raise ValueError("batch.max_events: is required (events per object)")
-    for field, (low, high) in _BATCH_BOUNDS.items():
-        number = value.get(field)
-        whole = field != "max_seconds"
-        if number is not None and (
-            isinstance(number, bool)
-            or not isinstance(number, int if whole else (int, float))
-            or not low <= number <= high
-        ):
-            kind = "a whole number" if whole else "a number"
-            raise ValueError(f"batch.{field}: {number!r} must be {kind} from {low} to {high}")
-    compression = value.get("compression", "none")
-    if compression not in COMPRESSIONS:
-        raise ValueError(
-            f"batch.compression: {compression!r} must be one of {', '.join(COMPRESSIONS)}"
-        )
-    return dict(value)
+    checked_fields: dict[str, Any] = {}
+    for field, (low, high, whole) in _BATCH_BOUNDS.items():
+        if field in value:
+
+            def rule(number: Any, field: str = field, low=low, high=high, whole=whole) -> Any:
+                if (
+                    isinstance(number, bool)
+                    or not isinstance(number, (int, float))
+                    or (whole and number != int(number))
+                    or not low <= number <= high
+                ):
+                    kind = "a whole number" if whole else "a number"
+                    raise ValueError(
+                        f"batch.{field}: {number!r} must be {kind} from {low} to {high}"
+                    )
+                return int(number) if whole else number
+
+            checked_fields[field] = checked(value[field], rule)
+    if "compression" in value:
+
+        def compression(name: Any) -> str:
+            if name not in COMPRESSIONS:
+                raise ValueError(
+                    f"batch.compression: {name!r} must be one of {', '.join(COMPRESSIONS)}"
+                )
+            return name
+
+        checked_fields["compression"] = checked(value["compression"], compression)
+    return checked_fields
 
 
-def runtime_env(s: OssTargetSettings) -> dict[str, str]:
-    """Plain settings of `python -m runtime.alibaba_oss_target` (credentials come from a Secret)."""
+def runtime_env(s: OssTargetSettings) -> dict[str, Any]:
+    """Plain settings of `python -m runtime.alibaba_oss_target` (credentials come from a Secret);
+    each value a string or an Output of one."""
     env = {
         "OSS_ENDPOINT": s.endpoint,
         "OSS_BUCKET": s.bucket_name,
         "OSS_REGION": s.region,
         "STORE": s.store,
     }
-    if s.key_prefix:
+    if is_output(s.key_prefix) or s.key_prefix:
         env["OSS_KEY_PREFIX"] = s.key_prefix
+    if s.rrsa is not None:
+        # The names alibabacloud-credentials reads (utils/auth_util.py) for the STS host of the
+        # OIDC exchange: `sts-vpc.<region>.aliyuncs.com` with the VPC endpoint, else
+        # `sts.<region>.aliyuncs.com`. Without them it calls the public sts.aliyuncs.com, which a
+        # cluster without internet egress cannot reach.
+        env["ALIBABA_CLOUD_STS_REGION"] = s.region
+        env["ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"] = derived(
+            lambda internal: "true" if internal else "false", s.internal_endpoint
+        )
     if s.key_template is not None:
         env["OSS_KEY_TEMPLATE"] = s.key_template
     if s.batch is not None:
@@ -427,5 +457,5 @@ def runtime_env(s: OssTargetSettings) -> dict[str, str]:
             ("compression", "BATCH_COMPRESSION"),
         ):
             if field in s.batch:
-                env[variable] = str(s.batch[field])
+                env[variable] = derived(str, s.batch[field])
     return env

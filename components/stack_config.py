@@ -1,16 +1,21 @@
 """The typed stack config of this project's program: Pulumi config (camelCase) -> component args.
 
-Shared by `__main__.py` and `python -m components.check`. Object keys are checked strictly (an
-unknown key is an error naming its path), then the components' own rules run, so a bad stack file
-fails before any resource is declared, with the path as written in the stack file.
+Shared by `__main__.py` and `python -m components.check`. Each block is checked against its
+component's own schema (components.schema: the Args TypedDict with camelCase names, unknown keys
+and wrong types refused), then the components' own rules run, so a bad stack file fails before any
+resource is declared, with the path as written in the stack file.
 """
 
-import re
+import dataclasses
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import container_spec, cos_source_spec, oss_target_spec
+from . import container_spec, cos_source_spec, oss_target_spec
+from .alibaba_oss_target import AlibabaOssTargetArgs
+from .schema import restate, validate
+from .tencent_cos_source import TencentCosSourceArgs
 
 OBJECT_KEYS = ("kubernetes", "ossTarget", "cosSource")
 SECRET_KEYS = (
@@ -19,97 +24,10 @@ SECRET_KEYS = (
     "ossTargetRegistryPassword",
     "cosSourceRelayRegistryPassword",
 )
-DEFAULT_NAMESPACE = "cloudevents"
+NAMESPACE_PREFIX = "cloudevents"
 
 OSS_TARGET_NAME = "oss-target"
 COS_SOURCE_NAME = "cos-source"
-
-_KUBERNETES = {"context", "kubeconfig", "namespace", "createNamespace"}
-_RUNTIME = {
-    "image",
-    "build",
-    "imagePullPolicy",
-    "minReplicas",
-    "maxReplicas",
-    "targetCpuUtilization",
-    "cpuRequest",
-    "cpuLimit",
-    "memoryRequest",
-    "memoryLimit",
-    "drainTimeoutSeconds",
-    "logLevel",
-    "mode",
-    "runAsUser",
-}
-_OSS_TARGET = {
-    "region",
-    "bucketName",
-    "createBucket",
-    "encryption",
-    "kmsKeyId",
-    "versioning",
-    "expirationDays",
-    "protect",
-    "accessKeyId",
-    "ramUserName",
-    "ramPolicyName",
-    "credentials",
-    "forceDestroy",
-    "useInternalEndpoint",
-    "store",
-    "keyPrefix",
-    "keyTemplate",
-    "batch",
-    "runtime",
-}
-_BATCH = {"maxEvents", "maxBytes", "maxSeconds", "compression"}
-_COS_SOURCE = {
-    "region",
-    "bucketName",
-    "appId",
-    "createBucket",
-    "protect",
-    "versioning",
-    "forceDestroy",
-    "function",
-    "debug",
-    "events",
-    "prefix",
-    "suffix",
-    "sinkUrl",
-    "gateway",
-    "relay",
-    "deliveryTimeoutSeconds",
-    "deliveryRetryBudgetSeconds",
-}
-_FUNCTION = {"name": "function_name", "namespace": "function_namespace", "vpc": "function_vpc"}
-_FUNCTION_KEYS = {
-    "name",
-    "namespace",
-    "memoryMb",
-    "timeoutSeconds",
-    "publicNetwork",
-    "vpc",
-    "retryAttempts",
-    "maxEventAgeSeconds",
-}
-_VPC = {"vpcId", "subnetId"}
-_CREDENTIALS = {"mode", "oidcProviderArn", "oidcIssuerUrl", "serviceAccountName", "ramRoleName"}
-_GATEWAY = {"target", "eventbus", "api", "namespace"}
-_RELAY = {"sinkUrl", "publicUrl", "runtime"}
-# Component argument -> where it is written in the stack file, when not the plain camelCase.
-_COS_PATHS = {
-    "function_name": "function.name",
-    "function_namespace": "function.namespace",
-    "memory_mb": "function.memoryMb",
-    "timeout_seconds": "function.timeoutSeconds",
-    "public_network": "function.publicNetwork",
-    "function_vpc": "function.vpc",
-    "function_vpc.vpc_id": "function.vpc.vpcId",
-    "function_vpc.subnet_id": "function.vpc.subnetId",
-    "retry_attempts": "function.retryAttempts",
-    "max_event_age_seconds": "function.maxEventAgeSeconds",
-}
 NOTHING_DEPLOYED = (
     "this stack deploys nothing: both ossTarget and cosSource are absent or empty; set at least "
     "one (README.md, Configuration)"
@@ -118,10 +36,18 @@ NOTHING_DEPLOYED = (
 
 @dataclass(frozen=True)
 class KubernetesConfig:
+    """The `kubernetes` block: the cluster both connectors' runtimes run in."""
+
     context: str | None = None
+    """Kubeconfig context (default: the current one)."""
     kubeconfig: str | None = None
-    namespace: str = DEFAULT_NAMESPACE
+    """Kubeconfig path or contents (default: $KUBECONFIG). Contents are passed on as a secret
+    Output (set them with `pulumi config set --secret --path kubernetes.kubeconfig`)."""
+    namespace: str | None = None
+    """Namespace of every runtime object (default `cloudevents-<stack>`: with createNamespace,
+    two stacks on one cluster would otherwise both own, and delete, the same namespace)."""
     create_namespace: bool = True
+    """Create the namespace (default true); false: it must exist."""
 
 
 @dataclass(frozen=True)
@@ -133,15 +59,6 @@ class StackConfig:
     """TencentCosSourceArgs, or None when the cosSource block is absent (not deployed)."""
 
 
-def snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def _mapping(path: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ValueError(
@@ -150,66 +67,69 @@ def _mapping(path: str, value: Any) -> Mapping[str, Any]:
     return value
 
 
-def _known(path: str, value: Any, allowed: set[str]) -> Mapping[str, Any]:
-    value = _mapping(path, value)
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise ValueError(f"{path}.{unknown[0]}: unknown key; known: {', '.join(sorted(allowed))}")
-    return value
+def default_namespace(stack: str) -> str:
+    """`cloudevents-<stack>` as a DNS-1035 label (lowercase; other characters become '-'; over 63
+    characters, the start plus a hash of the stack)."""
+    full = f"{NAMESPACE_PREFIX}-{stack}"
+    cleaned = "".join(c if c.isascii() and c.isalnum() else "-" for c in full.lower())
+    if len(cleaned) > 63:
+        cleaned = f"{cleaned[:54].rstrip('-')}-{hashlib.sha256(full.encode()).hexdigest()[:8]}"
+    return cleaned.rstrip("-")
 
 
-def _converted(path: str, value: Any, allowed: set[str]) -> dict[str, Any]:
-    return {snake(k): v for k, v in _known(path, value, allowed).items()}
+def _kubernetes(value: Any, stack: str) -> KubernetesConfig:
+    config = KubernetesConfig(**validate(KubernetesConfig, value or {}, stack_path="kubernetes"))
+    if config.namespace is None:
+        config = dataclasses.replace(config, namespace=default_namespace(stack))
+    try:
+        container_spec.dns_label("namespace", config.namespace)
+    except ValueError as error:
+        raise restate(error, "kubernetes") from None
+    return config
+
+
+def _no_stack_key(block: dict[str, Any], key: str, path: str, why: str) -> None:
+    if key in block:
+        raise ValueError(f"{path}: {why}")
 
 
 def _runtime(path: str, value: Any, namespace: str, password_key: str, password: Any) -> dict:
-    """A runtime block; the registry password of `runtime.build` comes from its own secret key."""
-    runtime = {**_converted(path, value, _RUNTIME), "namespace": namespace}
+    """A runtime block (already checked against its schema) with the stack's namespace; the
+    registry password of `runtime.build` comes from its own secret key, never the stack file."""
+    runtime = dict(value or {})
+    _no_stack_key(runtime, "namespace", f"{path}.namespace", "set kubernetes.namespace instead")
     build = runtime.get("build")
-    if password is not None:
-        if not isinstance(build, Mapping):
-            raise ValueError(f"{password_key}: is set, but {path}.build is not")
-        runtime["build"] = {**build, "password": password}
-    elif isinstance(build, Mapping) and "password" in build:
+    if build is not None and "password" in build:
         raise ValueError(
             f"{path}.build.password: not in the stack file; set it with "
             f"`pulumi config set --secret {password_key} <password>`"
         )
-    elif isinstance(build, Mapping) and "username" in build:
+    if password is not None:
+        if build is None:
+            raise ValueError(f"{password_key}: is set, but {path}.build is not")
+        runtime["build"] = {**build, "password": password}
+    elif build is not None and "username" in build:
         raise ValueError(
             f"{password_key}: required with {path}.build.username; set it with "
             f"`pulumi config set --secret {password_key} <password>`"
         )
-    return runtime
-
-
-def _kubernetes(value: Any) -> KubernetesConfig:
-    block = _known("kubernetes", value or {}, _KUBERNETES)
-    for key in ("context", "kubeconfig"):
-        if key in block and not isinstance(block[key], str):
-            raise ValueError(f"kubernetes.{key}: must be a string")
-    namespace = block.get("namespace", DEFAULT_NAMESPACE)
-    try:
-        container_spec.dns_label("namespace", namespace)
-    except ValueError as error:
-        raise ValueError(f"kubernetes.{error}") from None
-    create = block.get("createNamespace", True)
-    if not isinstance(create, bool):
-        raise ValueError("kubernetes.createNamespace: must be true or false")
-    return KubernetesConfig(block.get("context"), block.get("kubeconfig"), namespace, create)
+    return {**runtime, "namespace": namespace}
 
 
 def _oss_target(
-    value: Mapping[str, Any], secret: Any, namespace: str, registry_password: Any = None
+    value: Any, secret: Any, namespace: str, registry_password: Any = None
 ) -> dict[str, Any]:
-    args = _converted("ossTarget", value, _OSS_TARGET)
-    if "credentials" in args:
-        args["credentials"] = _converted("ossTarget.credentials", args["credentials"], _CREDENTIALS)
-    if "batch" in args:
-        args["batch"] = _converted("ossTarget.batch", args["batch"], _BATCH)
+    args = validate(AlibabaOssTargetArgs, _mapping("ossTarget", value), stack_path="ossTarget")
+    _no_stack_key(
+        args,
+        "access_key_secret",
+        "ossTarget.accessKeySecret",
+        "a secret never goes in the stack file; set it with "
+        "`pulumi config set --secret ossTargetAccessKeySecret <secret>`",
+    )
     args["runtime"] = _runtime(
         "ossTarget.runtime",
-        value.get("runtime") or {},
+        args.get("runtime"),
         namespace,
         "ossTargetRegistryPassword",
         registry_password,
@@ -230,21 +150,21 @@ def _oss_target(
 
 
 def _cos_source(
-    value: Mapping[str, Any], secret: Any, namespace: str, registry_password: Any = None
+    value: Any, secret: Any, namespace: str, registry_password: Any = None
 ) -> dict[str, Any]:
-    args = _converted("cosSource", value, _COS_SOURCE)
-    function = _known("cosSource.function", args.pop("function", None) or {}, _FUNCTION_KEYS)
-    for key, arg in function.items():
-        args[_FUNCTION.get(key, snake(key))] = arg
-    if "function_vpc" in args:
-        args["function_vpc"] = _converted("cosSource.function.vpc", args["function_vpc"], _VPC)
-    if "gateway" in args:
-        args["gateway"] = _converted("cosSource.gateway", args["gateway"], _GATEWAY)
+    args = validate(TencentCosSourceArgs, _mapping("cosSource", value), stack_path="cosSource")
     if "relay" in args:
-        relay = _converted("cosSource.relay", args["relay"], _RELAY)
+        relay = dict(args["relay"])
+        _no_stack_key(
+            relay,
+            "signing_secret",
+            "cosSource.relay.signingSecret",
+            "a secret never goes in the stack file; set it with "
+            "`pulumi config set --secret cosSourceRelaySigningSecret <secret>`",
+        )
         relay["runtime"] = _runtime(
             "cosSource.relay.runtime",
-            relay.get("runtime") or {},
+            relay.get("runtime"),
             namespace,
             "cosSourceRelayRegistryPassword",
             registry_password,
@@ -262,16 +182,6 @@ def _cos_source(
     return args
 
 
-def _stack_path(block: str, error: ValueError, paths: Mapping[str, str]) -> ValueError:
-    """The component's error, with its field written as in the stack file."""
-    field_path, _, message = str(error).partition(": ")
-    if field_path in paths:
-        written = paths[field_path]
-    else:
-        written = ".".join(camel(part) for part in field_path.split("."))
-    return ValueError(f"{block}.{written}: {message}")
-
-
 def deploys_nothing(config: StackConfig) -> bool:
     """True when neither connector is configured: `pulumi up` would create only providers."""
     return config.oss_target is None and config.cos_source is None
@@ -286,13 +196,13 @@ def parse_stack_config(
 ) -> StackConfig:
     """Validates the object keys (`values`: key without project prefix -> value) and the set
     secrets (`secrets`: key -> Output or placeholder, absent when unset) into component args.
-    `project` and `stack` only shape the default names the rules check (RAM names)."""
+    `project` and `stack` shape the default names (RAM names, SCF function, namespace)."""
     secrets = {k: v for k, v in (secrets or {}).items() if v is not None}
-    kubernetes = _kubernetes(values.get("kubernetes"))
+    kubernetes = _kubernetes(values.get("kubernetes"), stack)
     oss_target = cos_source = None
     if values.get("ossTarget"):
         oss_target = _oss_target(
-            _mapping("ossTarget", values["ossTarget"]),
+            values["ossTarget"],
             secrets.get("ossTargetAccessKeySecret"),
             kubernetes.namespace,
             secrets.get("ossTargetRegistryPassword"),
@@ -309,22 +219,24 @@ def parse_stack_config(
                 oss_target_spec.DEFAULT_IMAGE,
             )
         except ValueError as error:
-            raise _stack_path("ossTarget", error, {}) from None
+            raise restate(error, "ossTarget") from None
     else:
         for key in ("ossTargetAccessKeySecret", "ossTargetRegistryPassword"):
             if key in secrets:
                 raise ValueError(f"{key}: is set, but there is no ossTarget block")
     if values.get("cosSource"):
         cos_source = _cos_source(
-            _mapping("cosSource", values["cosSource"]),
+            values["cosSource"],
             secrets.get("cosSourceRelaySigningSecret"),
             kubernetes.namespace,
             secrets.get("cosSourceRelayRegistryPassword"),
         )
         try:
-            cos_source_spec.cos_source_settings(COS_SOURCE_NAME, cos_source)
+            cos_source_spec.cos_source_settings(
+                COS_SOURCE_NAME, cos_source, project=project, stack=stack
+            )
         except ValueError as error:
-            raise _stack_path("cosSource", error, _COS_PATHS) from None
+            raise restate(error, "cosSource") from None
     else:
         for key in ("cosSourceRelaySigningSecret", "cosSourceRelayRegistryPassword"):
             if key in secrets:
@@ -337,6 +249,13 @@ def read_stack_config(config: Any) -> StackConfig:
     import pulumi
 
     values = {key: config.get_object(key) for key in OBJECT_KEYS}
+    kubernetes_is_secret = pulumi.runtime.is_config_secret(config.full_key("kubernetes"))
+    for key in OBJECT_KEYS:
+        if key != "kubernetes" and pulumi.runtime.is_config_secret(config.full_key(key)):
+            raise ValueError(
+                f"{key}: holds an encrypted value (`pulumi config set --secret --path`); secrets "
+                f"have their own keys ({', '.join(SECRET_KEYS)}; README.md, Secrets)"
+            )
     secrets = {}
     for key in SECRET_KEYS:
         # Declared with default "", so an unset secret reads as empty; peek without unwrapping.
@@ -345,6 +264,28 @@ def read_stack_config(config: Any) -> StackConfig:
     config = parse_stack_config(
         values, secrets, project=pulumi.get_project(), stack=pulumi.get_stack()
     )
+    kubeconfig = config.kubernetes.kubeconfig
+    if kubeconfig is not None and is_kubeconfig_contents(kubeconfig):
+        if not kubernetes_is_secret:
+            pulumi.log.warn(PLAIN_KUBECONFIG)
+        # The cluster's credentials: secret in the state whichever way they were given.
+        kubernetes = dataclasses.replace(
+            config.kubernetes, kubeconfig=pulumi.Output.secret(kubeconfig)
+        )
+        config = dataclasses.replace(config, kubernetes=kubernetes)
     if deploys_nothing(config):
         pulumi.log.warn(NOTHING_DEPLOYED)
     return config
+
+
+PLAIN_KUBECONFIG = (
+    "kubernetes.kubeconfig holds kubeconfig contents in plain text in the stack file; the state "
+    "keeps it secret, but set it with `pulumi config set --secret --path kubernetes.kubeconfig "
+    '"$(cat <file>)"` (or give a path) so the file does not hold the cluster\'s credentials'
+)
+
+
+def is_kubeconfig_contents(value: str) -> bool:
+    """True for kubeconfig contents (YAML or JSON text), False for a path: the Kubernetes
+    provider's `kubeconfig` takes either."""
+    return "\n" in value or value.lstrip().startswith(("apiVersion", "{", "clusters:", "kind:"))

@@ -9,8 +9,9 @@ import pulumi_random as random
 import tencentcloud_iac_pulumi as tencentcloud
 from typing_extensions import NotRequired
 
-from components import cos_source_spec as spec
-from components.container_runtime import ContainerRuntime, RuntimeOptions
+from . import cos_source_spec as spec
+from .container_runtime import ContainerRuntime, RuntimeOptions
+from .schema import derived, validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:TencentCosSource"
 # Written as is into `zip_file`: the provider expands `~` itself (homedir.Expand), so every checkout
@@ -21,24 +22,27 @@ DEFAULT_PACKAGE_DIR = "~/.cache/cloudevents-connectors"
 class GatewayArgs(TypedDict):
     """A Vanus gateway destination (the seed's `target` and `eventbus`)."""
 
-    target: str
+    target: pulumi.Input[str]
     """Gateway address, `host:port` or an http(s) URL."""
-    eventbus: str
+    eventbus: pulumi.Input[str]
     """Eventbus name."""
     api: NotRequired[str]
-    """`gateway` (`/gateway/<eventbus>`, default) or `namespaces` (Vanus >= 0.7 path)."""
-    namespace: NotRequired[str]
+    """Plain (decides the function's variables): `gateway` (`/gateway/<eventbus>`, default) or
+    `namespaces` (Vanus >= 0.7 path)."""
+    namespace: NotRequired[pulumi.Input[str]]
     """Vanus namespace with api `namespaces` (default `default`)."""
 
 
 class RelayArgs(TypedDict):
     """Relay destination: SCF posts signed events to a public relay forwarding them in-cluster."""
 
-    sink_url: str
-    """In-cluster eventbus URL the relay forwards to (its K_SINK)."""
-    public_url: NotRequired[str]
-    """Public URL of the relay when exposed by your own ingress (then the Service is ClusterIP);
-    default: a LoadBalancer Service's address."""
+    sink_url: pulumi.Input[str]
+    """In-cluster eventbus URL the relay forwards to (its K_SINK), e.g. a Knative Broker's
+    `status.address.url`."""
+    public_url: NotRequired[pulumi.Input[str]]
+    """Public URL of the relay when exposed by your own ingress (then the Service is ClusterIP;
+    whether it is given decides that, its value may be an Output); default: a LoadBalancer
+    Service's address."""
     signing_secret: NotRequired[pulumi.Input[str]]
     """Standard Webhooks secret `whsec_<base64>`, as a Pulumi secret (default: generated)."""
     runtime: NotRequired[RuntimeOptions]
@@ -48,68 +52,78 @@ class RelayArgs(TypedDict):
 class FunctionVpcArgs(TypedDict):
     """VPC placement of the SCF function, for a sink inside a VPC (e.g. a Vanus gateway)."""
 
-    vpc_id: str
+    vpc_id: pulumi.Input[str]
     """VPC id, `vpc-xxxxxxxx`."""
-    subnet_id: str
+    subnet_id: pulumi.Input[str]
     """Subnet id in that VPC, `subnet-xxxxxxxx`."""
 
 
-class TencentCosSourceArgs(TypedDict):
-    """Arguments of TencentCosSource. Invalid or conflicting ones raise ValueError first."""
+class FunctionArgs(TypedDict, total=False):
+    """The SCF function; every field is optional."""
 
-    region: str
-    """Tencent Cloud region of the bucket and the function, e.g. `ap-guangzhou`."""
-    bucket_name: str
-    """BucketName without the APPID; the bucket is `<bucket_name>-<appid>`."""
-    app_id: NotRequired[str]
-    """Account APPID (10 digits); default: looked up from the provider's credentials."""
-    create_bucket: NotRequired[bool]
-    """Create the bucket, private and AES256-encrypted (default true); false: use an existing."""
-    protect: NotRequired[bool]
-    """Protect the created bucket from `pulumi destroy` and replacement (default false)."""
-    versioning: NotRequired[bool]
-    """Turn on versioning of a created bucket (default false)."""
-    function_name: NotRequired[str]
-    """SCF function name (default: the resource name)."""
-    function_namespace: NotRequired[str]
+    name: pulumi.Input[str]
+    """SCF function name (default `<project>-<stack>-<resource name>`, so two stacks in one account
+    and region never share a function)."""
+    namespace: pulumi.Input[str]
     """Existing SCF namespace of the function (default `default`)."""
-    memory_mb: NotRequired[int]
+    memory_mb: pulumi.Input[int]
     """Function memory in MB: a multiple of 128 up to 3072 (default 128)."""
-    timeout_seconds: NotRequired[int]
+    timeout_seconds: pulumi.Input[int]
     """Function timeout, 1-900 seconds (default 30)."""
-    public_network: NotRequired[bool]
+    public_network: pulumi.Input[bool]
     """Internet access of the function (default true: the sink is on the internet); false only
-    with function_vpc."""
-    function_vpc: NotRequired[FunctionVpcArgs]
+    with vpc."""
+    vpc: FunctionVpcArgs
     """Place the function in a VPC (default: none)."""
-    retry_attempts: NotRequired[int]
+    retry_attempts: pulumi.Input[int]
     """Async retries SCF makes after a failed invocation, 0-2 (default 2, SCF's own)."""
-    max_event_age_seconds: NotRequired[int]
+    max_event_age_seconds: pulumi.Input[int]
     """How long SCF keeps an undelivered event for retries, 60-21600 s (default 21600, 6 h)."""
-    force_destroy: NotRequired[bool]
+
+
+class TencentCosSourceArgs(TypedDict):
+    """Arguments of TencentCosSource. Invalid or conflicting ones raise ValueError before any
+    resource exists; a field given as an Output is checked when it resolves (same message). Plain
+    fields decide which resources exist; every other field takes an Output. Exactly one destination:
+    sink_url, gateway or relay."""
+
+    region: pulumi.Input[str]
+    """Tencent Cloud region of the bucket and the function, e.g. `ap-guangzhou`."""
+    bucket_name: pulumi.Input[str]
+    """BucketName without the APPID; the bucket is `<bucket_name>-<appid>`."""
+    app_id: NotRequired[pulumi.Input[str]]
+    """Account APPID (10 digits); default: looked up with the `tencentcloud:User/getInfo:getInfo`
+    invoke on the provider's credentials (unit-test mocks must answer it)."""
+    create_bucket: NotRequired[bool]
+    """Plain: create the bucket, private and AES256-encrypted (default true); false: use an
+    existing one."""
+    protect: NotRequired[bool]
+    """Plain (a resource option): protect the created bucket from `pulumi destroy` and replacement
+    (default false)."""
+    versioning: NotRequired[pulumi.Input[bool]]
+    """Turn on versioning of a created bucket (default false)."""
+    function: NotRequired[FunctionArgs]
+    """The SCF function: name, namespace, memory, timeout, network, retries."""
+    force_destroy: NotRequired[pulumi.Input[bool]]
     """Let `pulumi destroy` empty and delete the created bucket (default false)."""
-    debug: NotRequired[bool]
+    debug: NotRequired[pulumi.Input[bool]]
     """DEBUG_MODE of the function: logs each delivered event (default false)."""
     events: NotRequired[list[str]]
-    """COS events, one trigger each (default `["cos:ObjectCreated:*"]`)."""
-    prefix: NotRequired[str]
+    """Plain (one trigger each): COS events (default `["cos:ObjectCreated:*"]`)."""
+    prefix: NotRequired[pulumi.Input[str]]
     """Only objects whose key starts with this (default: all)."""
-    suffix: NotRequired[str]
+    suffix: NotRequired[pulumi.Input[str]]
     """Only objects whose key ends with this; must start with `.` (default: all)."""
-    sink_url: NotRequired[str]
+    sink_url: NotRequired[pulumi.Input[str]]
     """Destination: a CloudEvents URL reachable from SCF (K_SINK)."""
     gateway: NotRequired[GatewayArgs]
     """Destination: a Vanus gateway and eventbus."""
     relay: NotRequired[RelayArgs]
     """Destination: a relay in Kubernetes forwarding to an in-cluster eventbus."""
-    delivery_timeout_seconds: NotRequired[int]
-    """Per-request delivery timeout of the function (runtime default 10)."""
-    delivery_retry_budget_seconds: NotRequired[int]
-    """How long the function retries a delivery; must be below timeout_seconds."""
-    package_dir: NotRequired[str]
-    """Where the function's zip is written, as declared to the provider (default
-    `~/.cache/cloudevents-connectors`); keep it the same string on every machine (`~` is expanded
-    by the provider), or each checkout redeploys identical code."""
+    delivery_timeout_seconds: NotRequired[pulumi.Input[int]]
+    """Per-request delivery timeout of the function, 1-900 (runtime default 10)."""
+    delivery_retry_budget_seconds: NotRequired[pulumi.Input[int]]
+    """How long the function retries a delivery; must be below function.timeout_seconds."""
 
 
 class TencentCosSource(pulumi.ComponentResource):
@@ -125,23 +139,31 @@ class TencentCosSource(pulumi.ComponentResource):
     """`zip_file` as declared: `<package_dir>/tencent-cos-source-<hash>.zip`."""
     trigger_descriptions: pulumi.Output[list[str]]
     """TriggerDesc JSON of each COS trigger."""
-    relay_url: pulumi.Output[str]
-    """Public URL of the relay ('' without a relay)."""
+    relay_url: pulumi.Output[str | None]
+    """Public URL of the relay (None without a relay)."""
 
     def __init__(
         self,
         name: str,
         args: TencentCosSourceArgs,
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        package_dir: str = DEFAULT_PACKAGE_DIR,
     ) -> None:
-        settings = spec.cos_source_settings(name, args)
-        package_dir = args.get("package_dir", DEFAULT_PACKAGE_DIR)
+        """`package_dir`: where the function's zip is written, as declared to the provider
+        (default `~/.cache/cloudevents-connectors`); keep it the same string on every machine
+        (`~` is expanded by the provider), or each checkout redeploys identical code. Python
+        only: not part of the multi-language schema."""
+        args = validate(TencentCosSourceArgs, args)
+        settings = spec.cos_source_settings(
+            name, args, project=pulumi.get_project(), stack=pulumi.get_stack()
+        )
         if not isinstance(package_dir, str) or not package_dir:
             raise ValueError("package_dir: must be a folder path")
         super().__init__(RESOURCE_TYPE, name, None, opts)
 
         app_id = settings.app_id or _lookup_app_id(self)
-        bucket_id = spec.bucket_full_name(settings.bucket_short_name, app_id)
+        bucket_id = derived(spec.bucket_full_name, settings.bucket_short_name, app_id)
         depends_on: list[pulumi.Resource] = []
         if settings.create_bucket:
             bucket = tencentcloud.cos.Bucket(
@@ -156,10 +178,10 @@ class TencentCosSource(pulumi.ComponentResource):
             depends_on.append(bucket)
 
         env: dict[str, pulumi.Input[str]] = dict(spec.function_env(settings))
-        relay_url: pulumi.Output[str] = pulumi.Output.from_input("")
+        relay_url: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if settings.relay:
             relay_url, signing_secret = _relay(name, args["relay"], settings.relay, self)
-            env["K_SINK"] = relay_url
+            env["K_SINK"] = relay_url  # type: ignore[assignment]
             env["SINK_SIGNING_SECRET"] = signing_secret
 
         descriptions = spec.triggers(
@@ -224,7 +246,7 @@ def _function_package(package_dir: str) -> str:
     """Writes the zip under `package_dir` (with `~` expanded) and answers its path as declared:
     `package_dir` exactly as given, so the string is the same on every machine."""
     # Built at program run time (never inside apply), so preview and up see the same file name.
-    from components.packaging import build_function_package
+    from .packaging import build_function_package
 
     written = build_function_package(Path(package_dir).expanduser())
     return f"{package_dir.rstrip('/')}/{written.name}"
@@ -241,12 +263,15 @@ def _relay(
     """The relay's Secret and runtime; answers (public URL, signing secret)."""
     child = pulumi.ResourceOptions(parent=parent)
     if s.supplied_secret:
-        signing_secret = pulumi.Output.secret(args["signing_secret"])
+        # Checked when it resolves (it is a secret, so never known at construction).
+        signing_secret = pulumi.Output.secret(args["signing_secret"]).apply(
+            spec.check_signing_secret
+        )
     else:
         key = random.RandomBytes(f"{name}-relay-signing-key", length=32, opts=child)
         signing_secret = pulumi.Output.secret(pulumi.Output.concat("whsec_", key.base64))
     options = s.runtime
-    namespace = options.get("namespace", "default")
+    namespace = options.get("namespace", "default")  # checked by the ContainerRuntime
     secret = k8s.core.v1.Secret(
         f"{name}-relay-signing-secret",
         # No fixed name: a new secret replaces the Secret under a new name, which flows into the
@@ -262,11 +287,14 @@ def _relay(
     runtime = ContainerRuntime(
         f"{name}-relay",
         {
-            **options,  # type: ignore[typeddict-item]
+            "runtime": options,  # type: ignore[typeddict-item]
+            "service_type": "ClusterIP" if s.public_url is not None else "LoadBalancer",
+        },
+        opts=child,
+        workload={
             "app_name": f"{name}-relay",
             "component": "relay",
             "command": ["python", "-m", "runtime.relay"],
-            "service_type": "ClusterIP" if s.public_url else "LoadBalancer",
             "env": {"K_SINK": s.sink_url},
             "secret_env": {
                 "RELAY_SIGNING_SECRET": {
@@ -275,11 +303,10 @@ def _relay(
                 }
             },
         },
-        opts=child,
     )
     public_url = (
         pulumi.Output.from_input(s.public_url)
-        if s.public_url
+        if s.public_url is not None
         else runtime.public_url.apply(lambda url: f"{url}/" if url else url)
     )
     return public_url, signing_secret

@@ -10,15 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from components.check.engine import UNKNOWN, MockEngine
-from components.check.stack_file import (
+from ..stack_config import parse_stack_config
+from .engine import UNKNOWN, MockEngine
+from .stack_file import (
     StackFileError,
     engine_config,
     load_project,
     read_stack,
     stack_path,
 )
-from components.stack_config import parse_stack_config
 
 
 class _SecretPlaceholder:
@@ -71,9 +71,9 @@ def check(stack: str, project_dir: Path, out=sys.stdout, err=sys.stderr) -> int:
     # What the program warns about (e.g. a stack that deploys nothing), as the CLI would show it.
     for message in engine.warnings:
         print(f"warning: stack {stack}: {message}", file=err)
-    from pulumi.runtime.settings import get_root_resource
+    import pulumi
 
-    exports = getattr(get_root_resource(), "outputs", {}) or {}
+    exports = getattr(pulumi.runtime.get_root_resource(), "outputs", {}) or {}
     rows = [(r.typ, r.name, _parent_name(r.parent)) for r in _tree_order(engine)]
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(("TYPE", "NAME"))]
     print(f"\nresources the program would declare ({len(rows)}):", file=out)

@@ -1,9 +1,14 @@
 """A recording Pulumi mock engine: runs a program or component with no CLI, cloud or credentials.
 
-Shared by `python -m components.check` and the test suite (`tests/pulumi_mocks.py`). Pulumi's mocks
-are global (the last `set_mocks` wins), so one `MockEngine` is installed per process and `reset()`
-between runs. Resources answer with their inputs plus the few outputs the clouds compute; in preview
-mode those computed outputs are left out, so they stay unknown exactly as in a `pulumi preview`.
+Shared by `python -m components.check` and the test suite (`tests/pulumi_mocks.py`). Built on
+Pulumi's public testing API only: `pulumi.runtime.set_mocks` (this class is the `Mocks`),
+`@pulumi.runtime.test` to run a program body and to read an Output's value, and a stack
+transformation (`pulumi.runtime.register_stack_transformation`) to see each resource's options
+(parent, explicit dependencies, protect, providers) that `Mocks.new_resource` is not told. Pulumi's
+mocks are global (the last `set_mocks` wins), so one `MockEngine` is installed per process and
+`reset()` between runs. Resources answer with their inputs plus the few outputs the clouds compute;
+in preview mode those computed outputs are left out, so they stay unknown exactly as in a
+`pulumi preview`.
 """
 
 import base64
@@ -18,8 +23,6 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 # How Pulumi marks a secret inside a property map (sdk/python/lib/pulumi/runtime/rpc.py).
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 - a marker, not a secret
@@ -176,12 +179,14 @@ class MockEngine(pulumi.runtime.Mocks):
         self.app_id = app_id
         self.resources: list[Registration] = []
         self.invokes: list[tuple[str, dict]] = []
-        self.registered_outputs: dict[str, dict] = {}
         self.warnings: list[str] = []
         """What the program logged with pulumi.log.warn (the CLI would show it as a warning)."""
         self._lock = threading.Lock()
-        self._last_args = threading.local()
-        self._monitor = _RecordingMonitor(self)
+        # This run's resources as constructed (transformation) and as registered (new_resource),
+        # joined after the run; a failed run's stragglers land in a list nobody reads any more.
+        self._constructed: list[pulumi.ResourceTransformationArgs] = []
+        self._registered: dict[tuple[str, str], tuple[mocks.MockResourceArgs, Any, dict]] = {}
+        self._root: Any = None
 
     def install(self) -> "MockEngine":
         pulumi.runtime.set_mocks(
@@ -190,9 +195,18 @@ class MockEngine(pulumi.runtime.Mocks):
             stack=self.stack,
             preview=self.preview,
             logger=self._program_logger(),
-            monitor=self._monitor,
         )
+        root = pulumi.runtime.get_root_resource()
+        if root is not self._root:
+            # The root stack outlives set_mocks; register on each new one only.
+            pulumi.runtime.register_stack_transformation(self._constructing)
+            self._root = root
         return self
+
+    def _constructing(self, args: pulumi.ResourceTransformationArgs) -> None:
+        """Stack transformation: note the resource and its options, change nothing."""
+        with self._lock:
+            self._constructed.append(args)
 
     def _program_logger(self) -> logging.Logger:
         """A logger keeping the program's warnings in `self.warnings` instead of printing them."""
@@ -212,9 +226,11 @@ class MockEngine(pulumi.runtime.Mocks):
 
     # --- pulumi.runtime.Mocks -------------------------------------------------------------------
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict]:
-        self._last_args.value = args
         resource_id, computed = _computed_outputs(args, self.app_id, self.preview)
-        return resource_id, {**args.inputs, **computed}
+        state = {**args.inputs, **computed}
+        with self._lock:
+            self._registered[(args.typ, args.name)] = (args, resource_id, state)
+        return resource_id, state
 
     def call(self, args: mocks.MockCallArgs) -> dict:
         with self._lock:
@@ -258,23 +274,81 @@ class MockEngine(pulumi.runtime.Mocks):
         with self._lock:
             self.resources.clear()
             self.invokes.clear()
-            self.registered_outputs.clear()
             self.warnings.clear()
-        root = pulumi.runtime.settings.get_root_resource()
+            self._constructed = []
+            self._registered = {}
+        root = pulumi.runtime.get_root_resource()
         if root is not None and hasattr(root, "outputs"):
             root.outputs.clear()
         pulumi.runtime.set_all_config({}, [])
+        # A program that failed leaves its first error in the runtime's settings, where the next
+        # run would find it; set_mocks starts a fresh settings bag.
+        self.install()
 
     # --- running --------------------------------------------------------------------------------
     def run(self, fn: Callable[[], Any]) -> Any:
-        """Run `fn` as a Pulumi program body and wait until every registration is done."""
+        """Run `fn` as a Pulumi program body (under `@pulumi.runtime.test`), wait until every
+        registration is done, and record them; answers what `fn` returned."""
         result: dict[str, Any] = {}
 
+        @pulumi.runtime.test
         def body() -> None:
             result["value"] = fn()
 
-        _sync_await(run_pulumi_func(body))
+        with self._lock:
+            self._constructed, self._registered = [], {}
+        try:
+            body()
+        except BaseException:
+            # A fresh settings bag: the failed run's first error stays with the old one.
+            self.install()
+            raise
+        self._record()
         return result.get("value")
+
+    def _record(self) -> None:
+        with self._lock:
+            constructed, registered = list(self._constructed), dict(self._registered)
+        root_urn = self.value(pulumi.runtime.get_root_resource().urn)
+        urns = {id(args.resource): self.value(args.resource.urn) for args in constructed}
+        for args in constructed:
+            resource, opts = args.resource, args.opts
+            answer = registered.get((args.type_, args.name))
+            if answer is None:
+                continue  # constructed, never registered (the run failed before)
+            mock_args, resource_id, state = answer
+            parent = opts.parent
+            dependencies = [urns.get(id(d)) or self.value(d.urn) for d in _listed(opts.depends_on)]
+            dependencies += [
+                urns.get(id(d)) or self.value(d.urn) for d in self._implicit(args.props)
+            ]
+            registration = Registration(
+                typ=args.type_,
+                name=args.name,
+                urn=urns[id(resource)],
+                parent=urns.get(id(parent)) or (self.value(parent.urn) if parent else root_urn),
+                custom=isinstance(resource, pulumi.CustomResource),
+                provider=mock_args.provider or "",
+                providers={
+                    p.package: f"{urns.get(id(p)) or self.value(p.urn)}::{self.value(p.id)}"
+                    for p in _listed(opts.providers)
+                },
+                protect=bool(opts.protect),
+                inputs=mock_args.inputs,
+                outputs=state,
+                id=resource_id or None,
+                dependencies=tuple(dict.fromkeys(dependencies)),
+                ignore_changes=tuple(opts.ignore_changes or ()),
+            )
+            with self._lock:
+                self.resources.append(registration)
+
+    def _implicit(self, props: Any) -> list[pulumi.Resource]:
+        """The resources whose Outputs flow into `props` (Pulumi's implicit dependencies)."""
+        found: list[pulumi.Resource] = []
+        for output in _outputs_in(props):
+            found += self.value(pulumi.Output.from_input(output.resources())) or []
+        return found
 
     def run_program(
         self,
@@ -288,61 +362,47 @@ class MockEngine(pulumi.runtime.Mocks):
         return self.exports()
 
     def exports(self) -> dict[str, Any]:
-        root = pulumi.runtime.settings.get_root_resource()
+        root = pulumi.runtime.get_root_resource()
         outputs = getattr(root, "outputs", {}) or {}
         return {k: self.value(v) for k, v in outputs.items()}
 
     def value(self, value: Any) -> Any:
-        """The resolved value of an Output (or plain input); `UNKNOWN` when it is not known."""
-        output = pulumi.Output.from_input(value)
-        if not _sync_await(output.is_known()):
-            return UNKNOWN
-        return _sync_await(output.future())
+        """The resolved value of an Output (or plain input); `UNKNOWN` when it is not known (an
+        apply is not run on an unknown value)."""
+        seen: dict[str, Any] = {}
+
+        @pulumi.runtime.test
+        def read() -> pulumi.Output:
+            return pulumi.Output.from_input(value).apply(lambda v: seen.setdefault("value", v))
+
+        read()
+        return seen.get("value", UNKNOWN)
 
     def is_secret_output(self, value: Any) -> bool:
-        return bool(_sync_await(pulumi.Output.from_input(value).is_secret()))
+        output = pulumi.Output.from_input(value)
+        return bool(self.value(pulumi.Output.from_input(output.is_secret())))
 
 
-class _RecordingMonitor(mocks.MockMonitor):
-    """Pulumi's mock monitor, keeping what `Mocks.new_resource` is not told (parent, URN, opts)."""
+def _listed(value: Any) -> list:
+    """Resource options that take one resource, a list or a mapping, as a list."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return list(value.values())
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
 
-    def __init__(self, engine: MockEngine) -> None:
-        super().__init__(engine)
-        self._engine = engine
 
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
-            return response
-        # new_resource ran on this thread inside super(); registrations run on executor threads.
-        args = self._engine._last_args.value
-        state = self.resources[response.urn].state
-        registration = Registration(
-            typ=request.type,
-            name=request.name,
-            urn=response.urn,
-            parent=request.parent,
-            custom=bool(request.custom),
-            provider=request.provider,
-            providers=dict(request.providers),
-            protect=bool(request.protect),
-            inputs=args.inputs,
-            outputs=state,
-            id=response.id or None,
-            dependencies=tuple(request.dependencies),
-            ignore_changes=tuple(request.ignoreChanges),
-        )
-        with self._engine._lock:
-            self._engine.resources.append(registration)
-        return response
-
-    def RegisterResourceOutputs(self, request):
-        from pulumi.runtime import rpc
-
-        outputs = rpc.deserialize_properties(request.outputs) if request.outputs else {}
-        with self._engine._lock:
-            self._engine.registered_outputs[request.urn] = outputs
-        return super().RegisterResourceOutputs(request)
+def _outputs_in(value: Any) -> Iterator[pulumi.Output]:
+    if isinstance(value, pulumi.Output):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _outputs_in(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _outputs_in(v)
 
 
 __all__ = [

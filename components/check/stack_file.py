@@ -13,6 +13,11 @@ from typing import Any
 import yaml
 
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - stands in for ciphertext we cannot read
+# Secrets whose form the components check once they resolve get a well-formed stand-in instead,
+# so an encrypted (unreadable) value is not mistaken for a malformed one.
+SECRET_STAND_INS = {
+    "cosSourceRelaySigningSecret": "whsec_" + "A" * 43 + "=",  # 32 zero bytes, base64
+}
 
 
 class StackFileError(ValueError):
@@ -38,6 +43,22 @@ class StackValues:
     """Secret keys set in the stack file -> a placeholder (their ciphertext cannot be read here)."""
     other: dict[str, Any] = field(default_factory=dict)
     """Keys of other namespaces (e.g. `alicloud:region`), as written."""
+    secret_objects: list[str] = field(default_factory=list)
+    """Object keys holding an encrypted value (`pulumi config set --secret --path`): in `values`
+    with a placeholder there, and secret as a whole, as Pulumi treats them."""
+
+
+def _placeholders(value: Any) -> tuple[Any, bool]:
+    """`value` with each `{secure: ...}` inside replaced by the placeholder; and whether any was."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        pairs = {k: _placeholders(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+    if isinstance(value, list):
+        items = [_placeholders(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
 
 
 def load_project(root: Path) -> Project:
@@ -100,6 +121,7 @@ def read_stack(project: Project, stack: str) -> StackValues:
     values: dict[str, Any] = {}
     secrets: dict[str, str] = {}
     other: dict[str, Any] = {}
+    secret_objects: list[str] = []
     for full_key, value in config.items():
         if ":" in full_key and not full_key.startswith(prefix):
             other[full_key] = value
@@ -118,11 +140,14 @@ def read_stack(project: Project, stack: str) -> StackValues:
                 f"`pulumi config set --secret {key} <value> --stack {stack}`"
             )
         if is_secure:
-            secrets[key] = SECRET_PLACEHOLDER
+            secrets[key] = SECRET_STAND_INS.get(key, SECRET_PLACEHOLDER)
             continue
         type_name = declaration.get("type")
         if type_name and not _type_ok(type_name, value):
             raise StackFileError(f"{path}: {full_key} must be of type {type_name}")
+        value, has_secret = _placeholders(value)
+        if has_secret:
+            secret_objects.append(key)
         values[key] = value
     for key, declaration in project.declarations.items():
         if key in values or key in secrets:
@@ -135,7 +160,7 @@ def read_stack(project: Project, stack: str) -> StackValues:
                 secrets[key] = default
             continue
         values[key] = default
-    return StackValues(values, secrets, other)
+    return StackValues(values, secrets, other, secret_objects)
 
 
 def engine_config(project: Project, stack_values: StackValues) -> tuple[dict[str, str], list[str]]:
@@ -150,7 +175,8 @@ def engine_config(project: Project, stack_values: StackValues) -> tuple[dict[str
     for key, value in stack_values.other.items():
         if not (isinstance(value, dict) and "secure" in value):
             config[key] = json.dumps(value) if isinstance(value, (dict, list)) else _scalar(value)
-    return config, [f"{project.name}:{key}" for key in stack_values.secrets]
+    secret_keys = [*stack_values.secrets, *stack_values.secret_objects]
+    return config, [f"{project.name}:{key}" for key in secret_keys]
 
 
 def _scalar(value: Any) -> str:

@@ -13,21 +13,21 @@ import logging
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from runtime.alibaba_oss_target.batching import Batcher
-from runtime.alibaba_oss_target.credentials import (
+from ..receiver import Receiver
+from ..receiver.retry import RetryPolicy
+from .batching import Batcher
+from .credentials import (
     CredentialsSource,
     OidcSource,
     RefreshingCredentials,
     StaticSource,
     StsFileSource,
 )
-from runtime.alibaba_oss_target.metrics import TargetMetrics
-from runtime.alibaba_oss_target.service import OssTarget
-from runtime.alibaba_oss_target.settings import TargetSettings
-from runtime.alibaba_oss_target.uploader import Uploader
-from runtime.alibaba_oss_target.writer import ObjectWriter, OssWriter
-from runtime.receiver import Receiver
-from runtime.receiver.retry import RetryPolicy
+from .metrics import TargetMetrics
+from .service import OssTarget
+from .settings import TargetSettings
+from .uploader import Uploader
+from .writer import ObjectWriter, OssWriter
 
 NAME = "oss_target"
 

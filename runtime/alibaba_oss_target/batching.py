@@ -35,11 +35,11 @@ from datetime import datetime
 
 import zstandard
 
-from runtime.alibaba_oss_target.core import NDJSON_CONTENT_TYPE, Line, ObjectWrite
-from runtime.alibaba_oss_target.metrics import TargetMetrics
-from runtime.alibaba_oss_target.settings import BatchLimits
-from runtime.alibaba_oss_target.uploader import NotStored, Stored, Uploader
-from runtime.receiver import log_fields
+from ..receiver import log_fields
+from .core import NDJSON_CONTENT_TYPE, Line, ObjectWrite
+from .metrics import TargetMetrics
+from .settings import BatchLimits
+from .uploader import NotStored, Stored, Uploader
 
 EXTENSIONS = {"none": ".ndjson", "gzip": ".ndjson.gz", "zstd": ".ndjson.zst"}
 # Content-Encoding tokens: IANA HTTP Content Coding Registry (`gzip`, RFC 9110; `zstd`, RFC 8878).

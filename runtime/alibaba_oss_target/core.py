@@ -12,11 +12,11 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from runtime.alibaba_oss_target.errors import Failure
-from runtime.alibaba_oss_target.keys import InvalidKey, object_key
-from runtime.alibaba_oss_target.templates import KeyTemplate, MissingAttribute, parse_template
-from runtime.receiver.errors import InvalidEvent
-from runtime.receiver.events import ReceivedEvent, dump_json, is_json_media_type, load_json
+from ..receiver.errors import InvalidEvent
+from ..receiver.events import ReceivedEvent, dump_json, is_json_media_type, load_json
+from .errors import Failure
+from .keys import InvalidKey, object_key
+from .templates import KeyTemplate, MissingAttribute, parse_template
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 EVENT_CONTENT_TYPE = "application/cloudevents+json"

@@ -43,7 +43,7 @@ from typing import Protocol
 from alibabacloud_oss_v2.credentials import CredentialsProvider
 from alibabacloud_oss_v2.types import Credentials
 
-from runtime.receiver.logs import log_fields
+from ..receiver.logs import log_fields
 
 # OSS error codes meaning "these credentials are not (or no longer) accepted".
 AUTH_ERROR_CODES = frozenset(

@@ -5,8 +5,8 @@ store it; the rules and their sources are in key_rules.py.
 
 from __future__ import annotations
 
-from runtime.alibaba_oss_target.key_rules import MAX_KEY_BYTES, key_problem
-from runtime.receiver.errors import InvalidEvent
+from ..receiver.errors import InvalidEvent
+from .key_rules import MAX_KEY_BYTES, key_problem
 
 
 class InvalidKey(InvalidEvent):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from runtime.receiver.metrics import LATENCY_BUCKETS
+from ..receiver.metrics import LATENCY_BUCKETS
 
 EVENTS_PER_OBJECT_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
 

@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from aiohttp import web
 from cloudevents.core.v1.event import CloudEvent
 
-from runtime.alibaba_oss_target.batching import Batcher, Placed
-from runtime.alibaba_oss_target.core import (
+from ..receiver import Delivery, InvalidEvent, batch_response, binary_response, log_fields
+from ..receiver.events import ReceivedEvent
+from ..receiver.responses import rejection_response
+from .batching import Batcher, Placed
+from .core import (
     PLAIN_ID,
     Line,
     ObjectWrite,
@@ -29,13 +32,10 @@ from runtime.alibaba_oss_target.core import (
     plan_writes,
     success_event,
 )
-from runtime.alibaba_oss_target.errors import Failure
-from runtime.alibaba_oss_target.metrics import TargetMetrics
-from runtime.alibaba_oss_target.templates import KeyTemplate
-from runtime.alibaba_oss_target.uploader import NotStored, Stored, Uploader
-from runtime.receiver import Delivery, InvalidEvent, batch_response, binary_response, log_fields
-from runtime.receiver.events import ReceivedEvent
-from runtime.receiver.responses import rejection_response
+from .errors import Failure
+from .metrics import TargetMetrics
+from .templates import KeyTemplate
+from .uploader import NotStored, Stored, Uploader
 
 RETRY_AFTER_SECONDS = "1"
 

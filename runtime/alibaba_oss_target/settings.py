@@ -30,20 +30,20 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from runtime.alibaba_oss_target.bucket_name import RULE as BUCKET_NAME_RULE
-from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
-from runtime.alibaba_oss_target.keys import InvalidKey, check_prefix
-from runtime.alibaba_oss_target.templates import (
-    DEFAULT_TEMPLATE,
-    InvalidTemplate,
-    KeyTemplate,
-    parse_template,
-)
-from runtime.receiver.settings import (
+from ..receiver.settings import (
     EnvReader,
     ServerSettings,
     SettingError,
     read_server_settings,
+)
+from .bucket_name import RULE as BUCKET_NAME_RULE
+from .bucket_name import bucket_name_problem
+from .keys import InvalidKey, check_prefix
+from .templates import (
+    DEFAULT_TEMPLATE,
+    InvalidTemplate,
+    KeyTemplate,
+    parse_template,
 )
 
 STORE_CHOICES = ("data", "event")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from runtime.alibaba_oss_target.key_rules import key_problem
+from .key_rules import key_problem
 
 DEFAULT_TEMPLATE = "{id}"
 # CloudEvents core 1.0.2, "Attribute Naming Convention": lowercase ASCII letters and digits.

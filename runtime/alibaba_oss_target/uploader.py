@@ -15,12 +15,12 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from runtime.alibaba_oss_target.core import ObjectWrite
-from runtime.alibaba_oss_target.credentials import AUTH_ERROR_CODES, RefreshingCredentials
-from runtime.alibaba_oss_target.errors import Failure, classify
-from runtime.alibaba_oss_target.metrics import TargetMetrics
-from runtime.alibaba_oss_target.writer import ObjectWriter
-from runtime.receiver.retry import RetryPolicy
+from ..receiver.retry import RetryPolicy
+from .core import ObjectWrite
+from .credentials import AUTH_ERROR_CODES, RefreshingCredentials
+from .errors import Failure, classify
+from .metrics import TargetMetrics
+from .writer import ObjectWriter
 
 # How long an event may wait for its first upload slot, in retry budgets.
 QUEUE_BUDGET_FACTOR = 3

@@ -34,8 +34,8 @@ from alibabacloud_oss_v2.aio.transport import AioHttpClient
 from alibabacloud_oss_v2.exceptions import InconsistentError
 from fastcrc import crc64
 
-from runtime.alibaba_oss_target.credentials import RefreshingCredentials
-from runtime.alibaba_oss_target.settings import TargetSettings
+from .credentials import RefreshingCredentials
+from .settings import TargetSettings
 
 # CRC-64/XZ in the RevEng catalogue is the reflected ECMA-182 polynomial with init and xorout all
 # ones: what OSS reports as x-oss-hash-crc64ecma (checked against crcmod and oss2 in the tests).

@@ -2,7 +2,7 @@
 
 A runtime supplies an async `EventHandler(delivery) -> aiohttp response`; the core does the rest:
 
-    from runtime.receiver import (Receiver, Delivery, EnvReader, ServerSettings, load_or_exit,
+    from . import (Receiver, Delivery, EnvReader, ServerSettings, load_or_exit,
         read_server_settings, configure_logging, run, binary_response, batch_response,
         error_response)
 
@@ -45,34 +45,85 @@ What the core guarantees before the handler runs:
 MEMORY_LIMIT_BYTES (else the cgroup limit), HOST, the header and body deadlines.
 """
 
-from runtime.receiver.app import Authenticator, Delivery, EventHandler, HeaderCheck, Receiver
-from runtime.receiver.errors import (
-    BodyTooLarge,
-    Busy,
-    InvalidEvent,
-    InvalidHeader,
-    RequestRejected,
-    RequestTimeout,
-    Unauthorized,
-    UnsupportedMediaType,
-)
-from runtime.receiver.events import (
-    BATCH_MEDIA_TYPE,
-    STRUCTURED_MEDIA_TYPE,
-    ReceivedEvent,
-    parse_events,
-)
-from runtime.receiver.logs import configure_logging, log_fields
-from runtime.receiver.responses import batch_response, binary_response, error_response
-from runtime.receiver.retry import RetryPolicy
-from runtime.receiver.server import BackgroundServer, main, run, serve
-from runtime.receiver.settings import (
-    EnvReader,
-    ServerSettings,
-    SettingError,
-    load_or_exit,
-    read_server_settings,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import Authenticator, Delivery, EventHandler, HeaderCheck, Receiver
+    from .errors import (
+        BodyTooLarge,
+        Busy,
+        InvalidEvent,
+        InvalidHeader,
+        RequestRejected,
+        RequestTimeout,
+        Unauthorized,
+        UnsupportedMediaType,
+    )
+    from .events import (
+        BATCH_MEDIA_TYPE,
+        STRUCTURED_MEDIA_TYPE,
+        ReceivedEvent,
+        parse_events,
+    )
+    from .logs import configure_logging, log_fields
+    from .responses import batch_response, binary_response, error_response
+    from .retry import RetryPolicy
+    from .server import BackgroundServer, main, run, serve
+    from .settings import (
+        EnvReader,
+        ServerSettings,
+        SettingError,
+        load_or_exit,
+        read_server_settings,
+    )
+
+# Loaded on first use (PEP 562): `runtime.receiver.settings` (the memory rule the components
+# check against) must import without aiohttp, which a Pulumi program's environment does not have.
+_SUBMODULES = {
+    "Authenticator": "app",
+    "Delivery": "app",
+    "EventHandler": "app",
+    "HeaderCheck": "app",
+    "Receiver": "app",
+    "BodyTooLarge": "errors",
+    "Busy": "errors",
+    "InvalidEvent": "errors",
+    "InvalidHeader": "errors",
+    "RequestRejected": "errors",
+    "RequestTimeout": "errors",
+    "Unauthorized": "errors",
+    "UnsupportedMediaType": "errors",
+    "BATCH_MEDIA_TYPE": "events",
+    "STRUCTURED_MEDIA_TYPE": "events",
+    "ReceivedEvent": "events",
+    "parse_events": "events",
+    "configure_logging": "logs",
+    "log_fields": "logs",
+    "batch_response": "responses",
+    "binary_response": "responses",
+    "error_response": "responses",
+    "RetryPolicy": "retry",
+    "BackgroundServer": "server",
+    "main": "server",
+    "run": "server",
+    "serve": "server",
+    "EnvReader": "settings",
+    "ServerSettings": "settings",
+    "SettingError": "settings",
+    "load_or_exit": "settings",
+    "read_server_settings": "settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SUBMODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BATCH_MEDIA_TYPE",

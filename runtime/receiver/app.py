@@ -18,9 +18,9 @@ from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from runtime.receiver.body import read_body
-from runtime.receiver.budget import ByteBudget
-from runtime.receiver.errors import (
+from .body import read_body
+from .budget import ByteBudget
+from .errors import (
     BodyTooLarge,
     Busy,
     InvalidEvent,
@@ -30,7 +30,7 @@ from runtime.receiver.errors import (
     TooManyEvents,
     UnsupportedEncoding,
 )
-from runtime.receiver.events import (
+from .events import (
     BATCH_MEDIA_TYPE,
     STRUCTURED_MEDIA_TYPE,
     Mode,
@@ -38,10 +38,10 @@ from runtime.receiver.events import (
     media_type,
     parse_events,
 )
-from runtime.receiver.logs import log_fields
-from runtime.receiver.metrics import ReceiverMetrics
-from runtime.receiver.responses import error_response, rejection_response
-from runtime.receiver.settings import JSON_MEMORY_FACTOR, MAX_BATCH_EVENTS, ServerSettings
+from .logs import log_fields
+from .metrics import ReceiverMetrics
+from .responses import error_response, rejection_response
+from .settings import JSON_MEMORY_FACTOR, MAX_BATCH_EVENTS, ServerSettings
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import StreamReader, web
 
-from runtime.receiver.errors import BodyTooLarge
+from .errors import BodyTooLarge
 
 
 async def read_body(

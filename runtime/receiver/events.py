@@ -51,7 +51,7 @@ from cloudevents.core.v1.event import CloudEvent
 from dateutil.parser import isoparse
 from simplejson import RawJSON
 
-from runtime.receiver.errors import InvalidEvent, UnsupportedMediaType
+from .errors import InvalidEvent, UnsupportedMediaType
 
 Mode = Literal["binary", "structured", "batch"]
 

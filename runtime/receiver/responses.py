@@ -10,8 +10,8 @@ from cloudevents.core.bindings.http import to_binary
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from runtime.receiver.errors import RequestRejected
-from runtime.receiver.events import BATCH_MEDIA_TYPE
+from .errors import RequestRejected
+from .events import BATCH_MEDIA_TYPE
 
 _JSON = JSONFormat()
 

@@ -33,9 +33,9 @@ from typing import NoReturn, Protocol, TypeVar
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from runtime.receiver.app import Receiver
-from runtime.receiver.logs import configure_logging, log_fields
-from runtime.receiver.settings import (
+from .app import Receiver
+from .logs import configure_logging, log_fields
+from .settings import (
     MAX_HEADER_FIELD_BYTES,
     MAX_HEADERS,
     EnvReader,

@@ -168,6 +168,13 @@ def in_flight_budget(memory_limit_bytes: int) -> int:
     return max(0, (memory_limit_bytes - RESERVED_MEMORY_BYTES) // BODY_MEMORY_FACTOR)
 
 
+def minimum_memory_limit(max_body_bytes: int) -> int:
+    """The smallest memory limit, in bytes, whose in-flight budget admits one body of
+    `max_body_bytes`: RESERVED_MEMORY_BYTES + BODY_MEMORY_FACTOR * max_body_bytes. Below it
+    `read_server_settings` refuses to start (the components check pod limits against it)."""
+    return RESERVED_MEMORY_BYTES + BODY_MEMORY_FACTOR * max_body_bytes
+
+
 def cgroup_memory_limit(
     paths: tuple[str, ...] = (CGROUP_V2_LIMIT, CGROUP_V1_LIMIT),
 ) -> int | None:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from runtime.receiver import (
+from ..receiver import (
     Delivery,
     InvalidEvent,
     InvalidHeader,
@@ -46,11 +46,11 @@ from runtime.receiver import (
     error_response,
     log_fields,
 )
-from runtime.receiver.events import STRUCTURED_MEDIA_TYPE
-from runtime.relay.forward import Forwarded, Forwarder, UnforwardableAttribute, binary_headers
-from runtime.relay.replay import ReplayCache
-from runtime.relay.settings import RelaySettings
-from runtime.relay.signature import (
+from ..receiver.events import STRUCTURED_MEDIA_TYPE
+from .forward import Forwarded, Forwarder, UnforwardableAttribute, binary_headers
+from .replay import ReplayCache
+from .settings import RelaySettings
+from .signature import (
     TOLERANCE_SECONDS,
     SignatureError,
     SignedHeaders,

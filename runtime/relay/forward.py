@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from runtime.receiver import ReceivedEvent, RetryPolicy
+from ..receiver import ReceivedEvent, RetryPolicy
 
 # CloudEvents HTTP binding 3.1.3.2: printable ASCII is sent as is, except space, '"' and '%'.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')

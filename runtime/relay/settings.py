@@ -22,13 +22,13 @@ import binascii
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from runtime.receiver.settings import (
+from ..receiver.settings import (
     EnvReader,
     ServerSettings,
     SettingError,
     read_server_settings,
 )
-from runtime.relay.signature import TOLERANCE_SECONDS, signing_key
+from .signature import TOLERANCE_SECONDS, signing_key
 
 # COS notification records are 1-2 KB (the event around one, about 2-3 KB). The signature can only
 # be checked once the body is read, so whoever can reach the relay, key or not, can make it
@@ -65,7 +65,7 @@ class RelaySettings:
 def read_settings(env: EnvReader) -> RelaySettings:
     return RelaySettings(
         sink_url=_sink_url(env.required("K_SINK")),
-        signing_key=_signing_key(env.required("RELAY_SIGNING_SECRET")),
+        signing_key=relay_signing_key(env.required("RELAY_SIGNING_SECRET")),
         timeout_seconds=env.number("DELIVERY_TIMEOUT_SECONDS", 3.0, minimum=0.001, maximum=600),
         retry_budget_seconds=env.number(
             "DELIVERY_RETRY_BUDGET_SECONDS", 5.0, minimum=0.001, maximum=3600
@@ -96,8 +96,10 @@ def _sink_url(value: str) -> str:
     return value
 
 
-def _signing_key(value: str) -> bytes:
-    """The HMAC key, decoded strictly: a secret that is not clean base64 is refused, not trimmed."""
+def relay_signing_key(value: str) -> bytes:
+    """The HMAC key of RELAY_SIGNING_SECRET, decoded strictly: a secret that is not clean base64 is
+    refused, not trimmed. SettingError (whose message never holds the secret) else; the components
+    check a user-given secret with this same rule."""
     try:
         key = signing_key(value)
     except (binascii.Error, ValueError):

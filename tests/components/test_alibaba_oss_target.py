@@ -184,7 +184,7 @@ def test_rrsa_role_trusts_exactly_this_cluster_and_service_account(pulumi_mocks)
     assert pulumi_mocks.value(target.role_arn) == role.outputs["arn"]
     assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"] == RRSA["oidc_provider_arn"]
     assert env["ALIBABA_CLOUD_OIDC_TOKEN_FILE"].startswith("/var/run/secrets/")
-    assert pulumi_mocks.value(target.secret_name) == ""
+    assert pulumi_mocks.value(target.secret_name) is None
 
 
 def test_ram_policy_allows_exactly_put_object_on_that_bucket(pulumi_mocks):
@@ -351,3 +351,48 @@ def test_an_invalid_key_template_creates_nothing(pulumi_mocks):
     with pytest.raises(ValueError, match=r"key_template: .*must not start"):
         pulumi_mocks.run(lambda: _target(key_template="/{id}"))
     assert pulumi_mocks.resources == []
+
+
+@pytest.mark.parametrize(("internal", "vpc"), [(False, "false"), (True, "true")])
+def test_rrsa_reaches_sts_in_the_targets_region(pulumi_mocks, internal, vpc):
+    # Without these the credentials library calls the public sts.aliyuncs.com, which a cluster
+    # without internet egress cannot reach; with the VPC endpoint it calls sts-vpc.<region>.
+    pulumi_mocks.run(lambda: _target(credentials=RRSA, use_internal_endpoint=internal))
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["ALIBABA_CLOUD_STS_REGION"] == "cn-hangzhou"
+    assert env["ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"] == vpc
+
+
+def test_the_sts_variables_are_the_ones_the_credentials_library_reads():
+    import inspect
+
+    from alibabacloud_credentials.utils import auth_util
+
+    source = inspect.getsource(auth_util)
+    for name in ("ALIBABA_CLOUD_STS_REGION", "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"):
+        assert f"'{name}'" in source or f'"{name}"' in source, name
+
+
+def test_access_key_mode_sets_no_sts_variables(pulumi_mocks):
+    pulumi_mocks.run(_target)
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    names = {e["name"] for e in pod["containers"][0]["env"]}
+    assert not {n for n in names if n.startswith("ALIBABA_CLOUD_")}
+
+
+@pytest.mark.parametrize("mode", ["rrsa", "accessKey"])
+def test_pods_start_after_their_identity_exists(pulumi_mocks, mode):
+    credentials = RRSA if mode == "rrsa" else {"mode": "accessKey"}
+    pulumi_mocks.run(lambda: _target(credentials=credentials))
+    if mode == "rrsa":
+        waits = {
+            pulumi_mocks.one("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment").urn,
+            pulumi_mocks.one("kubernetes:core/v1:ServiceAccount").urn,
+        }
+    else:
+        waits = {pulumi_mocks.one("alicloud:ram/userPolicyAttachment:UserPolicyAttachment").urn}
+    waits.add(pulumi_mocks.one("alicloud:oss/bucket:Bucket").urn)
+    # The objects that start pods wait themselves (a component's depends_on does not reach them).
+    deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    assert waits <= set(deployment.dependencies)

@@ -6,9 +6,9 @@ from components import ContainerRuntime
 from tests.components.helpers import kubernetes_manifest, names_by_type, urn_parent_type
 from tests.pulumi_mocks import plain_strings
 
-ARGS = {
-    "image": "ghcr.io/acme/relay:1.0",
-    "namespace": "ce",
+ARGS = {"image": "ghcr.io/acme/relay:1.0", "namespace": "ce"}
+# What a connector decides (the `workload` keyword; not in the public schema).
+WORKLOAD = {
     "component": "relay",
     "command": ["python", "-m", "runtime.relay"],
     "env": {"K_SINK": "http://broker.ce.svc.cluster.local/"},
@@ -16,8 +16,19 @@ ARGS = {
 }
 
 
+def _args(options: dict) -> dict:
+    """ContainerRuntimeArgs from flat options: how it is reached at the top, the rest in runtime."""
+    options = {**ARGS, **options}
+    top = {k: options.pop(k) for k in list(options) if k in ("service_type", "create_namespace")}
+    return {"runtime": options, **top}
+
+
+def _runtime(args=None, workload=None):
+    return ContainerRuntime("relay", _args(args or {}), workload={**WORKLOAD, **(workload or {})})
+
+
 def test_deployment_mode_declares_exactly_these_objects(pulumi_mocks):
-    runtime = pulumi_mocks.run(lambda: ContainerRuntime("relay", ARGS))
+    runtime = pulumi_mocks.run(lambda: _runtime())
     component = pulumi_mocks.one("cloudevents-connectors:index:ContainerRuntime")
     assert names_by_type(pulumi_mocks, component.urn) == {
         ("kubernetes:apps/v1:Deployment", "relay-deployment"),
@@ -31,12 +42,12 @@ def test_deployment_mode_declares_exactly_these_objects(pulumi_mocks):
         assert child.inputs["metadata"]["name"] == "relay"
         assert child.inputs["metadata"]["namespace"] == "ce"
     assert pulumi_mocks.value(runtime.url) == "http://relay.ce.svc.cluster.local"
-    assert pulumi_mocks.value(runtime.public_url) == ""
+    assert pulumi_mocks.value(runtime.public_url) is None
     assert pulumi_mocks.value(runtime.service_name) == "relay"
 
 
 def test_knative_mode_declares_one_knative_service(pulumi_mocks):
-    pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, "mode": "knative"}))
+    pulumi_mocks.run(lambda: _runtime({"mode": "knative"}))
     component = pulumi_mocks.one("cloudevents-connectors:index:ContainerRuntime")
     assert names_by_type(pulumi_mocks, component.urn) == {
         ("kubernetes:serving.knative.dev/v1:Service", "relay-knative-service"),
@@ -49,7 +60,7 @@ def test_knative_mode_declares_one_knative_service(pulumi_mocks):
 
 
 def test_created_namespace_comes_first(pulumi_mocks):
-    pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, "create_namespace": True}))
+    pulumi_mocks.run(lambda: _runtime({"create_namespace": True}))
     namespace = pulumi_mocks.one("kubernetes:core/v1:Namespace")
     assert namespace.inputs["metadata"]["name"] == "ce"
     deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
@@ -57,16 +68,14 @@ def test_created_namespace_comes_first(pulumi_mocks):
 
 
 def test_load_balancer_exposes_a_public_url(pulumi_mocks):
-    runtime = pulumi_mocks.run(
-        lambda: ContainerRuntime("relay", {**ARGS, "service_type": "LoadBalancer"})
-    )
+    runtime = pulumi_mocks.run(lambda: _runtime({"service_type": "LoadBalancer"}))
     service = pulumi_mocks.one("kubernetes:core/v1:Service")
     assert service.inputs["spec"]["type"] == "LoadBalancer"
     assert pulumi_mocks.value(runtime.public_url) == "http://203.0.113.10"
 
 
 def test_pod_is_non_root_read_only_probed_and_drained(pulumi_mocks):
-    pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, "drain_timeout_seconds": 25}))
+    pulumi_mocks.run(lambda: _runtime({"drain_timeout_seconds": 25}))
     manifest = kubernetes_manifest(pulumi_mocks.one("kubernetes:apps/v1:Deployment"))
     pod = manifest["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] > 25
@@ -86,7 +95,7 @@ def test_pod_is_non_root_read_only_probed_and_drained(pulumi_mocks):
 
 
 def test_secret_env_never_becomes_a_literal(pulumi_mocks):
-    pulumi_mocks.run(lambda: ContainerRuntime("relay", ARGS))
+    pulumi_mocks.run(lambda: _runtime())
     deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
     env = deployment.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
     signing = next(e for e in env if e["name"] == "RELAY_SIGNING_SECRET")
@@ -97,21 +106,32 @@ def test_secret_env_never_becomes_a_literal(pulumi_mocks):
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"image": ""}, "image"),
-        ({"min_replicas": 0}, "min_replicas"),
-        ({"mode": "vm"}, "mode"),
+        ({"image": ""}, "runtime.image"),
+        ({"min_replicas": 0}, "runtime.min_replicas"),
+        ({"mode": "vm"}, "runtime.mode"),
         ({"create_namespace": "yes"}, "create_namespace"),
-        ({"app_name": "Not_DNS"}, "app_name"),
-        ({"env": {"SECRET": 42}}, "env.SECRET"),
+        ({"service_type": "NodePort"}, "service_type"),
+        ({"command": ["sh"]}, "runtime.command"),
+        ({"env": {"K": "v"}}, "runtime.env"),
     ],
 )
 def test_invalid_arguments_raise_before_anything_is_registered(pulumi_mocks, overrides, field):
     with pytest.raises(ValueError, match=f"^{field}: "):
-        pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, **overrides}))
+        pulumi_mocks.run(lambda: ContainerRuntime("relay", _args(overrides)))
+    assert pulumi_mocks.resources == []
+
+
+@pytest.mark.parametrize(
+    ("workload", "field"),
+    [({"app_name": "Not_DNS"}, "app_name"), ({"env": {"SECRET": 42}}, "env.SECRET")],
+)
+def test_invalid_workload_raises_before_anything_is_registered(pulumi_mocks, workload, field):
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        pulumi_mocks.run(lambda: _runtime(workload=workload))
     assert pulumi_mocks.resources == []
 
 
 def test_no_plain_secret_anywhere(pulumi_mocks):
-    pulumi_mocks.run(lambda: ContainerRuntime("relay", ARGS))
+    pulumi_mocks.run(lambda: _runtime())
     for r in pulumi_mocks.resources:
         assert not any("whsec_" in s for s in plain_strings(r.inputs)), r.urn

@@ -3,12 +3,23 @@
 import pytest
 
 from components import container_spec as spec
+from components.container_runtime import ContainerRuntimeArgs, RuntimeOptions, WorkloadArgs
+from components.schema import validate
 
 BASE = {"image": "ghcr.io/acme/relay:1.0"}
 
 
-def settings(**overrides):
-    return spec.runtime_settings("relay", "relay", {**BASE, **overrides})
+def settings(component="relay", **overrides):
+    """Through the schema first, as ContainerRuntime does: structure there, rules here."""
+    options = {**BASE, **overrides}
+    workload = {k: options.pop(k) for k in list(options) if k in WorkloadArgs.__annotations__}
+    top = {k: options.pop(k) for k in list(options) if k in ("service_type", "create_namespace")}
+    try:
+        args = validate(ContainerRuntimeArgs, {"runtime": options, **top})
+    except ValueError as error:  # named as RuntimeOptions does, like the rules below
+        raise ValueError(str(error).removeprefix("runtime.")) from None
+    checked = {**args.pop("runtime"), **args, **validate(WorkloadArgs, workload)}
+    return spec.runtime_settings("relay", component, checked)
 
 
 @pytest.mark.parametrize(
@@ -148,14 +159,18 @@ def test_cluster_url():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ("x", r"^runtime: must be a mapping"),
-        ({"command": ["sh"]}, r"^runtime\.command: unknown runtime option"),
-        ({"min_replicas": 0}, r"^runtime\.min_replicas: "),
+        ("x", r"^args: must be an object \(key: value lines\), not str"),
+        ({"command": ["sh"]}, r"^command: unknown argument; known: image, "),
     ],
 )
-def test_validate_runtime_options(options, message):
+def test_runtime_options_schema(options, message):
     with pytest.raises(ValueError, match=message):
-        spec.validate_runtime_options("runtime", options, "relay", "relay", "img:1")
+        validate(RuntimeOptions, options)
+
+
+def test_validate_runtime_options_applies_the_rules():
+    with pytest.raises(ValueError, match=r"^runtime\.min_replicas: "):
+        spec.validate_runtime_options("runtime", {"min_replicas": 0}, "relay", "relay", "img:1")
 
 
 def test_validate_runtime_options_fills_the_default_image():
@@ -165,7 +180,7 @@ def test_validate_runtime_options_fills_the_default_image():
 
 @pytest.mark.parametrize(
     ("quantity", "expected"),
-    [("256Mi", 268435456), ("1Gi", 1073741824), ("512M", 512000000), ("1048576", 1048576)],
+    [("256Mi", 268435456), ("1Gi", 1073741824), ("512M", 512000000), ("536870912", 536870912)],
 )
 def test_memory_limit_bytes_reaches_the_container(quantity, expected):
     for mode in spec.MODES:
@@ -229,3 +244,66 @@ def test_without_pod_identity_no_service_account_at_all():
 def test_pod_identity_is_validated(identity, field):
     with pytest.raises(ValueError, match=rf"^{field}"):
         settings(pod_identity=identity)
+
+
+# --- what the pod can start with and what the API server accepts ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("component", "limit", "minimum"),
+    [
+        # (limit - 112 MiB) / 3 must hold MAX_BODY_BYTES: 16 MiB (target), 256 KiB (relay).
+        ("alibaba-oss-target", "128Mi", "160Mi"),
+        ("alibaba-oss-target", "167772159", "160Mi"),
+        ("relay", "64Mi", "113Mi"),
+        ("relay", "112Mi", "113Mi"),
+    ],
+)
+def test_memory_limit_the_runtime_cannot_start_with_is_refused(component, limit, minimum):
+    with pytest.raises(ValueError, match=rf"^memory_limit: '{limit}' is too small .* {minimum} "):
+        settings(component, memory_limit=limit, memory_request="64Mi")
+
+
+def test_memory_limit_at_the_runtimes_minimum_starts():
+    from runtime.receiver.settings import EnvReader, read_server_settings
+
+    for component, limit in (("alibaba-oss-target", "160Mi"), ("relay", "113Mi")):
+        s = settings(component, memory_limit=limit, memory_request="64Mi")
+        env = {e["name"]: e["value"] for e in spec.container(s)["env"] if "value" in e}
+        body = spec.RUNTIME_MAX_BODY_BYTES[component]
+        # The runtime's own reader agrees: this limit admits the body limit, a byte less does not.
+        read_server_settings(EnvReader(env), max_body_bytes=body)
+    # A container that is not one of our runtimes has no such floor.
+    assert settings("other", memory_limit="32Mi", memory_request="16Mi").memory_limit == "32Mi"
+
+
+def test_memory_limit_rule_follows_a_lower_body_limit_in_env():
+    s = settings(
+        "alibaba-oss-target",
+        memory_limit="128Mi",
+        memory_request="64Mi",
+        env={"MAX_BODY_BYTES": str(4 * 1024 * 1024)},  # 112 MiB + 3 x 4 MiB = 124 MiB
+    )
+    assert s.memory_limit == "128Mi"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"cpu_request": "2", "cpu_limit": "500m"}, r"^cpu_request: '2' is more than the limit"),
+        ({"cpu_request": "600m", "cpu_limit": "0.5"}, r"^cpu_request: '600m' is more than"),
+        ({"memory_request": "1Gi"}, r"^memory_request: '1Gi' is more than the limit '256Mi'"),
+        (
+            {"memory_request": "1Gi", "memory_limit": "64Mi"},
+            r"^memory_request: '1Gi' is more than the limit '64Mi'",
+        ),
+    ],
+)
+def test_requests_above_limits_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        settings("other", **overrides)
+
+
+def test_requests_equal_to_limits_are_accepted():
+    s = settings(cpu_request="0.5", cpu_limit="500m", memory_request="256Mi", memory_limit="256Mi")
+    assert (s.cpu_request, s.memory_request) == ("0.5", "256Mi")

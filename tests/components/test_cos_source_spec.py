@@ -2,11 +2,21 @@
 
 import json
 
+import pulumi
 import pytest
 
 from components import cos_source_spec as spec
+from components.schema import validate
+from components.tencent_cos_source import TencentCosSourceArgs
 
 BASE = {"region": "ap-guangzhou", "bucket_name": "uploads", "sink_url": "https://sink.example/"}
+
+
+def settings(name, args):
+    """Through the schema first, as the component does: structure there, rules here."""
+    return spec.cos_source_settings(
+        name, validate(TencentCosSourceArgs, args), project="cloudevents-connectors", stack="dev"
+    )
 
 
 @pytest.mark.parametrize(
@@ -91,16 +101,17 @@ def test_triggers_are_named_by_bucket_id_with_their_region():
 )
 def test_invalid_events(events, message):
     with pytest.raises(ValueError, match=f"^events: .*{message}"):
-        spec.validate_events(events, "", "")
+        spec.validate_events(events)
 
 
 def test_distinct_groups_and_specific_events_combine():
     events = ["cos:ObjectCreated:Put", "cos:ObjectCreated:Post", "cos:ObjectRemove:*"]
-    assert spec.validate_events(events, "", "") == tuple(events)
+    assert spec.validate_events(events) == tuple(events)
 
 
-class _Secret:
-    """Stands for a pulumi secret Output."""
+def _Secret():
+    """A pulumi secret Output (the schema takes an Output for an Input field as is)."""
+    return pulumi.Output.secret("whsec_c2VjcmV0")
 
 
 RELAY = {"sink_url": "http://broker.ns.svc.cluster.local/"}
@@ -114,28 +125,28 @@ RELAY = {"sink_url": "http://broker.ns.svc.cluster.local/"}
         ({"app_id": "12"}, "app_id"),
         ({"create_bucket": False, "protect": True}, "protect"),
         ({"create_bucket": False, "versioning": True}, "versioning"),
-        ({"function_name": "1starts-with-digit"}, "function_name"),
-        ({"function_name": "ends-with-"}, "function_name"),
-        ({"function_namespace": "bad ns"}, "function_namespace"),
-        ({"memory_mb": 100}, "memory_mb"),
-        ({"memory_mb": 4096}, "memory_mb"),
+        ({"function": {"name": "1starts-with-digit"}}, "function.name"),
+        ({"function": {"name": "ends-with-"}}, "function.name"),
+        ({"function": {"namespace": "bad ns"}}, "function.namespace"),
+        ({"function": {"memory_mb": 100}}, "function.memory_mb"),
+        ({"function": {"memory_mb": 4096}}, "function.memory_mb"),
         # The SCF API takes 64, the provider's validator does not (multiples of 128 only).
-        ({"memory_mb": 64}, "memory_mb"),
+        ({"function": {"memory_mb": 64}}, "function.memory_mb"),
         ({"region": "ap-guangzou"}, "region"),
         ({"region": "cn-hangzhou"}, "region"),
-        ({"public_network": False}, "public_network"),
-        ({"function_vpc": {"vpc_id": "vpc-1a2b3c4d"}}, "function_vpc.subnet_id"),
+        ({"function": {"public_network": False}}, "function.public_network"),
+        ({"function": {"vpc": {"vpc_id": "vpc-1a2b3c4d"}}}, "function.vpc.subnet_id"),
         (
-            {"function_vpc": {"vpc_id": "vpc_1", "subnet_id": "subnet-1a2b3c4d"}},
-            "function_vpc.vpc_id",
+            {"function": {"vpc": {"vpc_id": "vpc_1", "subnet_id": "subnet-1a2b3c4d"}}},
+            "function.vpc.vpc_id",
         ),
-        ({"retry_attempts": 3}, "retry_attempts"),
-        ({"retry_attempts": -1}, "retry_attempts"),
-        ({"max_event_age_seconds": 59}, "max_event_age_seconds"),
-        ({"max_event_age_seconds": 21601}, "max_event_age_seconds"),
+        ({"function": {"retry_attempts": 3}}, "function.retry_attempts"),
+        ({"function": {"retry_attempts": -1}}, "function.retry_attempts"),
+        ({"function": {"max_event_age_seconds": 59}}, "function.max_event_age_seconds"),
+        ({"function": {"max_event_age_seconds": 21601}}, "function.max_event_age_seconds"),
         ({"create_bucket": False, "force_destroy": True}, "force_destroy"),
-        ({"timeout_seconds": 0}, "timeout_seconds"),
-        ({"timeout_seconds": 901}, "timeout_seconds"),
+        ({"function": {"timeout_seconds": 0}}, "function.timeout_seconds"),
+        ({"function": {"timeout_seconds": 901}}, "function.timeout_seconds"),
         ({"debug": "yes"}, "debug"),
         ({"suffix": "jpg"}, "suffix"),
         ({"prefix": "/in"}, "prefix"),
@@ -181,13 +192,17 @@ RELAY = {"sink_url": "http://broker.ns.svc.cluster.local/"}
 def test_invalid_arguments_name_the_field(overrides, field):
     args = {k: v for k, v in {**BASE, **overrides}.items() if v is not None}
     with pytest.raises(ValueError, match=rf"^{field}: "):
-        spec.cos_source_settings("cos-source", args)
+        settings("cos-source", args)
 
 
 def test_defaults_fix_the_upstream_function_limits():
-    s = spec.cos_source_settings("cos-source", BASE)
+    s = settings("cos-source", BASE)
     assert s.events == ("cos:ObjectCreated:*",)
-    assert (s.function_name, s.function_namespace) == ("cos-source", "default")
+    # The stack (and project) in the default: two stacks in one account never share a function.
+    assert (s.function_name, s.function_namespace) == (
+        "cloudevents-connectors-dev-cos-source",
+        "default",
+    )
     # Upstream ran with SCF's 3 s default timeout and 64 MB.
     assert (s.timeout_seconds, s.memory_mb) == (30, 128)
     assert s.relay is None and s.gateway is None
@@ -215,12 +230,16 @@ def test_defaults_fix_the_upstream_function_limits():
 )
 def test_function_env_per_destination(destination, env):
     args = {"region": "ap-guangzhou", "bucket_name": "uploads", **destination, "debug": True}
-    s = spec.cos_source_settings("src", args)
-    assert spec.function_env(s) == {"FUNCTION_NAME": "src", "DEBUG_MODE": "true", **env}
+    s = settings("src", args)
+    assert spec.function_env(s) == {
+        "FUNCTION_NAME": "cloudevents-connectors-dev-src",
+        "DEBUG_MODE": "true",
+        **env,
+    }
 
 
 def test_function_env_delivery_knobs():
-    s = spec.cos_source_settings(
+    s = settings(
         "src", {**BASE, "delivery_timeout_seconds": 5, "delivery_retry_budget_seconds": 20}
     )
     env = spec.function_env(s)
@@ -229,9 +248,7 @@ def test_function_env_delivery_knobs():
 
 
 def test_relay_settings_fill_the_default_image():
-    s = spec.cos_source_settings(
-        "src", {**{k: v for k, v in BASE.items() if k != "sink_url"}, "relay": RELAY}
-    )
+    s = settings("src", {**{k: v for k, v in BASE.items() if k != "sink_url"}, "relay": RELAY})
     assert s.relay.runtime == {"image": spec.DEFAULT_RELAY_IMAGE}
     assert not s.relay.supplied_secret
 
@@ -247,11 +264,11 @@ def test_missing_required_fields_say_is_required():
     for missing in ("region", "bucket_name"):
         args = {k: v for k, v in BASE.items() if k != missing}
         with pytest.raises(ValueError, match=rf"^{missing}: is required$"):
-            spec.cos_source_settings("cos-source", args)
+            settings("cos-source", args)
 
 
 def test_network_and_retry_defaults():
-    s = spec.cos_source_settings("cos-source", BASE)
+    s = settings("cos-source", BASE)
     assert (s.public_network, s.vpc, s.retry_attempts, s.max_event_age_seconds) == (
         True,
         None,
@@ -260,7 +277,28 @@ def test_network_and_retry_defaults():
     )
     assert s.force_destroy is False
     vpc = {"vpc_id": "vpc-1a2b3c4d", "subnet_id": "subnet-5e6f7a8b"}
-    s = spec.cos_source_settings(
-        "cos-source", {**BASE, "function_vpc": vpc, "public_network": False}
-    )
+    s = settings("cos-source", {**BASE, "function": {"vpc": vpc, "public_network": False}})
     assert (s.public_network, s.vpc) == (False, spec.VpcSettings(**vpc))
+
+
+def test_two_stacks_never_share_a_default_function_name():
+    args = validate(TencentCosSourceArgs, BASE)
+    names = {
+        spec.cos_source_settings("cos-source", args, project="p", stack=stack).function_name
+        for stack in ("dev", "prod")
+    }
+    assert names == {"p-dev-cos-source", "p-prod-cos-source"}
+
+
+@pytest.mark.parametrize(
+    ("project", "stack", "expected"),
+    [
+        ("acme", "team/dev", "acme-team-dev-cos-source"),
+        ("9lives", "dev", "lives-dev-cos-source"),  # must start with a letter
+        ("a" * 60, "prod", "a" * 51 + "-"),  # over 60: the start plus a hash
+    ],
+)
+def test_default_function_name_follows_scfs_rule(project, stack, expected):
+    name = spec.default_function_name(project, stack, "cos-source")
+    assert name.startswith(expected)
+    assert spec._FUNCTION_NAME.match(name) and len(name) <= 60

@@ -19,13 +19,20 @@ BUILD = {
     "username": "acme@1234567890123456",
     "password": PASSWORD,
 }
-ARGS = {
-    "namespace": "ce",
+WORKLOAD = {
     "component": "relay",
     "command": ["python", "-m", "runtime.relay"],
     "env": {"K_SINK": "http://broker.ce.svc.cluster.local/"},
 }
 DIGEST_REF = re.compile(r"^registry\.cn-hangzhou\.aliyuncs\.com/acme/relay@sha256:[0-9a-f]{64}$")
+
+
+def _runtime(options: dict, component: str = "relay") -> ContainerRuntime:
+    return ContainerRuntime(
+        "relay" if component == "relay" else component,
+        {"runtime": {"namespace": "ce", **options}},
+        workload={**WORKLOAD, "component": component},
+    )
 
 
 def _container(engine: MockEngine, typ: str = "kubernetes:apps/v1:Deployment") -> dict:
@@ -36,9 +43,7 @@ def test_build_declares_a_pushed_image_of_this_repository(pulumi_mocks):
     import pulumi
 
     pulumi_mocks.run(
-        lambda: ContainerRuntime(
-            "relay", {**ARGS, "build": {**BUILD, "password": pulumi.Output.secret(PASSWORD)}}
-        )
+        lambda: _runtime({"build": {**BUILD, "password": pulumi.Output.secret(PASSWORD)}})
     )
     component = pulumi_mocks.one("cloudevents-connectors:index:ContainerRuntime")
     image = pulumi_mocks.one(IMAGE)
@@ -66,7 +71,7 @@ def test_build_declares_a_pushed_image_of_this_repository(pulumi_mocks):
 
 
 def test_deployment_runs_the_pushed_digest(pulumi_mocks):
-    pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, "build": BUILD}))
+    pulumi_mocks.run(lambda: _runtime({"build": BUILD}))
     digest = pulumi_mocks.one(IMAGE).outputs["digest"]
     image = _container(pulumi_mocks)["image"]
     assert DIGEST_REF.match(image), image
@@ -75,7 +80,7 @@ def test_deployment_runs_the_pushed_digest(pulumi_mocks):
 
 
 def test_knative_service_runs_the_pushed_digest(pulumi_mocks):
-    pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, "mode": "knative", "build": BUILD}))
+    pulumi_mocks.run(lambda: _runtime({"mode": "knative", "build": BUILD}))
     image = _container(pulumi_mocks, "kubernetes:serving.knative.dev/v1:Service")["image"]
     assert DIGEST_REF.match(image), image
 
@@ -83,7 +88,7 @@ def test_knative_service_runs_the_pushed_digest(pulumi_mocks):
 def test_without_credentials_the_machine_login_is_used(pulumi_mocks):
     build = {"registry": "ccr.ccs.tencentyun.com", "repository": "acme/relay"}
     build["platform"], build["tag"] = "linux/arm64", "v1.2"
-    pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, "build": build}))
+    pulumi_mocks.run(lambda: _runtime({"build": build}))
     inputs = pulumi_mocks.one(IMAGE).plain_inputs
     assert "registries" not in inputs
     assert inputs["platforms"] == ["linux/arm64"]
@@ -136,37 +141,34 @@ def test_each_connector_builds_its_own_dockerfile(pulumi_mocks):
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        ({**BUILD, "image": "x"}, r"^build\.image: unknown field"),
-        ({"repository": "acme/relay"}, r"^build\.registry: is required"),
-        ({**BUILD, "registry": "https://registry.example.com"}, r"^build\.registry: .* not a"),
-        ({**BUILD, "registry": "registry.example.com/acme"}, r"^build\.registry: "),
-        ({**BUILD, "repository": "Acme/Relay"}, r"^build\.repository: 'Acme/Relay' is not"),
-        ({**BUILD, "repository": "acme//relay"}, r"^build\.repository: "),
-        ({**BUILD, "platform": "windows/amd64"}, r"^build\.platform: .* linux/amd64, linux/arm64"),
-        ({**BUILD, "tag": "-x"}, r"^build\.tag: "),
-        ({k: v for k, v in BUILD.items() if k != "password"}, r"^build\.password: is required"),
-        ({k: v for k, v in BUILD.items() if k != "username"}, r"^build\.username: is required"),
-        ("acme/relay", r"^build: must be a mapping"),
+        ({**BUILD, "image": "x"}, r"^runtime\.build\.image: unknown argument"),
+        ({"repository": "acme/relay"}, r"^runtime\.build\.registry: is required"),
+        ({**BUILD, "registry": 5}, r"^runtime\.build\.registry: must be a string, not 5"),
+        ({**BUILD, "registry": "https://r.example.com"}, r"^runtime\.build\.registry: .* not a"),
+        ({**BUILD, "registry": "registry.example.com/acme"}, r"^runtime\.build\.registry: "),
+        ({**BUILD, "repository": "Acme/Relay"}, r"^runtime\.build\.repository: 'Acme/Relay'"),
+        ({**BUILD, "repository": "acme//relay"}, r"^runtime\.build\.repository: "),
+        ({**BUILD, "platform": "windows/amd64"}, r"^runtime\.build\.platform: .* linux/arm64"),
+        ({**BUILD, "tag": "-x"}, r"^runtime\.build\.tag: "),
+        ({k: v for k, v in BUILD.items() if k != "password"}, r"^runtime\.build\.password: is"),
+        ({k: v for k, v in BUILD.items() if k != "username"}, r"^runtime\.build\.username: is"),
+        ("acme/relay", r"^runtime\.build: must be an object"),
     ],
 )
 def test_bad_build_fails_before_any_resource(pulumi_mocks, build, message):
     with pytest.raises(ValueError, match=message):
-        pulumi_mocks.run(lambda: ContainerRuntime("relay", {**ARGS, "build": build}))
+        pulumi_mocks.run(lambda: _runtime({"build": build}))
     assert pulumi_mocks.resources == []
 
 
 def test_image_and_build_together_are_refused(pulumi_mocks):
-    with pytest.raises(ValueError, match=r"^image: conflicts with build"):
-        pulumi_mocks.run(
-            lambda: ContainerRuntime("relay", {**ARGS, "build": BUILD, "image": "a/b:1"})
-        )
+    with pytest.raises(ValueError, match=r"^runtime\.image: conflicts with build"):
+        pulumi_mocks.run(lambda: _runtime({"build": BUILD, "image": "a/b:1"}))
 
 
 def test_build_needs_a_dockerfile_of_this_repository(pulumi_mocks):
-    with pytest.raises(ValueError, match=r"^build: this repository has no Dockerfile"):
-        pulumi_mocks.run(
-            lambda: ContainerRuntime("other", {**ARGS, "component": "other", "build": BUILD})
-        )
+    with pytest.raises(ValueError, match=r"^runtime\.build: this repository has no Dockerfile"):
+        pulumi_mocks.run(lambda: _runtime({"build": BUILD}, component="other"))
 
 
 # --- the stack file -------------------------------------------------------------------------------
@@ -206,7 +208,7 @@ def test_stack_build_takes_its_password_from_the_secret_key():
         (
             {"ossTarget": {**OSS, "runtime": {"build": {**STACK_BUILD, "platfrom": "x"}}}},
             {},
-            r"^ossTarget\.runtime\.build\.platfrom: unknown field",
+            r"^ossTarget\.runtime\.build\.platfrom: unknown key; known: registry, repository",
         ),
         (
             {
@@ -255,3 +257,41 @@ def test_two_checkouts_declare_the_same_context(monkeypatch, tmp_path):
         monkeypatch.chdir(root)
         seen.append(image_build.context_location())
     assert seen == [".", "."]
+
+
+def test_the_kubelet_pulls_the_built_image_with_the_build_credentials(pulumi_mocks):
+    import base64
+    import json
+
+    pulumi_mocks.run(lambda: _runtime({"build": BUILD}))
+    secrets = [
+        r
+        for r in pulumi_mocks.of_type("kubernetes:core/v1:Secret")
+        if r.inputs.get("type") == "kubernetes.io/dockerconfigjson"
+    ]
+    (pull,) = secrets
+    assert pull.name == "relay-registry-credentials"
+    assert pull.inputs["metadata"]["namespace"] == "ce"
+    assert is_secret(pull.inputs["stringData"])
+    config = json.loads(pull.plain_inputs["stringData"][".dockerconfigjson"])
+    entry = config["auths"]["registry.cn-hangzhou.aliyuncs.com"]
+    assert (entry["username"], entry["password"]) == (BUILD["username"], PASSWORD)
+    assert base64.b64decode(entry["auth"]).decode() == f"{BUILD['username']}:{PASSWORD}"
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").plain_inputs["spec"]["template"]
+    assert pod["spec"]["imagePullSecrets"] == [{"name": pull.outputs["metadata"]["name"]}]
+    for r in pulumi_mocks.resources:
+        assert PASSWORD not in set(plain_strings(r.inputs)), r.urn
+
+
+def test_knative_revisions_pull_with_the_build_credentials(pulumi_mocks):
+    pulumi_mocks.run(lambda: _runtime({"mode": "knative", "build": BUILD}))
+    service = pulumi_mocks.one("kubernetes:serving.knative.dev/v1:Service")
+    assert service.plain_inputs["spec"]["template"]["spec"]["imagePullSecrets"]
+
+
+def test_without_build_credentials_no_pull_secret_is_made(pulumi_mocks):
+    build = {"registry": "ccr.ccs.tencentyun.com", "repository": "acme/relay"}
+    pulumi_mocks.run(lambda: _runtime({"build": build}))
+    assert pulumi_mocks.of_type("kubernetes:core/v1:Secret") == []
+    pod = pulumi_mocks.one("kubernetes:apps/v1:Deployment").plain_inputs["spec"]["template"]
+    assert "imagePullSecrets" not in pod["spec"]

@@ -16,13 +16,15 @@ RUNTIME = {"image": "ghcr.io/acme/app:1.0", "namespace": "ce", "min_replicas": 2
 
 
 def _scenarios(tmp_dir: str) -> dict:
-    cos = {"region": "ap-guangzhou", "bucket_name": "uploads", "package_dir": tmp_dir}
+    cos = {"region": "ap-guangzhou", "bucket_name": "uploads"}
     broker = "http://broker.ce.svc.cluster.local/"
     return {
         "runtime-deployment": lambda: ContainerRuntime(
-            "app", {**RUNTIME, "create_namespace": True, "service_type": "LoadBalancer"}
+            "app", {"runtime": RUNTIME, "create_namespace": True, "service_type": "LoadBalancer"}
         ),
-        "runtime-knative": lambda: ContainerRuntime("app", {**RUNTIME, "mode": "knative"}),
+        "runtime-knative": lambda: ContainerRuntime(
+            "app", {"runtime": {**RUNTIME, "mode": "knative"}}
+        ),
         "oss-target": lambda: AlibabaOssTarget(
             "oss-target",
             {"region": "cn-hangzhou", "bucket_name": "acme-events", "runtime": RUNTIME},
@@ -50,7 +52,9 @@ def _scenarios(tmp_dir: str) -> dict:
                 "runtime": {**RUNTIME, "mode": "knative"},
             },
         ),
-        "cos-relay": lambda: TencentCosSource("cos-source", {**cos, "relay": {"sink_url": broker}}),
+        "cos-relay": lambda: TencentCosSource(
+            "cos-source", {**cos, "relay": {"sink_url": broker}}, package_dir=tmp_dir
+        ),
         "cos-relay-knative": lambda: TencentCosSource(
             "cos-source",
             {
@@ -61,6 +65,7 @@ def _scenarios(tmp_dir: str) -> dict:
                     "runtime": {"mode": "knative"},
                 },
             },
+            package_dir=tmp_dir,
         ),
     }
 
@@ -93,7 +98,7 @@ def test_every_kubernetes_object_validates(pulumi_mocks, tmp_path, scenario):
 
 def test_the_validator_rejects_what_it_should(pulumi_mocks):
     """Guards the test above: a broken Deployment must not validate."""
-    pulumi_mocks.run(lambda: ContainerRuntime("app", RUNTIME))
+    pulumi_mocks.run(lambda: ContainerRuntime("app", {"runtime": RUNTIME}))
     manifest = kubernetes_manifest(pulumi_mocks.one("kubernetes:apps/v1:Deployment"))
     manifest["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsUser"] = "root"
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -111,7 +116,7 @@ def test_knative_services_pass_the_admission_rules(pulumi_mocks, tmp_path, scena
 
 def test_knative_rules_refuse_what_the_webhook_refuses(pulumi_mocks):
     """Guards the test above with the three refusals a real cluster gave the old template."""
-    pulumi_mocks.run(lambda: ContainerRuntime("app", {**RUNTIME, "mode": "knative"}))
+    pulumi_mocks.run(lambda: ContainerRuntime("app", {"runtime": {**RUNTIME, "mode": "knative"}}))
     manifest = kubernetes_manifest(pulumi_mocks.one(KNATIVE))
     pod = manifest["spec"]["template"]["spec"]
     pod["terminationGracePeriodSeconds"] = 30
@@ -144,7 +149,7 @@ def test_knative_rules_refuse_what_the_webhook_refuses(pulumi_mocks):
     ],
 )
 def test_knative_rules_cover_mounts_security_context_and_ports(pulumi_mocks, change, error):
-    pulumi_mocks.run(lambda: ContainerRuntime("app", {**RUNTIME, "mode": "knative"}))
+    pulumi_mocks.run(lambda: ContainerRuntime("app", {"runtime": {**RUNTIME, "mode": "knative"}}))
     manifest = kubernetes_manifest(pulumi_mocks.one(KNATIVE))
     pod = manifest["spec"]["template"]["spec"]
     change(pod["containers"][0], pod)

@@ -66,7 +66,6 @@ def test_records_type_name_inputs_parent_and_provider(pulumi_mocks):
         "pair-secret",
         "pair-config",
     }
-    assert pulumi_mocks.registered_outputs[component.urn] == {"secretName": "pair"}
     assert pulumi_mocks.value(pair.config.metadata.name).startswith("pair-config-")
 
 

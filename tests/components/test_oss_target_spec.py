@@ -6,13 +6,18 @@ import pulumi
 import pytest
 
 from components import oss_target_spec as spec
+from components.alibaba_oss_target import AlibabaOssTargetArgs
+from components.schema import validate
 
 BASE = {"region": "cn-hangzhou", "bucket_name": "acme-events"}
 WHERE = {"project": "proj", "stack": "dev"}
 
 
 def settings(name, args, **where):
-    return spec.oss_target_settings(name, args, **{**WHERE, **where})
+    """Through the schema first, as the component does: structure there, rules here."""
+    return spec.oss_target_settings(
+        name, validate(AlibabaOssTargetArgs, args), **{**WHERE, **where}
+    )
 
 
 @pytest.mark.parametrize(
@@ -98,8 +103,9 @@ def test_runtime_env_carries_no_credentials():
     }
 
 
-class _Secret:
-    """Stands for a pulumi secret Output: anything but a plain string."""
+def _Secret():
+    """A pulumi secret Output (the schema takes an Output for an Input field as is)."""
+    return pulumi.Output.secret("s3cr3t")
 
 
 @pytest.mark.parametrize(

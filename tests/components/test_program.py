@@ -257,3 +257,54 @@ def test_two_checkouts_declare_the_same_inputs(tmp_path):
         if typ == "tencentcloud:Scf/function:Function"
     ]
     assert zip_files and all(z.startswith("~/.cache/cloudevents-connectors/") for z in zip_files)
+
+
+KUBECONFIG = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user: {token: kube-token-Qx81}\n"
+OSS_BLOCK = {"region": "cn-hangzhou", "bucketName": "acme-events"}
+
+
+@pytest.mark.parametrize("encrypted", [True, False])
+def test_kubeconfig_contents_reach_the_provider_as_a_secret(pulumi_mocks, encrypted):
+    config = _config({"kubernetes": {"kubeconfig": KUBECONFIG}, "ossTarget": OSS_BLOCK})
+    # `pulumi config set --secret --path kubernetes.kubeconfig` makes the whole key secret.
+    keys = [f"{project_name()}:kubernetes"] if encrypted else []
+    pulumi_mocks.run_program(PROGRAM, config, keys)
+    provider = pulumi_mocks.one("pulumi:providers:kubernetes")
+    assert is_secret(provider.inputs["kubeconfig"])
+    assert unwrap(provider.inputs["kubeconfig"]) == KUBECONFIG
+    for r in pulumi_mocks.resources:
+        assert "kube-token-Qx81" not in " ".join(plain_strings(r.inputs)), r.urn
+    warned = [w for w in pulumi_mocks.warnings if "kubernetes.kubeconfig" in w]
+    assert bool(warned) is not encrypted  # plain text in the stack file: say how to encrypt it
+
+
+def test_a_kubeconfig_path_stays_a_path(pulumi_mocks):
+    config = _config({"kubernetes": {"kubeconfig": "~/.kube/ack-prod"}, "ossTarget": OSS_BLOCK})
+    pulumi_mocks.run_program(PROGRAM, config)
+    provider = pulumi_mocks.one("pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == "~/.kube/ack-prod"
+    assert not [w for w in pulumi_mocks.warnings if "kubernetes.kubeconfig" in w]
+
+
+def test_other_blocks_with_an_encrypted_value_are_refused(pulumi_mocks):
+    config = _config({"ossTarget": OSS_BLOCK})
+    with pytest.raises(Exception, match=r"ossTarget: holds an encrypted value"):
+        pulumi_mocks.run_program(PROGRAM, config, [f"{project_name()}:ossTarget"])
+
+
+def test_the_checker_reads_an_encrypted_kubeconfig(tmp_path):
+    from components.check.stack_file import SECRET_PLACEHOLDER
+
+    (tmp_path / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "stacks").mkdir()
+    name = load_project(tmp_path).name
+    (tmp_path / "stacks" / "Pulumi.enc.yaml").write_text(
+        f"config:\n  {name}:kubernetes:\n    kubeconfig:\n      secure: v1:abc\n"
+        f"  {name}:ossTarget:\n    region: cn-hangzhou\n    bucketName: acme-events\n"
+    )
+    project = load_project(tmp_path)
+    values = read_stack(project, "enc")
+    assert values.values["kubernetes"] == {"kubeconfig": SECRET_PLACEHOLDER}
+    config, keys = engine_config(project, values)
+    assert config[f"{name}:kubernetes"] == json.dumps({"kubeconfig": SECRET_PLACEHOLDER})
+    assert f"{name}:kubernetes" in keys

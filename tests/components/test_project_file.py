@@ -71,7 +71,8 @@ def test_stack_file_rules(tmp_path, stack_yaml, message):
     project = load_project(_project_with(tmp_path, stack_yaml))
     if message is None:
         values = read_stack(project, "t")
-        assert values.secrets == {"cosSourceRelaySigningSecret": "[secret]"}
+        # A well-formed stand-in: the component checks the resolved secret's form.
+        assert values.secrets == {"cosSourceRelaySigningSecret": "whsec_" + "A" * 43 + "="}
         assert values.values["ossTarget"] == {}  # the declared default applies
     else:
         with pytest.raises(StackFileError, match=message):

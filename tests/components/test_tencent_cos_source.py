@@ -22,7 +22,9 @@ def base(tmp_path):
 
 
 def _source(base, **overrides):
-    return TencentCosSource("cos-source", {**base, **overrides})
+    args = {**base, **overrides}
+    package_dir = args.pop("package_dir")
+    return TencentCosSource("cos-source", args, package_dir=package_dir)
 
 
 def test_sink_mode_declares_bucket_and_function_only(pulumi_mocks, base):
@@ -67,10 +69,12 @@ def test_function_settings_and_package_carries_its_content_hash(pulumi_mocks, ba
         lambda: _source(
             base,
             sink_url="https://sink.example/",
-            function_name="cos-events",
-            function_namespace="ingest",
-            memory_mb=256,
-            timeout_seconds=60,
+            function={
+                "name": "cos-events",
+                "namespace": "ingest",
+                "memory_mb": 256,
+                "timeout_seconds": 60,
+            },
             debug=True,
         )
     )
@@ -188,6 +192,23 @@ def test_relay_wiring(pulumi_mocks, base):
         assert generated not in set(plain_strings(r.inputs)), r.urn
 
 
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("hunter2", "must hold at least 16 bytes of key"),  # valid base64 of 5 bytes
+        ("whsec_not base64!", "must be whsec_<base64>"),
+        ("whsec_c2hvcnQ=", "must hold at least 16 bytes of key"),
+    ],
+)
+def test_a_malformed_supplied_secret_fails_without_showing_it(pulumi_mocks, base, secret, problem):
+    # The relay and the function would both refuse it at start-up: the deployment fails instead,
+    # by the relay's own decoder, and the message never holds the secret.
+    relay = {"sink_url": BROKER, "signing_secret": pulumi.Output.secret(secret)}
+    with pytest.raises(Exception, match=rf"relay\.signing_secret: {re.escape(problem)}") as caught:
+        pulumi_mocks.run(lambda: _source(base, relay=relay))
+    assert secret.removeprefix("whsec_") not in str(caught.value)
+
+
 def test_relay_with_public_url_and_supplied_secret(pulumi_mocks, base):
     source = pulumi_mocks.run(
         lambda: _source(
@@ -221,7 +242,7 @@ def test_relay_with_public_url_and_supplied_secret(pulumi_mocks, base):
             {"sink_url": "https://s/", "events": ["cos:ObjectCreated:*", "cos:ObjectCreated:Put"]},
             "events",
         ),
-        ({"sink_url": "https://s/", "memory_mb": 100}, "memory_mb"),
+        ({"sink_url": "https://s/", "function": {"memory_mb": 100}}, "function.memory_mb"),
         ({"sink_url": "https://s/", "app_id": "abc"}, "app_id"),
         ({"relay": {"sink_url": BROKER, "signing_secret": SUPPLIED}}, "relay.signing_secret"),
         (
@@ -242,14 +263,16 @@ def test_invalid_arguments_raise_before_anything_is_registered(
 def test_invoke_config_sets_retries_and_event_age(pulumi_mocks, base):
     pulumi_mocks.run(
         lambda: _source(
-            base, sink_url="https://sink.example/", retry_attempts=1, max_event_age_seconds=3600
+            base,
+            sink_url="https://sink.example/",
+            function={"retry_attempts": 1, "max_event_age_seconds": 3600},
         )
     )
     config = pulumi_mocks.one(
         "tencentcloud:Scf/functionEventInvokeConfig:FunctionEventInvokeConfig"
     )
     assert config.inputs == {
-        "functionName": "cos-source",
+        "functionName": "cloudevents-connectors-dev-cos-source",
         "namespace": "default",
         "asyncTriggerConfig": {"retryConfigs": [{"retryNum": 1.0}], "msgTtl": 3600.0},
     }
@@ -263,8 +286,7 @@ def test_vpc_placement_may_turn_public_access_off(pulumi_mocks, base):
         lambda: _source(
             base,
             gateway={"target": "10.0.0.5:8081", "eventbus": "e"},
-            function_vpc=vpc,
-            public_network=False,
+            function={"vpc": vpc, "public_network": False},
         )
     )
     inputs = pulumi_mocks.one("tencentcloud:Scf/function:Function").inputs
@@ -297,3 +319,13 @@ def test_default_code_path_is_home_relative_and_the_zip_is_written_there(
     )
     assert Path(zip_file).expanduser().is_file()
     assert pulumi_mocks.value(source.code_path) == zip_file
+
+
+def test_package_dir_is_a_python_keyword_not_an_argument(pulumi_mocks, tmp_path):
+    # An internal knob: kept out of the Args (and so out of the multi-language schema).
+    args = {"region": "ap-guangzhou", "bucket_name": "uploads", "sink_url": "https://s/"}
+    with pytest.raises(ValueError, match=r"^package_dir: unknown argument"):
+        pulumi_mocks.run(
+            lambda: TencentCosSource("cos-source", {**args, "package_dir": str(tmp_path)})
+        )
+    assert pulumi_mocks.resources == []

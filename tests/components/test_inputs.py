@@ -1,0 +1,197 @@
+"""Outputs of other resources as arguments: the resolved values reach the right resource inputs,
+and an invalid resolved value fails with the same message a plain one gets."""
+
+import json
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components import AlibabaOssTarget, ContainerRuntime, TencentCosSource
+from tests.pulumi_mocks import DEFAULT_APP_ID
+
+BROKER = "http://broker-ingress.knative-eventing.svc.cluster.local/ce/default"
+
+
+def _values(**data: str) -> dict[str, pulumi.Output]:
+    """Outputs of another (mocked) resource: a ConfigMap's data, known only once it is created."""
+    config_map = k8s.core.v1.ConfigMap("values", data=data)
+    return {key: config_map.data.apply(lambda d, key=key: d[key]) for key in data}
+
+
+def _env(deployment) -> dict:
+    container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_oss_target_takes_region_bucket_and_prefix_as_outputs(pulumi_mocks):
+    def program():
+        v = _values(region="cn-shanghai", bucket="acme-from-output", prefix="in/")
+        assert isinstance(v["region"], pulumi.Output)
+        return AlibabaOssTarget(
+            "oss-target",
+            {"region": v["region"], "bucket_name": v["bucket"], "key_prefix": v["prefix"]},
+        )
+
+    target = pulumi_mocks.run(program)
+    bucket = pulumi_mocks.one("alicloud:oss/bucket:Bucket")
+    assert bucket.inputs["bucket"] == "acme-from-output"
+    policy = json.loads(pulumi_mocks.one("alicloud:ram/policy:Policy").inputs["policyDocument"])
+    assert policy["Statement"][0]["Resource"] == ["acs:oss:*:*:acme-from-output/*"]
+    env = _env(pulumi_mocks.one("kubernetes:apps/v1:Deployment"))
+    assert env["OSS_REGION"] == "cn-shanghai"
+    assert env["OSS_ENDPOINT"] == "https://oss-cn-shanghai.aliyuncs.com"
+    assert env["OSS_BUCKET"] == "acme-from-output"
+    assert env["OSS_KEY_PREFIX"] == "in/"
+    assert pulumi_mocks.value(target.endpoint) == "https://oss-cn-shanghai.aliyuncs.com"
+    assert pulumi_mocks.value(target.bucket_name) == "acme-from-output"
+
+
+def test_cos_source_takes_region_bucket_and_relay_sink_as_outputs(pulumi_mocks, tmp_path):
+    def program():
+        v = _values(region="ap-shanghai", bucket="uploads", sink=BROKER, prefix="in/")
+        return TencentCosSource(
+            "cos-source",
+            {
+                "region": v["region"],
+                "bucket_name": v["bucket"],
+                "prefix": v["prefix"],
+                "relay": {"sink_url": v["sink"], "runtime": {"namespace": "ce"}},
+            },
+            package_dir=str(tmp_path),
+        )
+
+    source = pulumi_mocks.run(program)
+    function = pulumi_mocks.one("tencentcloud:Scf/function:Function")
+    [trigger] = function.inputs["triggers"]
+    assert trigger["name"] == f"uploads-{DEFAULT_APP_ID}"
+    assert trigger["cosRegion"] == "ap-shanghai"
+    assert json.loads(trigger["triggerDesc"])["filter"]["Prefix"] == "in/"
+    bucket = pulumi_mocks.one("tencentcloud:Cos/bucket:Bucket")
+    assert bucket.inputs["bucket"] == f"uploads-{DEFAULT_APP_ID}"
+    relay = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    assert _env(relay)["K_SINK"] == BROKER
+    assert pulumi_mocks.value(source.bucket_name) == f"uploads-{DEFAULT_APP_ID}"
+
+
+def test_cos_source_takes_a_sink_url_output(pulumi_mocks, tmp_path):
+    def program():
+        v = _values(sink="https://sink.example/events")
+        return TencentCosSource(
+            "cos-source",
+            {"region": "ap-guangzhou", "bucket_name": "uploads", "sink_url": v["sink"]},
+            package_dir=str(tmp_path),
+        )
+
+    pulumi_mocks.run(program)
+    function = pulumi_mocks.one("tencentcloud:Scf/function:Function")
+    assert function.inputs["environment"]["K_SINK"] == "https://sink.example/events"
+
+
+def test_container_runtime_takes_env_values_image_and_namespace_as_outputs(pulumi_mocks):
+    def program():
+        v = _values(sink=BROKER, image="ghcr.io/acme/relay:2.0", namespace="from-output")
+        return ContainerRuntime(
+            "relay",
+            {
+                "runtime": {
+                    "image": v["image"],
+                    "namespace": v["namespace"],
+                    "memory_limit": "512Mi",
+                }
+            },
+            workload={"env": {"K_SINK": v["sink"]}},
+        )
+
+    runtime = pulumi_mocks.run(program)
+    deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/acme/relay:2.0"
+    assert _env(deployment)["K_SINK"] == BROKER
+    assert deployment.inputs["metadata"]["namespace"] == "from-output"
+    assert pulumi_mocks.value(runtime.url) == "http://relay.from-output.svc.cluster.local"
+
+
+def test_container_runtime_builds_to_a_registry_and_repository_given_as_outputs(pulumi_mocks):
+    def program():
+        v = _values(registry="registry.cn-hangzhou.aliyuncs.com", repository="acme/relay")
+        build = {"registry": v["registry"], "repository": v["repository"], "tag": "v1"}
+        return ContainerRuntime(
+            "relay", {"runtime": {"build": build}}, workload={"component": "relay"}
+        )
+
+    pulumi_mocks.run(program)
+    image = pulumi_mocks.one("docker-build:index:Image")
+    assert image.inputs["tags"] == ["registry.cn-hangzhou.aliyuncs.com/acme/relay:v1"]
+    container = pulumi_mocks.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]
+    assert container["spec"]["containers"][0]["image"] == (
+        f"registry.cn-hangzhou.aliyuncs.com/acme/relay@{image.outputs['digest']}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda v: AlibabaOssTarget(
+                "oss-target", {"region": "cn-hangzhou", "bucket_name": v["bad"]}
+            ),
+            "bucket_name: 'Acme_Events' is not a valid OSS bucket name",
+        ),
+        (
+            lambda v: AlibabaOssTarget("oss-target", {"region": v["bad"], "bucket_name": "acme"}),
+            "region: 'Acme_Events' is not one of Alibaba Cloud's regions",
+        ),
+        (
+            lambda v: ContainerRuntime(
+                "relay", {"runtime": {"image": "img:1"}}, workload={"env": {"K_SINK": v["number"]}}
+            ),
+            "env.K_SINK: must be a string, not 42",
+        ),
+        (
+            lambda v: ContainerRuntime(
+                "relay", {"runtime": {"image": "img:1", "namespace": v["bad"]}}
+            ),
+            "runtime.namespace: 'Acme_Events' is not a DNS-1035 label",
+        ),
+        (
+            lambda v: ContainerRuntime(
+                "relay",
+                {"runtime": {"build": {"registry": "r.example.com", "repository": v["bad"]}}},
+                workload={"component": "relay"},
+            ),
+            "runtime.build.repository: 'Acme_Events' is not a repository path",
+        ),
+    ],
+)
+def test_an_invalid_resolved_value_fails_with_the_plain_values_message(
+    pulumi_mocks, build, message
+):
+    def program():
+        v = _values(bad="Acme_Events")
+        v["number"] = v["bad"].apply(lambda _: 42)
+        return build(v)
+
+    with pytest.raises(Exception, match=message) as resolved:
+        pulumi_mocks.run(program)
+    # The deployment fails on the rule's own ValueError (Pulumi wraps it with the resource).
+    assert f"ValueError has risen: {message}" in str(resolved.value) or str(
+        resolved.value
+    ).startswith(message)
+    pulumi_mocks.reset()
+    with pytest.raises(ValueError, match=f"^{message}"):
+        # The same message for the plain value, at construction, before any resource exists.
+        pulumi_mocks.run(lambda: build({"bad": "Acme_Events", "number": 42}))
+
+
+def test_sink_url_output_that_is_not_a_url_fails_the_deployment(pulumi_mocks, tmp_path):
+    def program():
+        v = _values(sink="ftp://sink.example/")
+        return TencentCosSource(
+            "cos-source",
+            {"region": "ap-guangzhou", "bucket_name": "uploads", "sink_url": v["sink"]},
+            package_dir=str(tmp_path),
+        )
+
+    with pytest.raises(Exception, match=r"sink_url: 'ftp://sink.example/' is not an http"):
+        pulumi_mocks.run(program)
