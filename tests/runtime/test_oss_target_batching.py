@@ -22,7 +22,11 @@ from runtime.alibaba_oss_target.settings import read_settings
 from runtime.receiver import BackgroundServer, EnvReader
 from runtime.receiver.events import parse_events
 from runtime.receiver.retry import RetryPolicy
-from runtime.receiver.settings import BODY_MEMORY_FACTOR, RESERVED_MEMORY_BYTES
+from runtime.receiver.settings import (
+    BODY_MEMORY_FACTOR,
+    JSON_MEMORY_FACTOR,
+    RESERVED_MEMORY_BYTES,
+)
 from tests.fakes.objectstore import ObjectStoreEmulator
 
 BUCKET = "lake-bucket"
@@ -321,9 +325,11 @@ def test_sigterm_drain_flushes_open_objects_in_time(start_target, store):
 
 
 def test_waiting_requests_keep_their_bytes_in_the_receivers_budget(start_target, store):
-    # A budget of 4,000 bytes: three waiting requests of ~1,200 bytes fill it.
+    # Three waiting structured requests of ~1,200 bytes, each holding what parsing it may cost
+    # (JSON_MEMORY_FACTOR x its length), fill a budget of 3 x 1,500 such bytes; a fourth waits.
+    budget = 3 * JSON_MEMORY_FACTOR * 1500
     server = start_target(
-        MEMORY_LIMIT_BYTES=str(RESERVED_MEMORY_BYTES + BODY_MEMORY_FACTOR * 4000),
+        MEMORY_LIMIT_BYTES=str(RESERVED_MEMORY_BYTES + BODY_MEMORY_FACTOR * budget),
         MAX_BODY_BYTES="1500",
         BATCH_MAX_BYTES="4000",
         BODY_TIMEOUT_SECONDS="0.5",
