@@ -466,6 +466,7 @@ class RefreshingCredentials(CredentialsProvider):
         refusal asked; and the re-check of a failing provider. Never ends on an error: one is
         logged and the loop goes on."""
         backoff = 0
+        last_error: str | None = None
         while True:
             delay = self._next_delay(backoff)
             self._wake.clear()
@@ -473,14 +474,18 @@ class RefreshingCredentials(CredentialsProvider):
                 await asyncio.wait_for(self._wake.wait(), delay)
             try:
                 await self._tick()
+                last_error = None
             except Exception as error:  # a bug here must not end refreshing silently
-                log_fields(
-                    self._logger,
-                    logging.ERROR,
-                    "credentials refresh error",
-                    source=self.source.name,
-                    error=type(error).__name__,
-                )
+                if type(error).__name__ != last_error:  # once per kind, not every poll
+                    log_fields(
+                        self._logger,
+                        logging.ERROR,
+                        "credentials refresh error",
+                        source=self.source.name,
+                        error=type(error).__name__,
+                    )
+                last_error = type(error).__name__
+                self._refresh_failures += 1
             backoff = backoff + 1 if self.source.remote and self._refresh_failures else 0
 
     async def _tick(self) -> None:
