@@ -252,6 +252,7 @@ def check_credential_files(settings: TargetSettings) -> TargetSettings:
     service-account tokens before it starts the container, so a missing token file is a wrong
     path or a missing volume; a restart (the kubelet's backoff) also covers any delay.
     Raises SettingError naming the variable (never quoting file content)."""
+    # Imported here: the rest of this module stays free of the OSS SDK that credentials loads.
     from runtime.alibaba_oss_target.credentials import (
         CredentialsUnavailable,
         parse_sts_text,
