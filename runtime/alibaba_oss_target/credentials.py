@@ -27,7 +27,7 @@ The way back, for every source: different credentials from the source (a rotated
 exchange) or, with none, `RECHECK_SECONDS` after the last refusal, the provider goes ready *on
 probation* (RRSA fetches again first). Kubernetes then routes events again; the first one is the
 probe: stored -> healthy ("authentication recovered", INFO), refused -> failing again at once
-(no new log line, same code). No object is written just to test credentials (the writer's policy
+(no new log line, same code; the event is answered 503 + Retry-After, so the broker redelivers). No object is written just to test credentials (the writer's policy
 is put-only, and a health object would pollute the bucket). Bound: ready again at most
 `RECHECK_SECONDS` (+ the kubelet's probe period) after credentials work again.
 
