@@ -24,12 +24,12 @@ refused upload is tried once more when they differ. At `FAILURES_BEFORE_UNREADY`
 yet, or the cached ones are past their `Expiration` (one ERROR line, `CredentialsExpired`).
 
 The way back, for every source: different credentials from the source (a rotated file, a new STS
-exchange) or, with none, `RECHECK_SECONDS` after the last refusal, the provider goes ready *on
+exchange) or, with none, `PROBATION_SECONDS` after the last refusal, the provider goes ready *on
 probation* (RRSA fetches again first). Kubernetes then routes events again; the first one is the
 probe: stored -> healthy ("authentication recovered", INFO), refused -> failing again at once
 (no new log line, same code; the event is answered 503 + Retry-After, so the broker redelivers). No object is written just to test credentials (the writer's policy
 is put-only, and a health object would pollute the bucket). Bound: ready again at most
-`RECHECK_SECONDS` (+ the kubelet's probe period) after credentials work again.
+`PROBATION_SECONDS` (+ the kubelet's probe period) after credentials work again.
 
 Secrets are never logged: only the access key id's last 4 characters.
 """
@@ -75,7 +75,9 @@ FILE_POLL_SECONDS = 5.0
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 # Refusal-triggered STS exchanges, at most one per this many seconds.
 REFETCH_SECONDS = 10.0
-RECHECK_SECONDS = 30.0
+# Not ready because OSS refused the credentials: ready again, on probation, this long after the
+# last refusal (a not-ready pod gets no traffic, so no PUT could succeed to bring it back).
+PROBATION_SECONDS = 30.0
 MAX_FILE_BYTES = 64 * 1024
 
 
@@ -317,14 +319,14 @@ class RefreshingCredentials(CredentialsProvider):
         *,
         clock=time.time,
         poll_seconds: float = FILE_POLL_SECONDS,
-        recheck_seconds: float = RECHECK_SECONDS,
+        probation_seconds: float = PROBATION_SECONDS,
         refetch_seconds: float = REFETCH_SECONDS,
     ) -> None:
         self.source = source
         self._logger = logger
         self._clock = clock
         self._poll = poll_seconds
-        self._recheck = recheck_seconds
+        self._probation_after = probation_seconds
         self._refetch = refetch_seconds
         self._current: Credentials | None = None
         self.generation = 0
@@ -374,6 +376,15 @@ class RefreshingCredentials(CredentialsProvider):
             self._probation = False
             self._fail(code)
         return False
+
+    def auth_failed(self, code: str) -> None:
+        """`refused` for a caller that cannot wait (no fetch, no retry): counts a refusal of the
+        current credentials; the background task fetches as scheduled."""
+        self._auth_failures += 1
+        self._last_refusal = self._clock()
+        if self._probation or self._auth_failures >= FAILURES_BEFORE_UNREADY:
+            self._probation = False
+            self._fail(code)
 
     def refusal_retryable(self, code: str) -> bool:
         """True when an auth refusal is the pod's state, not the event's: clock skew, expired
@@ -501,7 +512,7 @@ class RefreshingCredentials(CredentialsProvider):
         current = self._current
         if current is not None and self._expired(current) and self.failing_code is None:
             self._fail("CredentialsExpired", detail="past Expiration and no newer credentials")
-        if self._refusal_failing() and self._clock() - self._last_refusal >= self._recheck:
+        if self._refusal_failing() and self._clock() - self._last_refusal >= self._probation_after:
             if self.source.remote:
                 generation = self.generation
                 await self._refetch_after_refusal(generation)
@@ -519,7 +530,7 @@ class RefreshingCredentials(CredentialsProvider):
         elif self.source.remote and self._refresh_at is not None:
             candidates.append(self._refresh_at - now)
         if self._refusal_failing():
-            candidates.append(self._last_refusal + self._recheck - now)
+            candidates.append(self._last_refusal + self._probation_after - now)
         current = self._current
         if current is not None and current.expiration is not None and self.failing_code is None:
             candidates.append(current.expiration.timestamp() - now)

@@ -255,7 +255,7 @@ def test_a_refused_key_that_works_again_comes_back_after_the_recheck(tmp_path, l
     path = tmp_path / "credentials.json"
     write_json(path, DOCUMENT)
     source = StaticSource("ak-1234", "sk") if kind == "static" else StsFileSource(str(path))
-    credentials = make(source, clock=clock, recheck_seconds=30)
+    credentials = make(source, clock=clock, probation_seconds=30)
 
     async def scenario():
         await credentials.refresh()
@@ -283,7 +283,7 @@ def test_a_refused_key_that_works_again_comes_back_after_the_recheck(tmp_path, l
 
 
 def test_the_background_loop_runs_the_recheck(logs):
-    credentials = make(StaticSource("ak", "sk"), recheck_seconds=0.05)
+    credentials = make(StaticSource("ak", "sk"), probation_seconds=0.05)
 
     async def scenario():
         await credentials.refresh()
@@ -357,7 +357,7 @@ def test_refusals_are_single_flight_rate_limited_and_count_across_keys(logs):
 def test_rrsa_recheck_exchanges_again_then_probation(logs):
     clock = Clock()
     source = Exchanges(clock)
-    credentials = make(source, clock=clock, refetch_seconds=10, recheck_seconds=30)
+    credentials = make(source, clock=clock, refetch_seconds=10, probation_seconds=30)
 
     async def scenario():
         await credentials.refresh()
@@ -582,3 +582,21 @@ def test_every_rrsa_fetch_is_one_exchange(sts, tmp_path):
     first = asyncio.run(source.fetch())
     assert asyncio.run(source.fetch()).access_key_id != first.access_key_id
     assert sts.sts.calls == 2
+
+
+def test_a_refusal_reported_without_waiting_counts_the_same(logs):
+    credentials = make(StaticSource("ak", "sk"), probation_seconds=30, clock=Clock())
+
+    async def scenario():
+        await credentials.refresh()
+        for _ in range(FAILURES_BEFORE_UNREADY):
+            credentials.auth_failed("InvalidAccessKeyId")
+        assert not credentials.ready
+        credentials._clock.now += 30
+        await credentials._tick()
+        assert credentials.ready
+        credentials.auth_failed("InvalidAccessKeyId")  # the probe
+        assert not credentials.ready
+
+    asyncio.run(scenario())
+    assert len(messages(logs, "authentication failing")) == 1

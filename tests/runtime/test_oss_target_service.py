@@ -674,7 +674,7 @@ def test_an_sts_file_already_expired_at_start_is_not_ready(start_target, store, 
 
 
 def test_a_revoked_static_key_is_not_ready_and_comes_back_once_it_works(start_target, store, logs):
-    target = start_target(credentials_timing={"recheck_seconds": 1.0})
+    target = start_target(credentials_timing={"probation_seconds": 1.0})
     assert post(target, **{"Ce-Id": "ok"}).status_code == 200
     store.revoke("test-ak")
     for i in range(3):
