@@ -27,9 +27,13 @@ The way back, for every source: different credentials from the source (a rotated
 exchange) or, with none, `PROBATION_SECONDS` after the last refusal, the provider goes ready *on
 probation* (RRSA fetches again first). Kubernetes then routes events again; the first one is the
 probe: stored -> healthy ("authentication recovered", INFO), refused -> failing again at once
-(no new log line, same code; the event is answered 503 + Retry-After, so the broker redelivers). No object is written just to test credentials (the writer's policy
-is put-only, and a health object would pollute the bucket). Bound: ready again at most
-`PROBATION_SECONDS` (+ the kubelet's probe period) after credentials work again.
+(no new log line, same code; the event is answered 503 + Retry-After, so the broker redelivers).
+No object is written just to test credentials (the writer's policy is put-only, and a health
+object would pollute the bucket). Bound: ready again at most `PROBATION_SECONDS` (+ the
+kubelet's probe period) after credentials work again.
+
+Sender input cannot cause these refusals: every header value the target sends is checked to be
+exactly what the SDK signs (core.plan_write, on main since the corefix merge).
 
 Secrets are never logged: only the access key id's last 4 characters.
 """
