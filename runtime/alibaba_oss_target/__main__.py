@@ -2,7 +2,7 @@
 
 from ..receiver import main
 from .app import build_target
-from .settings import read_settings
+from .settings import read_startup_settings
 
 if __name__ == "__main__":
-    raise SystemExit(main("alibaba-oss-target", read_settings, build_target))
+    raise SystemExit(main("alibaba-oss-target", read_startup_settings, build_target))

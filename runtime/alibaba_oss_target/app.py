@@ -57,12 +57,15 @@ def build_target(
     *,
     writer: ObjectWriter | None = None,
     policy: RetryPolicy | None = None,
+    credentials: RefreshingCredentials | None = None,
 ) -> tuple[Receiver, Uploader]:
-    """The receiver to serve and the uploader to close after draining (`uploader.close`)."""
+    """The receiver to serve and the uploader to close after draining (`uploader.close`).
+    `credentials` (tests: short intervals) defaults to the settings' source with the defaults."""
     registry = CollectorRegistry()
     metrics = TargetMetrics(registry)
     logger = logging.getLogger(f"runtime.{NAME}")
-    credentials = RefreshingCredentials(credentials_source(settings), logger)
+    if credentials is None:
+        credentials = RefreshingCredentials(credentials_source(settings), logger)
     uploader = Uploader(
         writer if writer is not None else OssWriter(settings, credentials),
         max_concurrency=settings.max_concurrency,

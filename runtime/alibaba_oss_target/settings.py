@@ -4,7 +4,8 @@ Environment variables (defaults in brackets):
   OSS_ENDPOINT (required; no scheme means https), OSS_BUCKET (required), OSS_REGION (optional:
   V4 signing; required with STS credentials), credentials from exactly one source
   (CREDENTIAL_SOURCES):
-    accessKey: OSS_ACCESS_KEY_ID + OSS_ACCESS_KEY_SECRET (+ OSS_SECURITY_TOKEN for a fixed STS);
+    accessKey: OSS_ACCESS_KEY_ID + OSS_ACCESS_KEY_SECRET (+ OSS_SECURITY_TOKEN for a fixed STS;
+               with another source, OSS_SECURITY_TOKEN is refused as a second source);
     stsFile:   OSS_CREDENTIALS_FILE, a JSON file {AccessKeyId, AccessKeySecret, SecurityToken,
                Expiration} re-read when it changes;
     rrsa:      ALIBABA_CLOUD_ROLE_ARN + ALIBABA_CLOUD_OIDC_PROVIDER_ARN +
@@ -12,7 +13,8 @@ Environment variables (defaults in brackets):
                ALIBABA_CLOUD_ROLE_SESSION_NAME [alibaba-oss-target], ALIBABA_CLOUD_STS_ENDPOINT
                (host or http(s)://host:port; else alibabacloud-credentials' own choice from
                ALIBABA_CLOUD_STS_REGION / ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED, sts.aliyuncs.com),
-               OSS_CREDENTIALS_DURATION_SECONDS [3600] (900-43200);
+               OSS_CREDENTIALS_DURATION_SECONDS [3600] (900-43200). The process also checks
+               the STS file and the OIDC token file at start-up (check_credential_files);
   OSS_KEY_PREFIX [""], OSS_KEY_TEMPLATE [{id}] (see templates.py), STORE [data] (data|event),
   RESPONSE_SOURCE [alibabaoss/<bucket>], OSS_MAX_CONCURRENCY [16], OSS_RETRY_BUDGET_SECONDS [10],
   OSS_TIMEOUT_SECONDS [10], plus the receiver's PORT [8080], MAX_BODY_BYTES [16 MiB],
@@ -62,7 +64,8 @@ RRSA_VARIABLES = (
     "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
 )
 CREDENTIAL_SOURCES = {
-    "accessKey": ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET"),
+    # OSS_SECURITY_TOKEN belongs to the static pair: with a file or RRSA it is a second source.
+    "accessKey": ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", "OSS_SECURITY_TOKEN"),
     "stsFile": ("OSS_CREDENTIALS_FILE",),
     "rrsa": RRSA_VARIABLES,
 }
@@ -164,7 +167,7 @@ def read_settings(env: EnvReader) -> TargetSettings:
             role_arn=env.required("ALIBABA_CLOUD_ROLE_ARN"),
             oidc_provider_arn=env.required("ALIBABA_CLOUD_OIDC_PROVIDER_ARN"),
             oidc_token_file=env.required("ALIBABA_CLOUD_OIDC_TOKEN_FILE"),
-            role_session_name=env.text("ALIBABA_CLOUD_ROLE_SESSION_NAME"),
+            role_session_name=_session_name(env.text("ALIBABA_CLOUD_ROLE_SESSION_NAME")),
             sts_endpoint=_sts_endpoint(env.text("ALIBABA_CLOUD_STS_ENDPOINT")),
             duration_seconds=env.integer(
                 "OSS_CREDENTIALS_DURATION_SECONDS", 3600, minimum=900, maximum=43200
@@ -218,7 +221,7 @@ def _credentials_source(env: EnvReader) -> str:
         if any(env.text(variable) for variable in variables)
     ]
     if len(present) > 1:
-        first = CREDENTIAL_SOURCES[present[0]][0]
+        first = next(name for name in CREDENTIAL_SOURCES[present[0]] if env.text(name))
         raise SettingError(
             first, f"credentials from more than one source ({', '.join(present)}); set one"
         )
@@ -226,6 +229,53 @@ def _credentials_source(env: EnvReader) -> str:
         # The classic (and most common) case names the variable to set.
         return "accessKey"
     return present[0]
+
+
+# STS AssumeRoleWithOIDC's RoleSessionName: 2-64 letters, digits, `.`, `@`, `-`, `_`.
+_SESSION_NAME = re.compile(r"^[A-Za-z0-9.@_-]{2,64}$", re.ASCII)
+
+
+def _session_name(value: str | None) -> str | None:
+    if value is not None and not _SESSION_NAME.match(value):
+        raise SettingError(
+            "ALIBABA_CLOUD_ROLE_SESSION_NAME",
+            "must be 2-64 letters, digits, '.', '@', '-' or '_' (STS RoleSessionName)",
+        )
+    return value
+
+
+def check_credential_files(settings: TargetSettings) -> TargetSettings:
+    """Start-up check of the files the credentials source reads, so a mistake is one line and
+    exit 2 (through `load_or_exit`), not a pod running not-ready: the STS file must be readable
+    and valid (its Expiration may be past: the pod then starts not ready until it is rotated);
+    the OIDC token file must be a readable, non-empty file. The kubelet mounts projected
+    service-account tokens before it starts the container, so a missing token file is a wrong
+    path or a missing volume; a restart (the kubelet's backoff) also covers any delay.
+    Raises SettingError naming the variable (never quoting file content)."""
+    # Imported here: the rest of this module stays free of the OSS SDK that credentials loads.
+    from .credentials import (
+        CredentialsUnavailable,
+        parse_sts_text,
+        read_credentials_file,
+    )
+
+    if settings.credentials_file:
+        path = settings.credentials_file
+        try:
+            parse_sts_text(read_credentials_file(path), where=path)
+        except CredentialsUnavailable as error:
+            raise SettingError("OSS_CREDENTIALS_FILE", str(error)) from None
+    if settings.rrsa is not None:
+        try:
+            read_credentials_file(settings.rrsa.oidc_token_file)
+        except CredentialsUnavailable as error:
+            raise SettingError("ALIBABA_CLOUD_OIDC_TOKEN_FILE", str(error)) from None
+    return settings
+
+
+def read_startup_settings(env: EnvReader) -> TargetSettings:
+    """`read_settings` plus `check_credential_files`: what the process runs with."""
+    return check_credential_files(read_settings(env))
 
 
 _STS_ENDPOINT = re.compile(r"^(https?://)?[\w.-]+(:\d+)?/?$", re.ASCII | re.IGNORECASE)

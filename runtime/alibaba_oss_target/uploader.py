@@ -10,6 +10,7 @@ therefore answered within (QUEUE_BUDGET_FACTOR + 1) x budget + one attempt's tim
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 import time
@@ -83,7 +84,9 @@ class NotStored:
 class Uploader:
     """At most `max_concurrency` PUTs at once; transient failures are retried with backoff until
     the policy's budget runs out. Every OSS answer about the credentials goes to `credentials`
-    (when given), which decides readiness."""
+    (when given), which decides readiness; a refusal of credentials that were replaced meanwhile
+    is tried once more with the new ones, and a refusal that is the pod's state (expired, clock
+    skew, not ready) is retryable (503) rather than the event's fault (502)."""
 
     def __init__(
         self,
@@ -113,10 +116,12 @@ class Uploader:
             return NotStored(failure, 0, time.monotonic() - queued)
         started = time.monotonic()  # the retry budget counts from the first attempt
         attempt = 0
+        retried_refusal = False
         while True:
             attempt += 1
             if attempt > 1:
                 await self._slots.acquire(retry=True)
+            generation = self._credentials.generation if self._credentials is not None else 0
             try:
                 self._metrics.uploads_in_flight.inc()
                 try:
@@ -128,7 +133,16 @@ class Uploader:
                 failure = classify(error)
                 self._metrics.attempts.labels(failure.reason).inc()
                 if self._credentials is not None and failure.code in AUTH_ERROR_CODES:
-                    self._credentials.auth_failed(failure.code)
+                    fresh = await self._credentials.refused(failure.code, generation)
+                    if fresh and not retried_refusal:
+                        # Refused credentials that were replaced meanwhile (a rotation): once more
+                        # with the new ones, at once and whatever the budget says.
+                        retried_refusal = True
+                        continue
+                    if self._credentials.refusal_retryable(failure.code):
+                        # Answered 503 at once: retrying here would only be refused again.
+                        failure = dataclasses.replace(failure, retryable=True)
+                        return NotStored(failure, attempt, time.monotonic() - queued)
                 elapsed = time.monotonic() - started
                 delay = self._policy.next_delay(attempt - 1, elapsed) if failure.retryable else None
                 if delay is None:

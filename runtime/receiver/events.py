@@ -514,3 +514,21 @@ def _sdk_message(error: Exception) -> str:
     # (an attribute name may hold a lone surrogate, which no log stream can encode).
     text = " ".join(str(error).split()) or type(error).__name__
     return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """RFC 3339 section 5.6 date-time as written (the grammar `_parse_time` checks events with:
+    lowercase `t`/`z` accepted, a leap second `:60` read as :59) -> aware datetime. For other
+    callers (the OSS target's STS `Expiration`): raises ValueError for other ISO 8601 forms
+    (week dates, basic format, a bare date) and for dates a datetime cannot hold; the value is
+    never quoted."""
+    match = _RFC3339.fullmatch(value)
+    if not match:
+        raise ValueError("not an RFC 3339 date-time")
+    if match["second"] == "60":
+        start, end = match.span("second")
+        value = value[:start] + "59" + value[end:]
+    try:
+        return isoparse(value)
+    except (ValueError, OverflowError):
+        raise ValueError("not a valid date and time") from None

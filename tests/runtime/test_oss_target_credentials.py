@@ -11,15 +11,20 @@ import os
 from datetime import datetime, timezone
 
 import pytest
+from alibabacloud_oss_v2.types import Credentials
 
 from runtime.alibaba_oss_target.credentials import (
+    AUTH_ERROR_CODES,
     FAILURES_BEFORE_UNREADY,
+    MIN_REFRESH_SECONDS,
     CredentialsUnavailable,
     OidcSource,
     RefreshingCredentials,
     StaticSource,
     StsFileSource,
-    parse_sts_document,
+    parse_expiration,
+    parse_sts_text,
+    refresh_after,
 )
 from runtime.receiver import configure_logging
 from tests.fakes.objectstore import ObjectStoreEmulator
@@ -62,50 +67,141 @@ DOCUMENT = {
 # ---- the STS file
 
 
-def test_sts_file_is_read_and_reread_only_when_it_changes(tmp_path):
+def test_sts_file_is_read_and_taken_when_its_bytes_change(tmp_path):
     path = tmp_path / "credentials.json"
     write_json(path, DOCUMENT)
     source = StsFileSource(str(path))
     first = asyncio.run(source.fetch())
     assert (first.access_key_id, first.security_token) == ("STS.first", "token-1")
     assert first.expiration == datetime(2030, 1, 1, tzinfo=timezone.utc)
-    assert not source.changed()
+    assert asyncio.run(source.fetch()) is first  # unchanged bytes: the parsed value is kept
     write_json(path, {**DOCUMENT, "AccessKeyId": "STS.second", "SecurityToken": "token-2"})
-    assert source.changed()
     second = asyncio.run(source.fetch())
     assert (second.access_key_id, second.security_token) == ("STS.second", "token-2")
 
 
+def test_a_same_length_rewrite_in_the_same_mtime_tick_is_seen(tmp_path):
+    # (inode, size, mtime) cannot see this: same file, same length, mtime restored.
+    path = tmp_path / "credentials.json"
+    write_json(path, DOCUMENT)
+    source = StsFileSource(str(path))
+    asyncio.run(source.fetch())
+    info = os.stat(path)
+    path.write_text(json.dumps({**DOCUMENT, "AccessKeyId": "STS.other"}))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert asyncio.run(source.fetch()).access_key_id == "STS.other"
+
+
+DEEP = '{"AccessKeyId": "a", "AccessKeySecret": "secret-1", "x": ' + "[" * 20000 + "]" * 20000 + "}"
+
+
 @pytest.mark.parametrize(
-    ("document", "complaint"),
+    ("content", "complaint"),
     [
-        ([], "not a JSON object"),
-        ({**DOCUMENT, "AccessKeyId": ""}, "no AccessKeyId"),
-        ({k: v for k, v in DOCUMENT.items() if k != "AccessKeySecret"}, "no AccessKeySecret"),
-        ({**DOCUMENT, "SecurityToken": 5}, "SecurityToken not text"),
-        ({**DOCUMENT, "Expiration": "tomorrow"}, "Expiration is not an RFC 3339 time"),
+        (json.dumps([]), "not a JSON object"),
+        (json.dumps({**DOCUMENT, "AccessKeyId": ""}), "no AccessKeyId"),
+        (json.dumps({k: v for k, v in DOCUMENT.items() if k != "AccessKeySecret"}),
+         "no AccessKeySecret"),
+        (json.dumps({**DOCUMENT, "SecurityToken": 5}), "SecurityToken not text"),
+        (json.dumps({**DOCUMENT, "Expiration": "tomorrow"}), "Expiration is not"),
+        (json.dumps({**DOCUMENT, "Expiration": 1764470000}), "Expiration is not"),
+        # valid RFC 3339, but outside what a UTC datetime holds (OverflowError before)
+        (json.dumps({**DOCUMENT, "Expiration": "9999-12-31T23:59:59-01:00"}), "Expiration is not"),
+        (json.dumps({**DOCUMENT, "Expiration": "0001-01-01T00:00:00+01:00"}), "Expiration is not"),
+        (DEEP, "not JSON"),  # RecursionError before
+        ("{", "not JSON"),
     ],
-)
-def test_bad_sts_documents_name_the_field_never_a_value(document, complaint):
+)  # fmt: skip
+def test_every_bad_sts_file_is_unavailable_naming_the_field_never_a_value(content, complaint):
     with pytest.raises(CredentialsUnavailable) as caught:
-        parse_sts_document(document, where="f.json")
+        parse_sts_text(content.encode(), where="f.json")
     assert complaint in str(caught.value)
     assert "secret-1" not in str(caught.value)
 
 
-def test_unreadable_and_non_json_files_are_unavailable(tmp_path):
-    with pytest.raises(CredentialsUnavailable, match="cannot read"):
-        asyncio.run(StsFileSource(str(tmp_path / "missing.json")).fetch())
-    (tmp_path / "bad.json").write_text("{")
+def test_non_utf8_is_not_json():
     with pytest.raises(CredentialsUnavailable, match="not JSON"):
-        asyncio.run(StsFileSource(str(tmp_path / "bad.json")).fetch())
+        parse_sts_text(b'{"AccessKeyId": "\xff\xfe"}', where="f")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-30T01:00:00Z", datetime(2026, 11, 30, 1, tzinfo=timezone.utc)),
+        ("2026-11-30t01:00:00z", datetime(2026, 11, 30, 1, tzinfo=timezone.utc)),
+        ("2026-11-30T02:00:00.5+01:00", datetime(2026, 11, 30, 1, 0, 0, 500000, timezone.utc)),
+        ("2026-12-31T23:59:60Z", datetime(2026, 12, 31, 23, 59, 59, tzinfo=timezone.utc)),
+        ("2026-W48-1", None),
+        ("20261130T010000Z", None),
+        ("2026-11-30", None),
+        ("2026-11-30T01:00:00", None),  # RFC 3339 requires the offset
+        ("2026-11-30 01:00:00Z", None),
+        ("2026-02-30T01:00:00Z", None),
+        ("9999-12-31T23:59:59-01:00", None),
+    ],
+)
+def test_expiration_is_rfc_3339_as_written(text, expected):
+    if expected is None:
+        with pytest.raises(ValueError):
+            parse_expiration(text)
+    else:
+        assert parse_expiration(text) == expected
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "empty", "bad"])
+def test_unreadable_empty_and_non_json_files_are_unavailable(tmp_path, kind):
+    path = tmp_path / "c.json"
+    if kind == "directory":
+        path = tmp_path
+    elif kind == "empty":
+        path.write_text("  \n")
+    elif kind == "bad":
+        path.write_text("{")
+    with pytest.raises(CredentialsUnavailable):
+        asyncio.run(StsFileSource(str(path)).fetch())
 
 
 # ---- health
 
 
+class Clock:
+    """Epoch seconds that tests move by hand."""
+
+    def __init__(self, now: float = datetime(2029, 1, 1, tzinfo=timezone.utc).timestamp()):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Exchanges:
+    """A source like RRSA: every fetch is a network exchange that returns a new key."""
+
+    name = "rrsa"
+    refreshable = True
+    remote = True
+
+    def __init__(self, clock, lifetime: float = 3600.0) -> None:
+        self.clock = clock
+        self.lifetime = lifetime
+        self.calls = 0
+        self.error: str | None = None
+
+    async def fetch(self):
+        self.calls += 1
+        await asyncio.sleep(0)  # a real exchange yields to the loop
+        if self.error:
+            raise CredentialsUnavailable(self.error, f"AssumeRoleWithOIDC failed: {self.error}")
+        expires = datetime.fromtimestamp(self.clock() + self.lifetime, timezone.utc)
+        return Credentials(f"STS.key{self.calls:04d}", f"secret-{self.calls}", "tok", expires)
+
+
 def make(source, **kwargs):
     return RefreshingCredentials(source, logging.getLogger("runtime.oss_target"), **kwargs)
+
+
+def messages(stream, start):
+    return [line for line in lines(stream) if line["msg"].startswith(start)]
 
 
 def test_static_credentials_are_ready_after_the_first_fetch():
@@ -117,76 +213,311 @@ def test_static_credentials_are_ready_after_the_first_fetch():
 
 def test_persistent_auth_failure_is_unready_and_logged_once_with_the_code(logs):
     credentials = make(StaticSource("ak-1234", "sk"))
-    asyncio.run(credentials.refresh())
-    for _ in range(FAILURES_BEFORE_UNREADY - 1):
-        credentials.auth_failed("InvalidAccessKeyId")
-    assert credentials.ready  # one refused request is not yet "persistent"
-    for _ in range(5):
-        credentials.auth_failed("InvalidAccessKeyId")
-    assert not credentials.ready
-    failing = [line for line in lines(logs) if line["msg"].startswith("authentication failing")]
+
+    async def scenario():
+        await credentials.refresh()
+        for _ in range(FAILURES_BEFORE_UNREADY - 1):
+            assert await credentials.refused("InvalidAccessKeyId", credentials.generation) is False
+        assert credentials.ready  # one refused request is not yet "persistent"
+        for _ in range(5):
+            await credentials.refused("InvalidAccessKeyId", credentials.generation)
+        assert not credentials.ready
+        credentials.succeeded()
+
+    asyncio.run(scenario())
+    failing = messages(logs, "authentication failing")
     assert len(failing) == 1
     assert failing[0]["code"] == "InvalidAccessKeyId"
     assert failing[0]["access_key_id"] == "...1234"
     assert "sk" not in json.dumps(failing[0]).replace("ask", "")
-    credentials.succeeded()
     assert credentials.ready
     assert [line["msg"] for line in lines(logs)][-1] == "authentication recovered"
 
 
 def test_a_success_between_failures_resets_the_count():
     credentials = make(StaticSource("ak", "sk"))
-    asyncio.run(credentials.refresh())
-    for _ in range(10):
-        credentials.auth_failed("SignatureDoesNotMatch")
-        credentials.succeeded()
+
+    async def scenario():
+        await credentials.refresh()
+        for _ in range(10):
+            await credentials.refused("SignatureDoesNotMatch", credentials.generation)
+            credentials.succeeded()
+
+    asyncio.run(scenario())
     assert credentials.ready
 
 
-def test_rotated_file_recovers_a_failing_provider(tmp_path, logs):
+@pytest.mark.parametrize("kind", ["static", "file"])
+def test_a_refused_key_that_works_again_comes_back_after_the_recheck(tmp_path, logs, kind):
+    # Nothing re-tested a failing pod's credentials and no traffic reaches a not-ready pod: it
+    # stayed 503 forever. Now RECHECK seconds after the last refusal it is ready on probation.
+    clock = Clock()
+    path = tmp_path / "credentials.json"
+    write_json(path, DOCUMENT)
+    source = StaticSource("ak-1234", "sk") if kind == "static" else StsFileSource(str(path))
+    credentials = make(source, clock=clock, probation_seconds=30)
+
+    async def scenario():
+        await credentials.refresh()
+        for _ in range(FAILURES_BEFORE_UNREADY):
+            await credentials.refused("InvalidAccessKeyId", credentials.generation)
+        assert not credentials.ready
+        clock.now += 29
+        await credentials._tick()
+        assert not credentials.ready
+        clock.now += 1
+        await credentials._tick()
+        assert credentials.ready  # on probation: the next upload is the probe
+        await credentials.refused("InvalidAccessKeyId", credentials.generation)
+        assert not credentials.ready  # one refused probe is enough
+        clock.now += 30
+        await credentials._tick()
+        assert credentials.ready
+        credentials.succeeded()
+        await credentials.refused("InvalidAccessKeyId", credentials.generation)
+        assert credentials.ready  # healthy again: one refusal is not persistent
+
+    asyncio.run(scenario())
+    assert len(messages(logs, "authentication failing")) == 1
+    assert len(messages(logs, "authentication recovered")) == 1
+
+
+def test_the_background_loop_runs_the_recheck(logs):
+    credentials = make(StaticSource("ak", "sk"), probation_seconds=0.05)
+
+    async def scenario():
+        await credentials.refresh()
+        task = asyncio.create_task(credentials.run())
+        for _ in range(FAILURES_BEFORE_UNREADY):
+            await credentials.refused("InvalidAccessKeyId", credentials.generation)
+        assert not credentials.ready
+        for _ in range(200):
+            if credentials.ready:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        return credentials.ready
+
+    assert asyncio.run(scenario()) is True
+
+
+def test_rotated_file_recovers_a_failing_provider_at_once(tmp_path):
     path = tmp_path / "credentials.json"
     write_json(path, DOCUMENT)
     credentials = make(StsFileSource(str(path)))
-    asyncio.run(credentials.refresh())
-    for _ in range(FAILURES_BEFORE_UNREADY):
-        credentials.auth_failed("SecurityTokenExpired")
-    assert not credentials.ready
-    assert asyncio.run(credentials.refresh()) is False  # same file: still failing
-    assert not credentials.ready
-    write_json(path, {**DOCUMENT, "SecurityToken": "token-2"})
-    assert asyncio.run(credentials.refresh()) is True
+
+    async def scenario():
+        await credentials.refresh()
+        for _ in range(FAILURES_BEFORE_UNREADY):
+            await credentials.refused("InvalidSecurityToken", credentials.generation)
+        assert not credentials.ready
+        assert await credentials.refresh() is False  # same file: still failing
+        assert not credentials.ready
+        write_json(path, {**DOCUMENT, "SecurityToken": "token-2"})
+        assert await credentials.refresh() is True
+
+    asyncio.run(scenario())
     assert credentials.ready
     assert credentials.get_credentials().security_token == "token-2"
 
 
-def test_expired_cached_credentials_and_no_new_ones_are_unready(tmp_path):
+def test_refusals_are_single_flight_rate_limited_and_count_across_keys(logs):
+    # Before: every refusal started an exchange and the new key reset the count (20 events ->
+    # 21 exchanges, never not-ready; 8 senders -> 86 exchanges, 85 failing/recovered pairs).
+    clock = Clock()
+    source = Exchanges(clock)
+    credentials = make(source, clock=clock, refetch_seconds=10)
+
+    async def scenario():
+        await credentials.refresh()
+        assert source.calls == 1
+        refused = credentials.generation
+        # 8 concurrent uploads refused with the same key: one exchange, all may retry once.
+        again = await asyncio.gather(
+            *(credentials.refused("InvalidAccessKeyId", refused) for _ in range(8))
+        )
+        assert again == [True] * 8 and source.calls == 2
+        assert credentials.ready  # the refused key was replaced: nothing against the new one yet
+        # The fresh key is refused too: the count carries on, no exchange within 10 s.
+        results = [
+            await credentials.refused("InvalidAccessKeyId", credentials.generation)
+            for _ in range(20)
+        ]
+        assert results == [False] * 20 and source.calls == 2
+        assert not credentials.ready
+        clock.now += 10
+        await credentials.refused("InvalidAccessKeyId", credentials.generation)
+        assert source.calls == 3  # one more exchange per refetch interval, at most
+
+    asyncio.run(scenario())
+    assert len(messages(logs, "authentication failing")) == 1
+    assert messages(logs, "authentication recovered") == []
+
+
+def test_rrsa_recheck_exchanges_again_then_probation(logs):
+    clock = Clock()
+    source = Exchanges(clock)
+    credentials = make(source, clock=clock, refetch_seconds=10, probation_seconds=30)
+
+    async def scenario():
+        await credentials.refresh()
+        for _ in range(FAILURES_BEFORE_UNREADY + 1):
+            await credentials.refused("InvalidAccessKeyId", credentials.generation)
+        assert not credentials.ready
+        calls = source.calls
+        clock.now += 30
+        await credentials._tick()
+        assert source.calls == calls + 1 and credentials.ready
+        credentials.succeeded()
+
+    asyncio.run(scenario())
+    assert len(messages(logs, "authentication recovered")) == 1
+
+
+def test_expired_credentials_are_not_ready_and_refusals_are_retryable(tmp_path, logs):
+    clock = Clock(datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp() - 10)
+    path = tmp_path / "credentials.json"
+    write_json(path, DOCUMENT)
+    credentials = make(StsFileSource(str(path)), clock=clock)
+
+    async def scenario():
+        await credentials.refresh()
+        assert credentials.ready
+        assert not credentials.refusal_retryable("InvalidAccessKeyId")
+        clock.now += 10  # the Expiration passes, nobody rotates, no traffic
+        assert not credentials.ready
+        assert credentials.refusal_retryable("InvalidSecurityToken")
+        await credentials._tick()
+        assert credentials.failing_code == "CredentialsExpired"
+        await credentials._tick()
+        write_json(path, {**DOCUMENT, "Expiration": "2031-01-01T00:00:00Z"})
+        await credentials._tick()
+        assert credentials.ready
+
+    asyncio.run(scenario())
+    assert [line["code"] for line in messages(logs, "authentication failing")] == [
+        "CredentialsExpired"
+    ]
+    assert len(messages(logs, "authentication recovered")) == 1
+
+
+def test_a_file_already_expired_at_start_is_not_ready(tmp_path):
     path = tmp_path / "credentials.json"
     write_json(path, {**DOCUMENT, "Expiration": "2020-01-01T00:00:00Z"})
     credentials = make(StsFileSource(str(path)))
     asyncio.run(credentials.refresh())
+    assert not credentials.ready
+    assert credentials.failing_code == "CredentialsExpired"
     path.unlink()
     asyncio.run(credentials.refresh())
     assert not credentials.ready
-    assert credentials.failing_code == "CredentialsFileUnreadable"
 
 
-def test_a_failed_refresh_keeps_valid_cached_credentials(tmp_path):
+@pytest.mark.parametrize("code", ["RequestTimeTooSkewed", "SecurityTokenExpired"])
+def test_pod_state_refusals_count_and_are_retryable(code):
+    credentials = make(StaticSource("ak", "sk"))
+
+    async def scenario():
+        await credentials.refresh()
+        assert credentials.refusal_retryable(code)
+        for _ in range(FAILURES_BEFORE_UNREADY):
+            await credentials.refused(code, credentials.generation)
+
+    asyncio.run(scenario())
+    assert code in AUTH_ERROR_CODES and not credentials.ready
+
+
+def test_a_failed_refresh_keeps_valid_cached_credentials_and_keeps_watching(tmp_path, logs):
     path = tmp_path / "credentials.json"
     write_json(path, DOCUMENT)
     credentials = make(StsFileSource(str(path)))
+
+    async def scenario():
+        await credentials.refresh()
+        for bad in ("{", json.dumps({**DOCUMENT, "Expiration": "9999-12-31T23:59:59-01:00"})):
+            path.write_text(bad)
+            assert await credentials.refresh() is False
+            assert credentials.ready
+            assert credentials.get_credentials().access_key_id == "STS.first"
+        write_json(path, {**DOCUMENT, "AccessKeyId": "STS.third"})
+        assert await credentials.refresh() is True
+
+    asyncio.run(scenario())
+    assert len(messages(logs, "credentials refresh failed")) == 1
+    assert credentials.get_credentials().access_key_id == "STS.third"
+
+
+def test_the_background_loop_survives_any_error(logs):
+    class Broken:
+        name, refreshable, remote = "stsFile", True, False
+        calls = 0
+
+        async def fetch(self):
+            self.calls += 1
+            raise RuntimeError("a bug")
+
+    source = Broken()
+    credentials = make(source, poll_seconds=0.01)
+
+    async def scenario():
+        task = asyncio.create_task(credentials.run())
+        for _ in range(200):
+            if source.calls >= 3:
+                break
+            await asyncio.sleep(0.01)
+        assert not task.done()
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert source.calls >= 3
+    errors = messages(logs, "credentials refresh error")
+    assert [line["error"] for line in errors] == ["RuntimeError"]  # once, not at every poll
+
+
+def test_a_file_is_watched_at_its_interval_whatever_failed_before(tmp_path):
+    path = tmp_path / "credentials.json"
+    credentials = make(StsFileSource(str(path)), poll_seconds=5.0)
+    for failures in range(10):
+        credentials._refresh_failures = failures
+        assert credentials._next_delay(failures) <= 5.0
+
+
+def test_expiring_credentials_are_fetched_at_a_fraction_of_their_lifetime():
+    now = 1_900_000_000.0
+
+    def at(lifetime):
+        return refresh_after(now, datetime.fromtimestamp(now + lifetime, timezone.utc)) - now
+
+    assert at(900) == pytest.approx(600)  # was: once a second (inside a 15-minute window)
+    assert at(3600) == pytest.approx(2700)
+    assert at(43200) == pytest.approx(43200 - 900)
+    assert at(30) == MIN_REFRESH_SECONDS  # the floor, even for nearly expired ones
+    assert refresh_after(now, None) is None
+
+
+def test_the_loop_waits_for_the_scheduled_refresh():
+    clock = Clock()
+    source = Exchanges(clock, lifetime=900)
+    credentials = make(source, clock=clock)
     asyncio.run(credentials.refresh())
-    path.write_text("{")
-    assert asyncio.run(credentials.refresh()) is False
-    assert credentials.ready and credentials.get_credentials().access_key_id == "STS.first"
+    assert credentials._next_delay(0) == pytest.approx(300.0)  # capped wait, then re-planned
+    clock.now += 599
+    assert credentials._next_delay(0) == pytest.approx(1.0)
+    asyncio.run(credentials._tick())
+    assert source.calls == 1  # not due yet
+    clock.now += 1
+    asyncio.run(credentials._tick())
+    assert source.calls == 2
 
 
-def test_refresh_is_scheduled_before_expiry():
-    now = datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp()
-    credentials = make(StaticSource("ak", "sk"), clock=lambda: now - 3600, margin_seconds=900)
-    credentials._current = parse_sts_document(DOCUMENT, where="t")
-    credentials.source.refreshable = True  # as if it were an RRSA source
-    assert credentials._next_delay(0) == pytest.approx(3600 - 900)
-    assert credentials._next_delay(1) == 1.0  # failing: retry soon, backing off
+def test_failed_exchanges_back_off():
+    clock = Clock()
+    source = Exchanges(clock)
+    source.error = "Throttling.User"
+    credentials = make(source, clock=clock)
+    asyncio.run(credentials.refresh())
+    assert not credentials.ready and credentials.failing_code == "Throttling.User"
+    assert credentials._next_delay(1) == 1.0
     assert credentials._next_delay(50) == 30.0
 
 
@@ -242,34 +573,30 @@ def test_rrsa_without_a_token_file_is_unavailable(sts, tmp_path):
         asyncio.run(oidc(sts, tmp_path / "absent").fetch())
 
 
-def test_rrsa_invalidate_exchanges_again(sts, tmp_path):
+def test_every_rrsa_fetch_is_one_exchange(sts, tmp_path):
+    # The library's own cache (stale 15 minutes before expiry) no longer decides: with 900 s
+    # credentials it re-exchanged on every call. RefreshingCredentials schedules the fetches.
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
-    source = oidc(sts, token_file)
+    source = oidc(sts, token_file, duration_seconds=900)
     first = asyncio.run(source.fetch())
-    assert asyncio.run(source.fetch()).access_key_id == first.access_key_id  # cached
-    source.invalidate()
     assert asyncio.run(source.fetch()).access_key_id != first.access_key_id
     assert sts.sts.calls == 2
 
 
-def test_failed_refreshes_back_off_and_warn_once_while_cached_ones_last(tmp_path, logs):
-    path = tmp_path / "credentials.json"
-    write_json(path, DOCUMENT)
-    credentials = make(StsFileSource(str(path)), poll_seconds=0.01)
-    asyncio.run(credentials.refresh())
-    path.write_text("{")
+def test_a_refusal_reported_without_waiting_counts_the_same(logs):
+    credentials = make(StaticSource("ak", "sk"), probation_seconds=30, clock=Clock())
 
-    async def run_briefly():
-        task = asyncio.create_task(credentials.run())
-        await asyncio.sleep(1.5)
-        task.cancel()
+    async def scenario():
+        await credentials.refresh()
+        for _ in range(FAILURES_BEFORE_UNREADY):
+            credentials.auth_failed("InvalidAccessKeyId")
+        assert not credentials.ready
+        credentials._clock.now += 30
+        await credentials._tick()
+        assert credentials.ready
+        credentials.auth_failed("InvalidAccessKeyId")  # the probe
+        assert not credentials.ready
 
-    asyncio.run(run_briefly())
-    # Polling every 10 ms would have tried ~150 times; backing off (1 s, 2 s, ...) tries twice.
-    warnings = [
-        line for line in lines(logs) if line["msg"].startswith("credentials refresh failed")
-    ]
-    assert len(warnings) == 1
-    assert credentials._refresh_failures == 2
-    assert credentials.ready
+    asyncio.run(scenario())
+    assert len(messages(logs, "authentication failing")) == 1

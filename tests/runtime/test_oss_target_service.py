@@ -15,7 +15,8 @@ import time
 import pytest
 import requests
 
-from runtime.alibaba_oss_target.app import build_target
+from runtime.alibaba_oss_target.app import build_target, credentials_source
+from runtime.alibaba_oss_target.credentials import RefreshingCredentials
 from runtime.alibaba_oss_target.settings import read_settings
 from runtime.receiver import BackgroundServer, EnvReader, configure_logging
 from runtime.receiver.retry import RetryPolicy
@@ -62,7 +63,7 @@ def logs():
 def start_target(store):
     servers = []
 
-    def start(**env):
+    def start(credentials_timing=None, **env):
         environ = {
             "OSS_ENDPOINT": store.endpoint,
             "OSS_BUCKET": BUCKET,
@@ -74,7 +75,14 @@ def start_target(store):
         settings = read_settings(EnvReader({k: v for k, v in environ.items() if v is not None}))
         # Short waits between attempts keep the fault tests fast; the budget is the real one.
         policy = RetryPolicy(budget=settings.retry_budget_seconds, base=0.005, cap=0.05)
-        receiver, uploader = build_target(settings, policy=policy)
+        credentials = None
+        if credentials_timing is not None:  # short re-check / poll intervals
+            credentials = RefreshingCredentials(
+                credentials_source(settings),
+                logging.getLogger("runtime.oss_target"),
+                **credentials_timing,
+            )
+        receiver, uploader = build_target(settings, policy=policy, credentials=credentials)
         server = BackgroundServer(receiver, on_shutdown=[uploader.close]).start()
         servers.append(server)
         return server
@@ -595,16 +603,17 @@ def test_rrsa_stores_events_with_no_access_key_anywhere(start_target, store, tmp
     assert loaded[0]["source"] == "rrsa" and loaded[0]["access_key_id"].startswith("...")
 
 
-def test_rrsa_credentials_are_refreshed_before_they_expire(start_target, store, tmp_path):
-    # 900 s (STS's minimum) is inside alibabacloud-credentials' 15-minute refresh window, so each
-    # refresh exchanges the token again: the refresh loop is visible within a second or two.
+def test_rrsa_900_second_credentials_are_not_exchanged_again_at_once(start_target, store, tmp_path):
+    # 900 s (STS's minimum) is inside alibabacloud-credentials' 15-minute stale window: the
+    # target used to exchange about once a second forever. Now the next one is due in 600 s.
     store.trust_oidc(ROLE, PROVIDER, OIDC_TOKEN)
     token_file = tmp_path / "token"
     token_file.write_text(OIDC_TOKEN)
     target = start_target(**rrsa_env(store, token_file, OSS_CREDENTIALS_DURATION_SECONDS="900"))
     assert post(target, **{"Ce-Id": "before"}).status_code == 200
-    assert wait_for(lambda: store.sts.calls >= 3)
+    time.sleep(1.5)
     assert post(target, **{"Ce-Id": "after"}).status_code == 200
+    assert store.sts.calls == 1
     assert ready(target) == 200
 
 
@@ -634,17 +643,19 @@ def test_sts_file_expiry_turns_readyz_503_once_and_a_rotated_file_recovers(
     start_target, store, tmp_path, logs
 ):
     path = tmp_path / "credentials.json"
-    write_credentials(path, store.issue_sts(1.0))
+    write_credentials(path, store.issue_sts(2.0))
     target = start_target(**NO_ACCESS_KEY, OSS_REGION="cn-hangzhou", OSS_CREDENTIALS_FILE=str(path))
     assert post(target, **{"Ce-Id": "first"}).status_code == 200
-    # The token expires (nobody rotated the file): every PUT is refused.
-    time.sleep(1.1)
-    statuses = [post(target, **{"Ce-Id": f"late-{i}"}).status_code for i in range(4)]
-    assert statuses == [502] * 4
-    assert ready(target) == 503
+    # The token expires (nobody rotated the file): known expired, so not ready and every event
+    # answered 503 + Retry-After (the pod's state; the broker redelivers), never 502.
+    assert wait_for(lambda: ready(target) == 503)
+    time.sleep(1.1)  # the emulator's expiry (the file's Expiration is rounded down to a second)
+    responses = [post(target, **{"Ce-Id": f"late-{i}"}) for i in range(4)]
+    assert [response.status_code for response in responses] == [503] * 4
+    assert all(response.headers["Retry-After"] == "1" for response in responses)
     failing = [json.loads(line) for line in logs.getvalue().splitlines() if "failing" in line]
     assert len(failing) == 1
-    assert failing[0]["code"] == "SecurityTokenExpired"
+    assert failing[0]["code"] in ("CredentialsExpired", "SecurityTokenExpired")
     assert failing[0]["source"] == "stsFile"
     # An operator (or a sidecar) writes fresh credentials: the target picks them up unrestarted.
     write_credentials(path, store.issue_sts(3600))
@@ -653,12 +664,61 @@ def test_sts_file_expiry_turns_readyz_503_once_and_a_rotated_file_recovers(
     assert store.get(BUCKET, "rotated") is not None
 
 
-def test_a_revoked_static_key_is_not_ready(start_target, store, logs):
-    target = start_target()
+def test_an_sts_file_already_expired_at_start_is_not_ready(start_target, store, tmp_path):
+    path = tmp_path / "credentials.json"
+    write_credentials(path, store.issue_sts(-60))
+    target = start_target(**NO_ACCESS_KEY, OSS_REGION="cn-hangzhou", OSS_CREDENTIALS_FILE=str(path))
+    assert ready(target) == 503
+    response = post(target)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+
+
+def test_a_revoked_static_key_is_not_ready_and_comes_back_once_it_works(start_target, store, logs):
+    target = start_target(credentials_timing={"probation_seconds": 1.0})
     assert post(target, **{"Ce-Id": "ok"}).status_code == 200
     store.revoke("test-ak")
     for i in range(3):
-        assert post(target, **{"Ce-Id": f"revoked-{i}"}).status_code == 502
+        assert post(target, **{"Ce-Id": f"revoked-{i}"}).status_code in (502, 503)
     assert ready(target) == 503
     failing = [json.loads(line) for line in logs.getvalue().splitlines() if "failing" in line]
     assert [line["code"] for line in failing] == ["InvalidAccessKeyId"]
+    # The key works again (a RAM blip): nothing else would ever send traffic to a not-ready pod.
+    store.credentials["test-ak"] = SECRET
+    assert wait_for(lambda: ready(target) == 200)
+    assert post(target, **{"Ce-Id": "back"}).status_code == 200
+    recovered = [
+        line for line in logs.getvalue().splitlines() if "authentication recovered" in line
+    ]
+    assert len(recovered) == 1
+
+
+def test_an_event_refused_at_a_rotation_is_stored_with_the_new_key(start_target, store, tmp_path):
+    # The old key is revoked the moment the file is rotated, before the target's next poll
+    # (here: never): the refusal re-reads the file and the same upload is tried once more.
+    path = tmp_path / "credentials.json"
+    old = store.issue_sts(3600)
+    write_credentials(path, old)
+    target = start_target(
+        credentials_timing={"poll_seconds": 3600},
+        **NO_ACCESS_KEY,
+        OSS_REGION="cn-hangzhou",
+        OSS_CREDENTIALS_FILE=str(path),
+    )
+    assert post(target, **{"Ce-Id": "before"}).status_code == 200
+    write_credentials(path, store.issue_sts(3600))
+    store.revoke(old.access_key_id)
+    assert post(target, **{"Ce-Id": "at-rotation"}).status_code == 200
+    assert store.get(BUCKET, "at-rotation").body == SEED_BODY
+    assert ready(target) == 200
+
+
+def test_clock_skew_is_not_ready_and_retryable(start_target, store, logs):
+    target = start_target(OSS_REGION="cn-hangzhou")
+    store.clock = lambda: time.time() + 1200  # OSS 20 minutes ahead of the pod
+    responses = [post(target, **{"Ce-Id": f"skewed-{i}"}) for i in range(3)]
+    assert [response.status_code for response in responses] == [503] * 3
+    assert responses[0].json()["reason"] == "clock-skew"
+    assert responses[0].headers["Retry-After"] == "1"
+    assert ready(target) == 503
+    failing = [json.loads(line) for line in logs.getvalue().splitlines() if "failing" in line]
+    assert [line["code"] for line in failing] == ["RequestTimeTooSkewed"]

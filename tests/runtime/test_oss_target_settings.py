@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from runtime.alibaba_oss_target.settings import read_settings
+from runtime.alibaba_oss_target.settings import read_settings, read_startup_settings
 from runtime.receiver.settings import EnvReader, ServerSettings, SettingError
 
 REQUIRED = {
@@ -116,6 +118,15 @@ def test_optional_values():
          "ALIBABA_CLOUD_STS_ENDPOINT"),
         ({**NO_KEY, **RRSA, "OSS_REGION": "cn-hangzhou", "OSS_CREDENTIALS_DURATION_SECONDS": "600"},
          "OSS_CREDENTIALS_DURATION_SECONDS"),
+        # a fixed STS token with a file or RRSA is a second source, not silently ignored
+        ({**NO_KEY, "OSS_REGION": "cn-hangzhou", "OSS_CREDENTIALS_FILE": "/f.json",
+          "OSS_SECURITY_TOKEN": "tok"}, "OSS_SECURITY_TOKEN"),
+        ({**NO_KEY, **RRSA, "OSS_REGION": "cn-hangzhou", "OSS_SECURITY_TOKEN": "tok"},
+         "OSS_SECURITY_TOKEN"),
+        ({**NO_KEY, **RRSA, "OSS_REGION": "cn-hangzhou", "ALIBABA_CLOUD_ROLE_SESSION_NAME": "a b"},
+         "ALIBABA_CLOUD_ROLE_SESSION_NAME"),
+        ({**NO_KEY, **RRSA, "OSS_REGION": "cn-hangzhou", "ALIBABA_CLOUD_ROLE_SESSION_NAME": "a"},
+         "ALIBABA_CLOUD_ROLE_SESSION_NAME"),
     ],
 )  # fmt: skip
 def test_invalid_settings_name_the_variable(env, name):
@@ -156,3 +167,64 @@ def test_bucket_names_follow_the_components_rule(bucket):
 
     assert bucket_name_problem(bucket) is None
     assert read(OSS_BUCKET=bucket).bucket == bucket
+
+
+def startup(**env):
+    """What the process reads: settings plus the start-up check of the credentials' files."""
+    environ = {**REQUIRED, **NO_KEY, "OSS_REGION": "cn-hangzhou", **env}
+    return read_startup_settings(EnvReader({k: v for k, v in environ.items() if v is not None}))
+
+
+STS_DOCUMENT = {
+    "AccessKeyId": "STS.a",
+    "AccessKeySecret": "sts-secret-value",
+    "SecurityToken": "tok",
+    "Expiration": "2030-01-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        None,  # missing
+        "",
+        "{",
+        json.dumps({**STS_DOCUMENT, "Expiration": "9999-12-31T23:59:59-01:00"}),
+        json.dumps({**STS_DOCUMENT, "Expiration": "0001-01-01T00:00:00+01:00"}),
+        json.dumps({**STS_DOCUMENT, "Expiration": "2026-W48-1"}),
+        '{"AccessKeyId": "a", "AccessKeySecret": "sts-secret-value", "x": ' + "[" * 20000 + "}",
+        "DIRECTORY",
+    ],
+)
+def test_a_bad_sts_file_is_a_start_up_error(tmp_path, content):
+    path = tmp_path / "credentials.json"
+    if content == "DIRECTORY":
+        path = tmp_path
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(SettingError) as caught:
+        startup(OSS_CREDENTIALS_FILE=str(path))
+    assert caught.value.name == "OSS_CREDENTIALS_FILE"
+    assert "sts-secret-value" not in str(caught.value)
+
+
+def test_an_sts_file_past_its_expiration_starts_not_ready_rather_than_exiting(tmp_path):
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps({**STS_DOCUMENT, "Expiration": "2020-01-01T00:00:00Z"}))
+    assert startup(OSS_CREDENTIALS_FILE=str(path)).credentials_file == str(path)
+
+
+@pytest.mark.parametrize("token", [None, "", "DIRECTORY"])
+def test_a_missing_or_empty_oidc_token_file_is_a_start_up_error(tmp_path, token):
+    path = tmp_path / "token"
+    if token == "DIRECTORY":
+        path = tmp_path
+    elif token is not None:
+        path.write_text(token)
+    with pytest.raises(SettingError) as caught:
+        startup(**{**RRSA, "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(path)})
+    assert caught.value.name == "ALIBABA_CLOUD_OIDC_TOKEN_FILE"
+    path = tmp_path / "token-ok"
+    path.write_text("eyJ.token")
+    settings = startup(**{**RRSA, "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(path)})
+    assert settings.rrsa.oidc_token_file == str(path)
