@@ -13,7 +13,11 @@ import pytest
 from standardwebhooks import Webhook
 
 from runtime.receiver import BackgroundServer, EnvReader, SettingError
-from runtime.receiver.settings import BODY_MEMORY_FACTOR, RESERVED_MEMORY_BYTES
+from runtime.receiver.settings import (
+    BODY_MEMORY_FACTOR,
+    JSON_MEMORY_FACTOR,
+    RESERVED_MEMORY_BYTES,
+)
 from runtime.relay.app import build_relay
 from runtime.relay.settings import read_settings
 from tests.fakes.sink import CloudEventsSink
@@ -756,7 +760,8 @@ def test_wrong_signature_claims_filling_the_budget_do_not_queue_a_real_event(sin
     import base64
     import socket
 
-    budget = 4 << 20
+    # The smallest budget whose JSON share (budget / JSON_MEMORY_FACTOR) admits a 256 KiB body.
+    budget = JSON_MEMORY_FACTOR * (256 << 10)
     memory_limit = RESERVED_MEMORY_BYTES + BODY_MEMORY_FACTOR * budget
     with start_relay(
         sink.url, BODY_TIMEOUT_SECONDS="20", MEMORY_LIMIT_BYTES=str(memory_limit)
@@ -773,7 +778,9 @@ def test_wrong_signature_claims_filling_the_budget_do_not_queue_a_real_event(sin
                 ).encode()
             )
             claims.append(conn)
+        deadline = time.monotonic() + 15
         while metric(relay, "relay_requests_in_flight ") < len(claims):
+            assert time.monotonic() < deadline, "the claims were not all admitted or queued"
             time.sleep(0.01)
         headers, body = signed_request()
         conn = _announce(relay.port, headers, body)  # 100 Continue: admitted past the claims
