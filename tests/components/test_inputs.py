@@ -195,3 +195,71 @@ def test_sink_url_output_that_is_not_a_url_fails_the_deployment(pulumi_mocks, tm
 
     with pytest.raises(Exception, match=r"sink_url: 'ftp://sink.example/' is not an http"):
         pulumi_mocks.run(program)
+
+
+# Every boolean Input, as `pulumi.Input[bool]` in the Args schemas (checked below to be all).
+BOOL_INPUTS = {
+    "AlibabaOssTargetArgs.force_destroy": lambda v, _: AlibabaOssTarget(
+        "oss-target", {"region": "cn-hangzhou", "bucket_name": "acme", "force_destroy": v}
+    ),
+    "AlibabaOssTargetArgs.use_internal_endpoint": lambda v, _: AlibabaOssTarget(
+        "oss-target", {"region": "cn-hangzhou", "bucket_name": "acme", "use_internal_endpoint": v}
+    ),
+    "TencentCosSourceArgs.versioning": lambda v, d: _cos_source({"versioning": v}, d),
+    "TencentCosSourceArgs.force_destroy": lambda v, d: _cos_source({"force_destroy": v}, d),
+    "TencentCosSourceArgs.debug": lambda v, d: _cos_source({"debug": v}, d),
+    "FunctionArgs.public_network": lambda v, d: _cos_source({"function": {"public_network": v}}, d),
+}
+
+
+def _cos_source(extra: dict, package_dir: str) -> TencentCosSource:
+    args = {"region": "ap-guangzhou", "bucket_name": "uploads", "sink_url": "https://s.example/"}
+    return TencentCosSource("cos-source", {**args, **extra}, package_dir=package_dir)
+
+
+def _bool_inputs() -> set[str]:
+    """`<Schema>.<field>` for every `pulumi.Input[bool]` field reachable from the components."""
+    from components import alibaba_oss_target, container_runtime, tencent_cos_source
+    from components.schema import _fields, _is_input_bool, _is_schema, _unwrap
+
+    found: set[str] = set()
+
+    def walk(td) -> None:
+        for key, annotation in _fields(td)[0].items():
+            annotation = _unwrap(annotation)
+            if _is_input_bool(annotation):
+                found.add(f"{td.__name__}.{key}")
+            elif _is_schema(annotation):
+                walk(annotation)
+
+    walk(alibaba_oss_target.AlibabaOssTargetArgs)
+    walk(tencent_cos_source.TencentCosSourceArgs)
+    walk(container_runtime.ContainerRuntimeArgs)
+    return found
+
+
+def test_the_bool_table_names_every_boolean_input():
+    assert _bool_inputs() == set(BOOL_INPUTS)
+
+
+@pytest.mark.parametrize("field", sorted(BOOL_INPUTS))
+@pytest.mark.parametrize("text", ["false", "yes", 0])
+def test_a_boolean_output_resolving_to_a_non_boolean_fails(pulumi_mocks, tmp_path, field, text):
+    name = field.split(".")[1]
+
+    def program():
+        flag = _values(flag="x")["flag"].apply(lambda _: text)
+        return BOOL_INPUTS[field](flag, str(tmp_path))
+
+    with pytest.raises(Exception, match=f"{name}: must be true or false, not {text!r}"):
+        pulumi_mocks.run(program)
+
+
+def test_a_false_output_keeps_the_public_endpoint(pulumi_mocks):
+    def program():
+        flag = _values(flag="x")["flag"].apply(lambda _: False)
+        return BOOL_INPUTS["AlibabaOssTargetArgs.use_internal_endpoint"](flag, None)
+
+    pulumi_mocks.run(program)
+    env = _env(pulumi_mocks.one("kubernetes:apps/v1:Deployment"))
+    assert env["OSS_ENDPOINT"] == "https://oss-cn-hangzhou.aliyuncs.com"
