@@ -263,3 +263,28 @@ def test_a_false_output_keeps_the_public_endpoint(pulumi_mocks):
     pulumi_mocks.run(program)
     env = _env(pulumi_mocks.one("kubernetes:apps/v1:Deployment"))
     assert env["OSS_ENDPOINT"] == "https://oss-cn-hangzhou.aliyuncs.com"
+
+
+def test_the_mock_engine_takes_a_secret_bucket_name_and_app_id(pulumi_mocks, tmp_path):
+    """The shipped MockEngine names resources by the secret's value, not by its wrapper."""
+
+    def program():
+        AlibabaOssTarget(
+            "oss-target",
+            {"region": "cn-hangzhou", "bucket_name": pulumi.Output.secret("acme-secret")},
+        )
+        return TencentCosSource(
+            "cos-source",
+            {
+                "region": "ap-guangzhou",
+                "bucket_name": "uploads",
+                "app_id": pulumi.Output.secret("1250000000"),
+                "sink_url": "https://sink.example/events",
+            },
+            package_dir=str(tmp_path),
+        )
+
+    source = pulumi_mocks.run(program)
+    assert pulumi_mocks.one("alicloud:oss/bucket:Bucket").id == "acme-secret"
+    assert pulumi_mocks.one("tencentcloud:Cos/bucket:Bucket").id == "uploads-1250000000"
+    assert pulumi_mocks.value(source.bucket_name) == "uploads-1250000000"
