@@ -11,7 +11,7 @@ from typing_extensions import NotRequired
 from . import oss_target_spec as spec
 from .container_runtime import ContainerRuntime, RuntimeOptions
 from .container_spec import validate_runtime_options
-from .schema import derived, validate
+from .schema import derived, setting, validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:AlibabaOssTarget"
 _COMPONENT = "alibaba-oss-target"
@@ -151,7 +151,7 @@ class AlibabaOssTarget(pulumi.ComponentResource):
                 ),
             ]
 
-        namespace = runtime_options.get("namespace", "default")
+        namespace = setting(runtime_options, "namespace", "default")
         connector_args: dict = {"env": spec.runtime_env(settings)}
         runtime_waits: list[pulumi.Resource] = []
         secret_name: pulumi.Output[str | None] = pulumi.Output.from_input(None)

@@ -9,7 +9,7 @@ from typing_extensions import NotRequired
 
 from . import container_spec as spec
 from .image_build import ImageBuild, build_image, docker_config_json
-from .schema import validate
+from .schema import setting, validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:ContainerRuntime"
 
@@ -135,10 +135,10 @@ class ContainerRuntime(pulumi.ComponentResource):
         settings = spec.runtime_settings(
             app_name,
             workload.get("component", app_name),
-            {**options, "service_type": args.get("service_type", "ClusterIP"), **workload},
+            {**options, "service_type": setting(args, "service_type", "ClusterIP"), **workload},
             options_at="runtime.",
         )
-        create_namespace = args.get("create_namespace", False)
+        create_namespace = setting(args, "create_namespace", False)
         super().__init__(RESOURCE_TYPE, name, None, opts)
 
         # Pulumi does not pass a component's depends_on to its children: the objects that start

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .regions import check_region
-from .schema import checked, derived, is_output
+from .schema import checked, derived, is_output, setting
 
 if __package__.count("."):  # installed: cloudevents_connectors.components
     from ..runtime.alibaba_oss_target.bucket_name import bucket_name_problem
@@ -245,7 +245,7 @@ def _credentials(
     name: str, args: Mapping[str, Any], defaults: dict[str, str]
 ) -> tuple[str, RrsaSettings | None]:
     value = args.get("credentials") or {}
-    mode = value.get("mode", "accessKey")
+    mode = setting(value, "mode", "accessKey")
     if mode not in CREDENTIAL_MODES:
         raise ValueError(f"credentials.mode: {mode!r} must be one of {', '.join(CREDENTIAL_MODES)}")
     fields = {
@@ -276,7 +276,7 @@ def _credentials(
     if issuer is None or issuer == "":
         raise ValueError("credentials.oidc_issuer_url: is required with mode rrsa")
     issuer = checked(issuer, _oidc_issuer_url)
-    account = checked(value.get("service_account_name", name), _service_account)
+    account = checked(setting(value, "service_account_name", name), _service_account)
     role = value.get("ram_role_name")
     role = defaults["ram_role_name"] if role is None else _ram_name("ram_role_name", role)
     return mode, RrsaSettings(provider, issuer, account, role)
@@ -291,7 +291,7 @@ def oss_target_settings(
     default RAM names (unique per account)."""
     region = checked(args["region"], lambda r: check_region("Alibaba Cloud", r))
     bucket = validate_bucket_name(args["bucket_name"])
-    create_bucket = args.get("create_bucket", True)
+    create_bucket = setting(args, "create_bucket", True)
     if not create_bucket:
         for field in (
             "encryption",
@@ -303,7 +303,7 @@ def oss_target_settings(
         ):
             if field in args:
                 raise ValueError(f"{field}: applies only to a bucket this component creates")
-    encryption = args.get("encryption", "AES256")
+    encryption = setting(args, "encryption", "AES256")
     if encryption not in ENCRYPTIONS:
         raise ValueError(f"encryption: {encryption!r} must be one of {', '.join(ENCRYPTIONS)}")
     kms_key_id = args.get("kms_key_id")
@@ -346,8 +346,8 @@ def oss_target_settings(
         if "ram_policy_name" in args
         else defaults["ram_policy_name"]
     )
-    store = checked(args.get("store", "data"), _store)
-    key_prefix = checked(args.get("key_prefix", ""), _key_prefix)
+    store = checked(setting(args, "store", "data"), _store)
+    key_prefix = checked(setting(args, "key_prefix", ""), _key_prefix)
     key_template = args.get("key_template")
     if key_template is not None:
         key_template = checked(
@@ -362,18 +362,18 @@ def oss_target_settings(
         create_bucket=create_bucket,
         encryption=encryption,
         kms_key_id=kms_key_id,
-        versioning=args.get("versioning", False),
+        versioning=setting(args, "versioning", False),
         expiration_days=expiration_days,
-        protect=args.get("protect", False),
-        force_destroy=args.get("force_destroy", False),
+        protect=setting(args, "protect", False),
+        force_destroy=setting(args, "force_destroy", False),
         supplied_key=has_id,
         ram_user_name=ram_user,
         ram_policy_name=ram_policy,
-        endpoint=derived(oss_endpoint, region, args.get("use_internal_endpoint", False)),
+        endpoint=derived(oss_endpoint, region, setting(args, "use_internal_endpoint", False)),
         store=store,
         key_prefix=key_prefix,
         rrsa=rrsa if mode == "rrsa" else None,
-        internal_endpoint=args.get("use_internal_endpoint", False),
+        internal_endpoint=setting(args, "use_internal_endpoint", False),
         key_template=key_template,
         batch=_batch(args.get("batch")),
     )

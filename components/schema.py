@@ -66,6 +66,15 @@ def checked(value: Any, rule: Callable[[Any], Any]) -> Any:
     return rule(value)
 
 
+def setting(args: Any, key: str, default: Any) -> Any:
+    """`args[key]`, or `default` when the key is absent; an Output that resolves to None resolves
+    to `default`, as a plain None (an unset `config.get(...)`) is dropped by `validate`."""
+    value = args.get(key, default)
+    if is_output(value):
+        return pulumi.Output.from_input(value).apply(lambda v: default if v is None else v)
+    return default if value is None else value
+
+
 def derived(fn: Callable[..., Any], *values: Any) -> Any:
     """`fn(*values)` now when every value is plain, else an Output of it once all have resolved."""
     if any(is_output(v) for v in values):
@@ -249,10 +258,12 @@ def _is_input_bool(annotation: Any) -> bool:
     return bool in members and any(_is_deferred(m) for m in members)
 
 
-def plain_bool(field: str, value: Any) -> bool:
-    """A boolean Input's resolved value: True or False only. The text "false" (truthy in Python)
-    and other stand-ins are refused with the message a plain value gets. Raises ValueError."""
-    if isinstance(value, bool):
+def plain_bool(field: str, value: Any, *, optional: bool = False) -> bool | None:
+    """A boolean Input's resolved value: True or False only (None, "not set", too when
+    `optional`; the reader's `setting` then answers the default). The text "false" (truthy in
+    Python) and other stand-ins are refused with the message a plain value gets. Raises
+    ValueError."""
+    if isinstance(value, bool) or (optional and value is None):
         return value
     given = f"{value!r}" if isinstance(value, _SCALARS) else _kind(value)
     raise ValueError(f"{field}: must be true or false, not {given}")
@@ -264,13 +275,14 @@ def _check_resolved_bools(td: Any, value: Any, path: str) -> Any:
     the schema, so a new boolean Input is checked without a list to keep."""
     if not _is_schema(td) or not isinstance(value, dict):
         return value
-    annotations = _fields(td)[0]
+    annotations, required = _fields(td)
     answer = dict(value)
     for key, given in value.items():
         annotation = _unwrap(annotations.get(key))
         field = f"{path}{key}"
         if _is_input_bool(annotation) and is_output(given):
-            answer[key] = checked(given, functools.partial(plain_bool, field))
+            rule = functools.partial(plain_bool, field, optional=key not in required)
+            answer[key] = checked(given, rule)
         elif _is_schema(annotation):
             answer[key] = _check_resolved_bools(annotation, given, f"{field}.")
     return answer

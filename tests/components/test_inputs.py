@@ -288,3 +288,49 @@ def test_the_mock_engine_takes_a_secret_bucket_name_and_app_id(pulumi_mocks, tmp
     assert pulumi_mocks.one("alicloud:oss/bucket:Bucket").id == "acme-secret"
     assert pulumi_mocks.one("tencentcloud:Cos/bucket:Bucket").id == "uploads-1250000000"
     assert pulumi_mocks.value(source.bucket_name) == "uploads-1250000000"
+
+
+def test_none_for_an_optional_field_means_not_set(pulumi_mocks):
+    """`config.get(...)` answers None for an unset key: the default applies, plain or resolved."""
+
+    def program():
+        nothing = _values(flag="x")["flag"].apply(lambda _: None)
+        AlibabaOssTarget(
+            "plain",
+            {
+                "region": "cn-hangzhou",
+                "bucket_name": "acme-plain",
+                "key_prefix": None,
+                "use_internal_endpoint": None,
+                "runtime": {"namespace": None, "memory_limit": None},
+            },
+        )
+        return AlibabaOssTarget(
+            "resolved",
+            {
+                "region": "cn-hangzhou",
+                "bucket_name": "acme-resolved",
+                "key_prefix": nothing,
+                "use_internal_endpoint": nothing,
+                "force_destroy": nothing,
+                "runtime": {"namespace": nothing, "memory_limit": nothing},
+            },
+        )
+
+    pulumi_mocks.run(program)
+    for deployment in pulumi_mocks.of_type("kubernetes:apps/v1:Deployment"):
+        env = _env(deployment)
+        assert env.get("OSS_KEY_PREFIX", "") == ""
+        assert env["OSS_ENDPOINT"] == "https://oss-cn-hangzhou.aliyuncs.com"
+        assert deployment.inputs["metadata"]["namespace"] == "default"
+        container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+        assert container["resources"]["limits"]["memory"] == "256Mi"
+    for bucket in pulumi_mocks.of_type("alicloud:oss/bucket:Bucket"):
+        assert bucket.inputs.get("forceDestroy", False) is False
+
+
+def test_none_for_a_required_field_is_still_refused(pulumi_mocks):
+    with pytest.raises(ValueError, match="^bucket_name: must be a string, not null"):
+        pulumi_mocks.run(
+            lambda: AlibabaOssTarget("t", {"region": "cn-hangzhou", "bucket_name": None})
+        )
