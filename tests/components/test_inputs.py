@@ -330,7 +330,7 @@ def test_none_for_an_optional_field_means_not_set(pulumi_mocks):
 
 
 def test_none_for_a_required_field_is_still_refused(pulumi_mocks):
-    with pytest.raises(ValueError, match="^bucket_name: must be a string, not null"):
+    with pytest.raises(ValueError, match=r"^bucket_name: must be a string, not null"):
         pulumi_mocks.run(
             lambda: AlibabaOssTarget("t", {"region": "cn-hangzhou", "bucket_name": None})
         )
