@@ -149,6 +149,28 @@ def dns_label(field: str, value: Any) -> Any:
     return checked(value, rule)
 
 
+# Namespaces Kubernetes itself creates and relies on: a stack that created (owned) one would delete
+# it, and everything in it, on `pulumi destroy`.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def created_namespace(field: str, value: Any) -> Any:
+    """`value` when it is a namespace a stack may create and own: a DNS-1035 label other than
+    Kubernetes' own (SYSTEM_NAMESPACES). An Output is checked when it resolves. Raises
+    ValueError `<field>: ...`."""
+
+    def rule(v: Any) -> str:
+        if v in SYSTEM_NAMESPACES:
+            raise _fail(
+                field,
+                f"{v!r} is one of Kubernetes' own namespaces; a created namespace is deleted with "
+                "the stack: name another one, or use this one without creating it",
+            )
+        return v
+
+    return checked(dns_label(field, value), rule)
+
+
 def _int(field: str, value: Any, low: int, high: int) -> Any:
     def rule(v: Any) -> int:
         v = whole(v)

@@ -82,7 +82,10 @@ def _kubernetes(value: Any, stack: str) -> KubernetesConfig:
     if config.namespace is None:
         config = dataclasses.replace(config, namespace=default_namespace(stack))
     try:
-        container_spec.dns_label("namespace", config.namespace)
+        if config.create_namespace:
+            container_spec.created_namespace("namespace", config.namespace)
+        else:
+            container_spec.dns_label("namespace", config.namespace)
     except ValueError as error:
         raise restate(error, "kubernetes") from None
     return config

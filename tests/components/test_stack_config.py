@@ -441,3 +441,14 @@ def test_numbers_that_config_set_path_stores_for_text_fields_are_their_text():
 def test_types_config_set_cannot_mean_are_reported_clearly(values, message):
     with pytest.raises(ValueError, match=message):
         parse_stack_config(values)
+
+
+@pytest.mark.parametrize("reserved", ["default", "kube-system", "kube-public", "kube-node-lease"])
+def test_created_namespace_is_not_one_of_kubernetes_own(reserved):
+    from components.stack_config import _kubernetes
+
+    with pytest.raises(ValueError, match=f"^kubernetes.namespace: '{reserved}' is one of"):
+        _kubernetes({"namespace": reserved}, "dev")
+    assert _kubernetes({"namespace": reserved, "createNamespace": False}, "dev").namespace == (
+        reserved
+    )
