@@ -37,6 +37,7 @@ else:  # the repository: `components` and `runtime` are top-level siblings
     from runtime.relay.settings import MAX_BODY_BYTES as RELAY_MAX_BODY_BYTES
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 20
+DEFAULT_MEMORY_LIMIT = "256Mi"
 # The pod must outlive the runtime's drain, or the kubelet kills in-flight deliveries.
 GRACE_MARGIN_SECONDS = 10
 CONTAINER_PORT = 8080
@@ -318,7 +319,10 @@ def runtime_settings(
     command = tuple(args.get("command") or ())
     cpu_limit = _match(f"{at}cpu_limit", setting(args, "cpu_limit", "500m"), _CPU, "a CPU quantity")
     memory_limit = _match(
-        f"{at}memory_limit", setting(args, "memory_limit", "256Mi"), _MEMORY, "a memory quantity"
+        f"{at}memory_limit",
+        setting(args, "memory_limit", DEFAULT_MEMORY_LIMIT),
+        _MEMORY,
+        "a memory quantity",
     )
     if component in RUNTIME_MAX_BODY_BYTES:
         body = env.get("MAX_BODY_BYTES")

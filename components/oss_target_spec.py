@@ -1,5 +1,6 @@
 """Pure rules of AlibabaOssTarget: argument validation, bucket names, endpoint, RAM documents."""
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -8,15 +9,25 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .container_spec import memory_bytes
 from .regions import check_region
 from .schema import checked, derived, is_output, setting
 
 if __package__.count("."):  # installed: cloudevents_connectors.components
     from ..runtime.alibaba_oss_target.bucket_name import bucket_name_problem
+    from ..runtime.alibaba_oss_target.settings import batch_limits
     from ..runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
+    from ..runtime.receiver.settings import (
+        EnvReader,
+        ServerSettings,
+        SettingError,
+        in_flight_budget,
+    )
 else:  # the repository: `components` and `runtime` are top-level siblings
     from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
+    from runtime.alibaba_oss_target.settings import batch_limits
     from runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
+    from runtime.receiver.settings import EnvReader, ServerSettings, SettingError, in_flight_budget
 
 DEFAULT_IMAGE = "ghcr.io/cloudevents-connectors/alibaba-oss-target:0.1.0"
 ENCRYPTIONS = ("AES256", "KMS")
@@ -425,6 +436,39 @@ def _batch(value: Any) -> dict[str, Any] | None:
 
         checked_fields["compression"] = checked(value["compression"], compression)
     return checked_fields
+
+
+def _batch_fits(memory_limit: str, max_events: int, max_bytes: int | None) -> int:
+    """`max_events` when the runtime would start with these BATCH_* settings under a pod
+    limited to `memory_limit`: the runtime's own rule (runtime/alibaba_oss_target/settings.py,
+    `batch_limits`: BATCH_MAX_BYTES, or its default, at most the in-flight budget
+    `in_flight_budget(limit)`). Else a ValueError naming batch.max_bytes and the maximum."""
+    env = {"BATCH_MAX_EVENTS": str(max_events)}
+    if max_bytes is not None:
+        env["BATCH_MAX_BYTES"] = str(max_bytes)
+    limit = memory_bytes(memory_limit)
+    budget = in_flight_budget(limit)
+    server = dataclasses.replace(ServerSettings(), memory_limit_bytes=limit, in_flight_bytes=budget)
+    try:
+        batch_limits(EnvReader(env), server)
+    except SettingError as error:
+        given = "its default" if max_bytes is None else str(max_bytes)
+        raise ValueError(
+            f"batch.max_bytes: {given} is above the {budget}-byte in-flight budget of a "
+            f"{memory_limit!r} memory limit; it must be at most {budget} (or raise "
+            f"runtime.memory_limit), else the runtime exits at start-up ({error})"
+        ) from None
+    return max_events
+
+
+def batch_within_memory(s: OssTargetSettings, memory_limit: Any) -> OssTargetSettings:
+    """`s` with its batch's max_events checked, together with max_bytes, against the pod's
+    `memory_limit` (a Kubernetes quantity, or an Output of one): now when all are known, else
+    when they resolve (the deployment then fails with the same message)."""
+    if not s.batch or "max_events" not in s.batch:
+        return s
+    events = derived(_batch_fits, memory_limit, s.batch["max_events"], s.batch.get("max_bytes"))
+    return dataclasses.replace(s, batch={**s.batch, "max_events": events})
 
 
 def runtime_env(s: OssTargetSettings) -> dict[str, Any]:

@@ -211,7 +211,7 @@ def parse_stack_config(
             secrets.get("ossTargetRegistryPassword"),
         )
         try:
-            oss_target_spec.oss_target_settings(
+            settings = oss_target_spec.oss_target_settings(
                 OSS_TARGET_NAME, oss_target, project=project, stack=stack
             )
             container_spec.validate_runtime_options(
@@ -220,6 +220,10 @@ def parse_stack_config(
                 OSS_TARGET_NAME,
                 "alibaba-oss-target",
                 oss_target_spec.DEFAULT_IMAGE,
+            )
+            oss_target_spec.batch_within_memory(
+                settings,
+                oss_target["runtime"].get("memory_limit", container_spec.DEFAULT_MEMORY_LIMIT),
             )
         except ValueError as error:
             raise restate(error, "ossTarget") from None
