@@ -392,7 +392,10 @@ def oss_target_settings(
 
 def _key_template(template: Any, key_prefix: str) -> str:
     """The runtime's own template parser, so a template the component accepts never makes the
-    pod exit 2 at start-up."""
+    pod exit 2 at start-up. None (an Output of an unset value) is "": the runtime reads an empty
+    OSS_KEY_TEMPLATE as unset and uses its default template."""
+    if template is None:
+        return ""
     if not isinstance(template, str):
         raise ValueError("key_template: must be a string")
     try:

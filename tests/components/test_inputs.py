@@ -313,6 +313,7 @@ def test_none_for_an_optional_field_means_not_set(pulumi_mocks):
                 "key_prefix": nothing,
                 "use_internal_endpoint": nothing,
                 "force_destroy": nothing,
+                "key_template": nothing,
                 "runtime": {"namespace": nothing, "memory_limit": nothing},
             },
         )
@@ -321,6 +322,8 @@ def test_none_for_an_optional_field_means_not_set(pulumi_mocks):
     for deployment in pulumi_mocks.of_type("kubernetes:apps/v1:Deployment"):
         env = _env(deployment)
         assert env.get("OSS_KEY_PREFIX", "") == ""
+        # Unset or empty: the runtime's default template (its EnvReader reads "" as unset).
+        assert env.get("OSS_KEY_TEMPLATE", "") == ""
         assert env["OSS_ENDPOINT"] == "https://oss-cn-hangzhou.aliyuncs.com"
         assert deployment.inputs["metadata"]["namespace"] == "default"
         container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
