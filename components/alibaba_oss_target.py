@@ -10,8 +10,8 @@ from typing_extensions import NotRequired
 
 from . import oss_target_spec as spec
 from .container_runtime import ContainerRuntime, RuntimeOptions
-from .container_spec import validate_runtime_options
-from .schema import derived, validate
+from .container_spec import DEFAULT_MEMORY_LIMIT, validate_runtime_options
+from .schema import derived, setting, validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:AlibabaOssTarget"
 _COMPONENT = "alibaba-oss-target"
@@ -132,6 +132,9 @@ class AlibabaOssTarget(pulumi.ComponentResource):
         runtime_options = validate_runtime_options(
             "runtime", args.get("runtime") or {}, name, _COMPONENT, spec.DEFAULT_IMAGE
         )
+        settings = spec.batch_within_memory(
+            settings, setting(runtime_options, "memory_limit", DEFAULT_MEMORY_LIMIT)
+        )
         super().__init__(RESOURCE_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -151,7 +154,7 @@ class AlibabaOssTarget(pulumi.ComponentResource):
                 ),
             ]
 
-        namespace = runtime_options.get("namespace", "default")
+        namespace = setting(runtime_options, "namespace", "default")
         connector_args: dict = {"env": spec.runtime_env(settings)}
         runtime_waits: list[pulumi.Resource] = []
         secret_name: pulumi.Output[str | None] = pulumi.Output.from_input(None)

@@ -9,7 +9,7 @@ from typing_extensions import NotRequired
 
 from . import container_spec as spec
 from .image_build import ImageBuild, build_image, docker_config_json
-from .schema import validate
+from .schema import setting, validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:ContainerRuntime"
 
@@ -86,7 +86,9 @@ class ContainerRuntimeArgs(TypedDict):
     Knative, ClusterIP adds the cluster-local visibility label and LoadBalancer leaves the service
     public."""
     create_namespace: NotRequired[bool]
-    """Plain: create the namespace instead of using an existing one (default false)."""
+    """Plain: create the namespace instead of using an existing one (default false). Then
+    `runtime.namespace` is required and may not be one of Kubernetes' own (`default`,
+    `kube-system`, `kube-public`, `kube-node-lease`)."""
 
 
 class WorkloadArgs(TypedDict, total=False):
@@ -135,10 +137,18 @@ class ContainerRuntime(pulumi.ComponentResource):
         settings = spec.runtime_settings(
             app_name,
             workload.get("component", app_name),
-            {**options, "service_type": args.get("service_type", "ClusterIP"), **workload},
+            {**options, "service_type": setting(args, "service_type", "ClusterIP"), **workload},
             options_at="runtime.",
         )
-        create_namespace = args.get("create_namespace", False)
+        create_namespace = setting(args, "create_namespace", False)
+        if create_namespace:
+            if options.get("namespace") is None:
+                raise ValueError(
+                    "runtime.namespace: is required with create_namespace (the namespace to "
+                    "create; `default` is Kubernetes' own)"
+                )
+            created = spec.created_namespace("runtime.namespace", settings.namespace)
+            settings = dataclasses.replace(settings, namespace=created)
         super().__init__(RESOURCE_TYPE, name, None, opts)
 
         # Pulumi does not pass a component's depends_on to its children: the objects that start

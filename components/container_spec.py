@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import image_build
-from .schema import checked, derived, whole
+from .schema import checked, derived, setting, whole
 
 # The runtimes' own start-up rule (stdlib only, importable without the runtimes' dependencies).
 if __package__.count("."):  # installed: cloudevents_connectors.components
@@ -37,6 +37,7 @@ else:  # the repository: `components` and `runtime` are top-level siblings
     from runtime.relay.settings import MAX_BODY_BYTES as RELAY_MAX_BODY_BYTES
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 20
+DEFAULT_MEMORY_LIMIT = "256Mi"
 # The pod must outlive the runtime's drain, or the kubelet kills in-flight deliveries.
 GRACE_MARGIN_SECONDS = 10
 CONTAINER_PORT = 8080
@@ -147,6 +148,28 @@ def dns_label(field: str, value: Any) -> Any:
         return v
 
     return checked(value, rule)
+
+
+# Namespaces Kubernetes itself creates and relies on: a stack that created (owned) one would delete
+# it, and everything in it, on `pulumi destroy`.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def created_namespace(field: str, value: Any) -> Any:
+    """`value` when it is a namespace a stack may create and own: a DNS-1035 label other than
+    Kubernetes' own (SYSTEM_NAMESPACES). An Output is checked when it resolves. Raises
+    ValueError `<field>: ...`."""
+
+    def rule(v: Any) -> str:
+        if v in SYSTEM_NAMESPACES:
+            raise _fail(
+                field,
+                f"{v!r} is one of Kubernetes' own namespaces; a created namespace is deleted with "
+                "the stack: name another one, or use this one without creating it",
+            )
+        return v
+
+    return checked(dns_label(field, value), rule)
 
 
 def _int(field: str, value: Any, low: int, high: int) -> Any:
@@ -287,16 +310,19 @@ def runtime_settings(
             raise _fail(f"secret_env.{env_name}.secret_name", "must name a Secret")
         _match(f"secret_env.{env_name}.key", key, _SECRET_KEY, "a Secret key")
         secret_env.append(SecretRef(env_name, secret_name, key))
-    min_replicas = _int(f"{at}min_replicas", args.get("min_replicas", 1), 1, 100)
+    min_replicas = _int(f"{at}min_replicas", setting(args, "min_replicas", 1), 1, 100)
     max_replicas = derived(
         functools.partial(_at_least_min, at),
-        _int(f"{at}max_replicas", args.get("max_replicas", min_replicas), 1, 100),
+        _int(f"{at}max_replicas", setting(args, "max_replicas", min_replicas), 1, 100),
         min_replicas,
     )
     command = tuple(args.get("command") or ())
-    cpu_limit = _match(f"{at}cpu_limit", args.get("cpu_limit", "500m"), _CPU, "a CPU quantity")
+    cpu_limit = _match(f"{at}cpu_limit", setting(args, "cpu_limit", "500m"), _CPU, "a CPU quantity")
     memory_limit = _match(
-        f"{at}memory_limit", args.get("memory_limit", "256Mi"), _MEMORY, "a memory quantity"
+        f"{at}memory_limit",
+        setting(args, "memory_limit", DEFAULT_MEMORY_LIMIT),
+        _MEMORY,
+        "a memory quantity",
     )
     if component in RUNTIME_MAX_BODY_BYTES:
         body = env.get("MAX_BODY_BYTES")
@@ -315,21 +341,23 @@ def runtime_settings(
         image=image,
         image_pull_policy=_choice(
             f"{at}image_pull_policy",
-            args.get("image_pull_policy", "IfNotPresent"),
+            setting(args, "image_pull_policy", "IfNotPresent"),
             PULL_POLICIES,
         ),
         command=command,
         env=tuple(sorted(env.items())),
         secret_env=tuple(secret_env),
-        namespace=dns_label(f"{at}namespace", args.get("namespace", "default")),
+        namespace=dns_label(f"{at}namespace", setting(args, "namespace", "default")),
         min_replicas=min_replicas,
         max_replicas=max_replicas,
         target_cpu_utilization=_int(
-            f"{at}target_cpu_utilization", args.get("target_cpu_utilization", 70), 10, 100
+            f"{at}target_cpu_utilization", setting(args, "target_cpu_utilization", 70), 10, 100
         ),
         cpu_request=derived(
             functools.partial(_not_above, f"{at}cpu_request", cpu_millicores),
-            _match(f"{at}cpu_request", args.get("cpu_request", "100m"), _CPU, "a CPU quantity"),
+            _match(
+                f"{at}cpu_request", setting(args, "cpu_request", "100m"), _CPU, "a CPU quantity"
+            ),
             cpu_limit,
         ),
         cpu_limit=cpu_limit,
@@ -337,7 +365,7 @@ def runtime_settings(
             functools.partial(_not_above, f"{at}memory_request", memory_bytes),
             _match(
                 f"{at}memory_request",
-                args.get("memory_request", "128Mi"),
+                setting(args, "memory_request", "128Mi"),
                 _MEMORY,
                 "a memory quantity",
             ),
@@ -346,15 +374,17 @@ def runtime_settings(
         memory_limit=memory_limit,
         drain_timeout_seconds=_int(
             f"{at}drain_timeout_seconds",
-            args.get("drain_timeout_seconds", DEFAULT_DRAIN_TIMEOUT_SECONDS),
+            setting(args, "drain_timeout_seconds", DEFAULT_DRAIN_TIMEOUT_SECONDS),
             1,
             600,
         ),
-        log_level=_choice(f"{at}log_level", args.get("log_level", "INFO"), LOG_LEVELS),
-        mode=_choice(f"{at}mode", args.get("mode", "deployment"), MODES),
-        service_type=_choice("service_type", args.get("service_type", "ClusterIP"), SERVICE_TYPES),
+        log_level=_choice(f"{at}log_level", setting(args, "log_level", "INFO"), LOG_LEVELS),
+        mode=_choice(f"{at}mode", setting(args, "mode", "deployment"), MODES),
+        service_type=_choice(
+            "service_type", setting(args, "service_type", "ClusterIP"), SERVICE_TYPES
+        ),
         run_as_user=_int(
-            f"{at}run_as_user", args.get("run_as_user", DEFAULT_RUN_AS_USER), 1, 2**31 - 1
+            f"{at}run_as_user", setting(args, "run_as_user", DEFAULT_RUN_AS_USER), 1, 2**31 - 1
         ),
         version=version,
         pod_identity=_pod_identity(args.get("pod_identity")),
@@ -370,7 +400,7 @@ def validate_runtime_options(
     default image filled in (unless it builds its own); errors name `<field>.<option>`."""
     filled = dict(options)
     if options.get("build") is None:
-        filled["image"] = options.get("image", default_image)
+        filled["image"] = setting(options, "image", default_image)
     runtime_settings(app_name, component, filled, options_at=f"{field}.")
     return filled
 

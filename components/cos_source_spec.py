@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from .container_spec import validate_runtime_options
 from .regions import check_region
-from .schema import checked, derived, whole
+from .schema import checked, derived, setting, whole
 
 if __package__.count("."):  # installed: cloudevents_connectors.components
     from ..runtime.relay.settings import relay_signing_key
@@ -242,7 +242,7 @@ def triggers(bucket: Any, region: Any, events: tuple[str, ...], prefix: Any, suf
 
 
 def _filter_value(args: Mapping[str, Any], field: str) -> Any:
-    return checked(args.get(field, ""), functools.partial(_filter_rule, field))
+    return checked(setting(args, field, ""), functools.partial(_filter_rule, field))
 
 
 def _filter_rule(field: str, value: Any) -> str:
@@ -265,11 +265,11 @@ def _gateway_target(target: Any) -> str:
 def _gateway(value: Mapping[str, Any]) -> GatewaySettings:
     target = checked(value["target"], _gateway_target)
     eventbus = _pattern("gateway.eventbus", value["eventbus"], _EVENTBUS, "an eventbus name")
-    api = value.get("api", "gateway")
+    api = setting(value, "api", "gateway")
     if api not in VANUS_APIS:
         raise _fail("gateway.api", f"{api!r} must be one of {', '.join(VANUS_APIS)}")
     namespace = _pattern(
-        "gateway.namespace", value.get("namespace", "default"), _EVENTBUS, "a Vanus namespace"
+        "gateway.namespace", setting(value, "namespace", "default"), _EVENTBUS, "a Vanus namespace"
     )
     if "namespace" in value and api != "namespaces":
         raise _fail("gateway.namespace", "applies only with api: namespaces")
@@ -366,7 +366,7 @@ def cos_source_settings(
     region = checked(args["region"], lambda r: check_region("Tencent Cloud", r))
     short_name = validate_bucket_name(args["bucket_name"], region)
     app_id = validate_app_id(args["app_id"]) if "app_id" in args else None
-    create_bucket = args.get("create_bucket", True)
+    create_bucket = setting(args, "create_bucket", True)
     if not create_bucket:
         for field in ("protect", "versioning", "force_destroy"):
             if field in args:
@@ -381,30 +381,31 @@ def cos_source_settings(
     )
     namespace = _pattern(
         "function.namespace",
-        function.get("namespace", "default"),
+        setting(function, "namespace", "default"),
         _FUNCTION_NAMESPACE,
         "an SCF namespace name",
     )
-    memory = checked(function.get("memory_mb", 128), _memory)
-    timeout = _int("function.timeout_seconds", function.get("timeout_seconds", 30), 1, 900)
+    memory = checked(setting(function, "memory_mb", 128), _memory)
+    timeout = _int("function.timeout_seconds", setting(function, "timeout_seconds", 30), 1, 900)
     vpc = _vpc(function.get("vpc"))
     public_network = checked(
-        function.get("public_network", True), functools.partial(_public_network, vpc is not None)
+        setting(function, "public_network", True),
+        functools.partial(_public_network, vpc is not None),
     )
     retry_attempts = _int(
         "function.retry_attempts",
-        function.get("retry_attempts", DEFAULT_RETRY_ATTEMPTS),
+        setting(function, "retry_attempts", DEFAULT_RETRY_ATTEMPTS),
         0,
         MAX_RETRY_ATTEMPTS,
     )
     max_event_age = _int(
         "function.max_event_age_seconds",
-        function.get("max_event_age_seconds", DEFAULT_MAX_EVENT_AGE_SECONDS),
+        setting(function, "max_event_age_seconds", DEFAULT_MAX_EVENT_AGE_SECONDS),
         60,
         DEFAULT_MAX_EVENT_AGE_SECONDS,
     )
     prefix, suffix = _filter_value(args, "prefix"), _filter_value(args, "suffix")
-    events = validate_events(args.get("events", list(DEFAULT_EVENTS)))
+    events = validate_events(setting(args, "events", list(DEFAULT_EVENTS)))
 
     destinations = [d for d in ("sink_url", "gateway", "relay") if args.get(d) is not None]
     if len(destinations) != 1:
@@ -429,8 +430,8 @@ def cos_source_settings(
         bucket_short_name=short_name,
         app_id=app_id,
         create_bucket=create_bucket,
-        protect=args.get("protect", False),
-        versioning=args.get("versioning", False),
+        protect=setting(args, "protect", False),
+        versioning=setting(args, "versioning", False),
         function_name=function_name,
         function_namespace=namespace,
         memory_mb=memory,
@@ -439,8 +440,8 @@ def cos_source_settings(
         vpc=vpc,
         retry_attempts=retry_attempts,
         max_event_age_seconds=max_event_age,
-        force_destroy=args.get("force_destroy", False),
-        debug=args.get("debug", False),
+        force_destroy=setting(args, "force_destroy", False),
+        debug=setting(args, "debug", False),
         events=events,
         prefix=prefix,
         suffix=suffix,

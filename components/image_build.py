@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 import pulumi
 from typing_extensions import NotRequired
 
-from .schema import checked, is_output
+from .schema import checked, is_output, setting
 
 # The checkout holding this module: the build context of both Dockerfiles (they COPY runtime/...).
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,7 @@ def build_settings(field: str, value: Any, component: str) -> BuildSettings:
         registry=rule("registry", _registry, value["registry"]),
         repository=rule("repository", _repository, value["repository"]),
         dockerfile=DOCKERFILES[component],
-        platform=rule("platform", _platform, value.get("platform", DEFAULT_PLATFORM)),
+        platform=rule("platform", _platform, setting(value, "platform", DEFAULT_PLATFORM)),
         tag=None if tag is None else rule("tag", _tag, tag),
         username=None if username is None else rule("username", _username, username),
         password=password,

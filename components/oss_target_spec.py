@@ -1,5 +1,6 @@
 """Pure rules of AlibabaOssTarget: argument validation, bucket names, endpoint, RAM documents."""
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -8,15 +9,25 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .container_spec import memory_bytes
 from .regions import check_region
-from .schema import checked, derived, is_output
+from .schema import checked, derived, is_output, setting
 
 if __package__.count("."):  # installed: cloudevents_connectors.components
     from ..runtime.alibaba_oss_target.bucket_name import bucket_name_problem
+    from ..runtime.alibaba_oss_target.settings import batch_limits
     from ..runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
+    from ..runtime.receiver.settings import (
+        EnvReader,
+        ServerSettings,
+        SettingError,
+        in_flight_budget,
+    )
 else:  # the repository: `components` and `runtime` are top-level siblings
     from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
+    from runtime.alibaba_oss_target.settings import batch_limits
     from runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
+    from runtime.receiver.settings import EnvReader, ServerSettings, SettingError, in_flight_budget
 
 DEFAULT_IMAGE = "ghcr.io/cloudevents-connectors/alibaba-oss-target:0.1.0"
 ENCRYPTIONS = ("AES256", "KMS")
@@ -245,7 +256,7 @@ def _credentials(
     name: str, args: Mapping[str, Any], defaults: dict[str, str]
 ) -> tuple[str, RrsaSettings | None]:
     value = args.get("credentials") or {}
-    mode = value.get("mode", "accessKey")
+    mode = setting(value, "mode", "accessKey")
     if mode not in CREDENTIAL_MODES:
         raise ValueError(f"credentials.mode: {mode!r} must be one of {', '.join(CREDENTIAL_MODES)}")
     fields = {
@@ -276,7 +287,7 @@ def _credentials(
     if issuer is None or issuer == "":
         raise ValueError("credentials.oidc_issuer_url: is required with mode rrsa")
     issuer = checked(issuer, _oidc_issuer_url)
-    account = checked(value.get("service_account_name", name), _service_account)
+    account = checked(setting(value, "service_account_name", name), _service_account)
     role = value.get("ram_role_name")
     role = defaults["ram_role_name"] if role is None else _ram_name("ram_role_name", role)
     return mode, RrsaSettings(provider, issuer, account, role)
@@ -291,7 +302,7 @@ def oss_target_settings(
     default RAM names (unique per account)."""
     region = checked(args["region"], lambda r: check_region("Alibaba Cloud", r))
     bucket = validate_bucket_name(args["bucket_name"])
-    create_bucket = args.get("create_bucket", True)
+    create_bucket = setting(args, "create_bucket", True)
     if not create_bucket:
         for field in (
             "encryption",
@@ -303,7 +314,7 @@ def oss_target_settings(
         ):
             if field in args:
                 raise ValueError(f"{field}: applies only to a bucket this component creates")
-    encryption = args.get("encryption", "AES256")
+    encryption = setting(args, "encryption", "AES256")
     if encryption not in ENCRYPTIONS:
         raise ValueError(f"encryption: {encryption!r} must be one of {', '.join(ENCRYPTIONS)}")
     kms_key_id = args.get("kms_key_id")
@@ -346,8 +357,8 @@ def oss_target_settings(
         if "ram_policy_name" in args
         else defaults["ram_policy_name"]
     )
-    store = checked(args.get("store", "data"), _store)
-    key_prefix = checked(args.get("key_prefix", ""), _key_prefix)
+    store = checked(setting(args, "store", "data"), _store)
+    key_prefix = checked(setting(args, "key_prefix", ""), _key_prefix)
     key_template = args.get("key_template")
     if key_template is not None:
         key_template = checked(
@@ -362,18 +373,18 @@ def oss_target_settings(
         create_bucket=create_bucket,
         encryption=encryption,
         kms_key_id=kms_key_id,
-        versioning=args.get("versioning", False),
+        versioning=setting(args, "versioning", False),
         expiration_days=expiration_days,
-        protect=args.get("protect", False),
-        force_destroy=args.get("force_destroy", False),
+        protect=setting(args, "protect", False),
+        force_destroy=setting(args, "force_destroy", False),
         supplied_key=has_id,
         ram_user_name=ram_user,
         ram_policy_name=ram_policy,
-        endpoint=derived(oss_endpoint, region, args.get("use_internal_endpoint", False)),
+        endpoint=derived(oss_endpoint, region, setting(args, "use_internal_endpoint", False)),
         store=store,
         key_prefix=key_prefix,
         rrsa=rrsa if mode == "rrsa" else None,
-        internal_endpoint=args.get("use_internal_endpoint", False),
+        internal_endpoint=setting(args, "use_internal_endpoint", False),
         key_template=key_template,
         batch=_batch(args.get("batch")),
     )
@@ -381,7 +392,10 @@ def oss_target_settings(
 
 def _key_template(template: Any, key_prefix: str) -> str:
     """The runtime's own template parser, so a template the component accepts never makes the
-    pod exit 2 at start-up."""
+    pod exit 2 at start-up. None (an Output of an unset value) is "": the runtime reads an empty
+    OSS_KEY_TEMPLATE as unset and uses its default template."""
+    if template is None:
+        return ""
     if not isinstance(template, str):
         raise ValueError("key_template: must be a string")
     try:
@@ -425,6 +439,39 @@ def _batch(value: Any) -> dict[str, Any] | None:
 
         checked_fields["compression"] = checked(value["compression"], compression)
     return checked_fields
+
+
+def _batch_fits(memory_limit: str, max_events: int, max_bytes: int | None) -> int:
+    """`max_events` when the runtime would start with these BATCH_* settings under a pod
+    limited to `memory_limit`: the runtime's own rule (runtime/alibaba_oss_target/settings.py,
+    `batch_limits`: BATCH_MAX_BYTES, or its default, at most the in-flight budget
+    `in_flight_budget(limit)`). Else a ValueError naming batch.max_bytes and the maximum."""
+    env = {"BATCH_MAX_EVENTS": str(max_events)}
+    if max_bytes is not None:
+        env["BATCH_MAX_BYTES"] = str(max_bytes)
+    limit = memory_bytes(memory_limit)
+    budget = in_flight_budget(limit)
+    server = dataclasses.replace(ServerSettings(), memory_limit_bytes=limit, in_flight_bytes=budget)
+    try:
+        batch_limits(EnvReader(env), server)
+    except SettingError as error:
+        given = "its default" if max_bytes is None else str(max_bytes)
+        raise ValueError(
+            f"batch.max_bytes: {given} is above the {budget}-byte in-flight budget of a "
+            f"{memory_limit!r} memory limit; it must be at most {budget} (or raise "
+            f"runtime.memory_limit), else the runtime exits at start-up ({error})"
+        ) from None
+    return max_events
+
+
+def batch_within_memory(s: OssTargetSettings, memory_limit: Any) -> OssTargetSettings:
+    """`s` with its batch's max_events checked, together with max_bytes, against the pod's
+    `memory_limit` (a Kubernetes quantity, or an Output of one): now when all are known, else
+    when they resolve (the deployment then fails with the same message)."""
+    if not s.batch or "max_events" not in s.batch:
+        return s
+    events = derived(_batch_fits, memory_limit, s.batch["max_events"], s.batch.get("max_bytes"))
+    return dataclasses.replace(s, batch={**s.batch, "max_events": events})
 
 
 def runtime_env(s: OssTargetSettings) -> dict[str, Any]:

@@ -66,6 +66,15 @@ def checked(value: Any, rule: Callable[[Any], Any]) -> Any:
     return rule(value)
 
 
+def setting(args: Any, key: str, default: Any) -> Any:
+    """`args[key]`, or `default` when the key is absent; an Output that resolves to None resolves
+    to `default`, as a plain None (an unset `config.get(...)`) is dropped by `validate`."""
+    value = args.get(key, default)
+    if is_output(value):
+        return pulumi.Output.from_input(value).apply(lambda v: default if v is None else v)
+    return default if value is None else value
+
+
 def derived(fn: Callable[..., Any], *values: Any) -> Any:
     """`fn(*values)` now when every value is plain, else an Output of it once all have resolved."""
     if any(is_output(v) for v in values):
@@ -223,9 +232,11 @@ def validate(td: type, value: Any, *, stack_path: str | None = None) -> dict[str
     `ossTarget.bucketName: must be a string, not 3`."""
     stack = stack_path is not None
     try:
-        return _adapter(td, not stack).validate_python(value)
+        answer = _adapter(td, not stack).validate_python(_without_none(td, value))
     except ValidationError as error:
         errors = error.errors()
+    else:
+        return answer if stack else _check_resolved_bools(td, answer, "")
     first = errors[0]
     loc = _field_loc(first["loc"])
     # A union (an Input) fails once per member; the plain member's error says what was expected.
@@ -239,6 +250,60 @@ def validate(td: type, value: Any, *, stack_path: str | None = None) -> dict[str
     if not written:
         raise ValueError(f"{stack_path or 'args'}: {problem}")
     raise ValueError(f"{prefix}{written}: {problem}")
+
+
+def _is_input_bool(annotation: Any) -> bool:
+    """`pulumi.Input[bool]`: a union holding bool and an Output member."""
+    members = typing.get_args(annotation) if typing.get_origin(annotation) is Union else ()
+    return bool in members and any(_is_deferred(m) for m in members)
+
+
+def plain_bool(field: str, value: Any, *, optional: bool = False) -> bool | None:
+    """A boolean Input's resolved value: True or False only (None, "not set", too when
+    `optional`; the reader's `setting` then answers the default). The text "false" (truthy in
+    Python) and other stand-ins are refused with the message a plain value gets. Raises
+    ValueError."""
+    if isinstance(value, bool) or (optional and value is None):
+        return value
+    given = f"{value!r}" if isinstance(value, _SCALARS) else _kind(value)
+    raise ValueError(f"{field}: must be true or false, not {given}")
+
+
+def _check_resolved_bools(td: Any, value: Any, path: str) -> Any:
+    """`value` (validated args of schema `td`) with every Output held by a `pulumi.Input[bool]`
+    field replaced by one that fails, when it resolves, unless it is True or False. Found from
+    the schema, so a new boolean Input is checked without a list to keep."""
+    if not _is_schema(td) or not isinstance(value, dict):
+        return value
+    annotations, required = _fields(td)
+    answer = dict(value)
+    for key, given in value.items():
+        annotation = _unwrap(annotations.get(key))
+        field = f"{path}{key}"
+        if _is_input_bool(annotation) and is_output(given):
+            rule = functools.partial(plain_bool, field, optional=key not in required)
+            answer[key] = checked(given, rule)
+        elif _is_schema(annotation):
+            answer[key] = _check_resolved_bools(annotation, given, f"{field}.")
+    return answer
+
+
+def _without_none(td: Any, value: Any) -> Any:
+    """`value` without the optional keys given as None: `config.get(...)` answers None for an
+    unset key, and None means "not set" (the field's default applies). A required key given as
+    None stays, to be refused."""
+    if not _is_schema(td) or not isinstance(value, dict):
+        return value
+    annotations, required = _fields(td)
+    names = {**{to_camel(k): k for k in annotations}, **{k: k for k in annotations}}
+    answer = {}
+    for key, given in value.items():
+        name = names.get(key)
+        if given is None and name is not None and name not in required:
+            continue
+        annotation = _unwrap(annotations.get(name))
+        answer[key] = _without_none(annotation, given) if _is_schema(annotation) else given
+    return answer
 
 
 def stack_name(path: str) -> str:

@@ -82,7 +82,10 @@ def _kubernetes(value: Any, stack: str) -> KubernetesConfig:
     if config.namespace is None:
         config = dataclasses.replace(config, namespace=default_namespace(stack))
     try:
-        container_spec.dns_label("namespace", config.namespace)
+        if config.create_namespace:
+            container_spec.created_namespace("namespace", config.namespace)
+        else:
+            container_spec.dns_label("namespace", config.namespace)
     except ValueError as error:
         raise restate(error, "kubernetes") from None
     return config
@@ -208,7 +211,7 @@ def parse_stack_config(
             secrets.get("ossTargetRegistryPassword"),
         )
         try:
-            oss_target_spec.oss_target_settings(
+            settings = oss_target_spec.oss_target_settings(
                 OSS_TARGET_NAME, oss_target, project=project, stack=stack
             )
             container_spec.validate_runtime_options(
@@ -217,6 +220,10 @@ def parse_stack_config(
                 OSS_TARGET_NAME,
                 "alibaba-oss-target",
                 oss_target_spec.DEFAULT_IMAGE,
+            )
+            oss_target_spec.batch_within_memory(
+                settings,
+                oss_target["runtime"].get("memory_limit", container_spec.DEFAULT_MEMORY_LIMIT),
             )
         except ValueError as error:
             raise restate(error, "ossTarget") from None

@@ -11,7 +11,7 @@ from typing_extensions import NotRequired
 
 from . import cos_source_spec as spec
 from .container_runtime import ContainerRuntime, RuntimeOptions
-from .schema import derived, validate
+from .schema import derived, setting, validate
 
 RESOURCE_TYPE = "cloudevents-connectors:index:TencentCosSource"
 # Written as is into `zip_file`: the provider expands `~` itself (homedir.Expand), so every checkout
@@ -271,7 +271,7 @@ def _relay(
         key = random.RandomBytes(f"{name}-relay-signing-key", length=32, opts=child)
         signing_secret = pulumi.Output.secret(pulumi.Output.concat("whsec_", key.base64))
     options = s.runtime
-    namespace = options.get("namespace", "default")  # checked by the ContainerRuntime
+    namespace = setting(options, "namespace", "default")  # checked by the ContainerRuntime
     secret = k8s.core.v1.Secret(
         f"{name}-relay-signing-secret",
         # No fixed name: a new secret replaces the Secret under a new name, which flows into the

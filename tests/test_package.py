@@ -137,6 +137,8 @@ def test_package_code_imports_itself_relatively():
     allowed = {
         ("components/oss_target_spec.py", "runtime.alibaba_oss_target.bucket_name"),
         ("components/oss_target_spec.py", "runtime.alibaba_oss_target.templates"),
+        ("components/oss_target_spec.py", "runtime.alibaba_oss_target.settings"),
+        ("components/oss_target_spec.py", "runtime.receiver.settings"),
         ("components/container_spec.py", "runtime.receiver.settings"),
         ("components/container_spec.py", "runtime.relay.settings"),
         ("components/cos_source_spec.py", "runtime.relay.settings"),

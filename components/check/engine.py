@@ -125,7 +125,8 @@ def _kubernetes_outputs(args: mocks.MockResourceArgs, urn_hint: str, preview: bo
 
 def _computed_outputs(args: mocks.MockResourceArgs, app_id: str, preview: bool) -> tuple[str, dict]:
     """(id, outputs beyond the inputs) for the resource types this project uses."""
-    typ, inputs, name = args.typ, args.inputs, args.name
+    # A secret input (a bucket name from `config.require_secret`) names the resource all the same.
+    typ, inputs, name = args.typ, unwrap(args.inputs), args.name
     digest = _fake_digest(typ, name)
     if typ.startswith("kubernetes:") and not typ.startswith("pulumi:providers"):
         return f"{name}-id", _kubernetes_outputs(args, f"{typ}::{name}", preview)
@@ -133,7 +134,10 @@ def _computed_outputs(args: mocks.MockResourceArgs, app_id: str, preview: bool) 
         return inputs.get("bucket", name), {}
     if typ == "tencentcloud:Cos/bucket:Bucket":
         bucket = inputs.get("bucket", name)
-        return bucket, {} if preview else {"cosBucketUrl": f"{bucket}.cos.mock.myqcloud.com"}
+        url = f"{bucket}.cos.mock.myqcloud.com"
+        # An output made from a secret stays secret, as the engine keeps it.
+        url = secret(url) if is_secret(args.inputs.get("bucket")) else url
+        return bucket, {} if preview else {"cosBucketUrl": url}
     if typ == "tencentcloud:Scf/function:Function":
         ident = f"{inputs.get('namespace', 'default')}+{inputs.get('name', name)}"
         if preview:

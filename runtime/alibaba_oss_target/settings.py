@@ -151,7 +151,7 @@ def read_settings(env: EnvReader) -> TargetSettings:
     except InvalidTemplate as error:
         raise SettingError("OSS_KEY_TEMPLATE", str(error)) from None
     server = read_server_settings(env)
-    batch = _batch_limits(env, server)
+    batch = batch_limits(env, server)
     if batch is not None and env.raw("MAX_IN_FLIGHT") is None:
         server = dataclasses.replace(
             server, max_in_flight=max(server.max_in_flight, 2 * batch.max_events)
@@ -194,8 +194,10 @@ def read_settings(env: EnvReader) -> TargetSettings:
     )
 
 
-def _batch_limits(env: EnvReader, server: ServerSettings) -> BatchLimits | None:
-    """The BATCH_* settings, or None when BATCH_MAX_EVENTS is 0 (one object per event)."""
+def batch_limits(env: EnvReader, server: ServerSettings) -> BatchLimits | None:
+    """The BATCH_* settings, or None when BATCH_MAX_EVENTS is 0 (one object per event). Raises
+    SettingError when one is invalid or BATCH_MAX_BYTES exceeds `server.in_flight_bytes` (the
+    components apply this same rule to a pod's memory limit before deploying)."""
     max_events = env.integer("BATCH_MAX_EVENTS", 0, minimum=0, maximum=1_000_000)
     max_bytes = env.integer("BATCH_MAX_BYTES", 8 * MIB, minimum=1, maximum=MAX_OBJECT_BYTES)
     max_seconds = env.number("BATCH_MAX_SECONDS", 5.0, minimum=0.01, maximum=3600)

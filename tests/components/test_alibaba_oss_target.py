@@ -3,6 +3,7 @@
 import json
 
 import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 
 from components import AlibabaOssTarget
@@ -396,3 +397,36 @@ def test_pods_start_after_their_identity_exists(pulumi_mocks, mode):
     # The objects that start pods wait themselves (a component's depends_on does not reach them).
     deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
     assert waits <= set(deployment.dependencies)
+
+
+def _batch_target(batch, memory_limit=None):
+    runtime = {} if memory_limit is None else {"memory_limit": memory_limit}
+    return lambda: AlibabaOssTarget(
+        "t",
+        {"region": "cn-hangzhou", "bucket_name": "acme-x", "batch": batch, "runtime": runtime},
+    )
+
+
+def test_batch_max_bytes_must_fit_the_runtimes_in_flight_budget(pulumi_mocks):
+    """The runtime's own rule (exit 2 at start-up otherwise), before any resource exists."""
+    from runtime.receiver.settings import in_flight_budget
+
+    budget = in_flight_budget(256 * 1024**2)
+    too_big = _batch_target({"max_events": 10, "max_bytes": budget + 1})
+    with pytest.raises(ValueError, match=rf"^batch\.max_bytes: .* must be at most {budget} "):
+        pulumi_mocks.run(too_big)
+    assert pulumi_mocks.resources == []
+    pulumi_mocks.reset()
+    pulumi_mocks.run(_batch_target({"max_events": 10, "max_bytes": budget}))
+    pulumi_mocks.reset()
+    # A larger memory limit admits it.
+    pulumi_mocks.run(_batch_target({"max_events": 10, "max_bytes": 64 * 1024**2}, "512Mi"))
+
+
+def test_batch_max_bytes_output_beyond_the_budget_fails_the_deployment(pulumi_mocks):
+    def program():
+        size = k8s.core.v1.ConfigMap("v", data={"n": "x"}).data.apply(lambda _: 64 * 1024**2)
+        return _batch_target({"max_events": 10, "max_bytes": size})()
+
+    with pytest.raises(Exception, match=r"batch\.max_bytes: 67108864 is above"):
+        pulumi_mocks.run(program)

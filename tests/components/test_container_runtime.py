@@ -1,5 +1,6 @@
 """ContainerRuntime under the mocks: the objects it declares, their names, parents and contents."""
 
+import pulumi_kubernetes as k8s
 import pytest
 
 from components import ContainerRuntime
@@ -135,3 +136,44 @@ def test_no_plain_secret_anywhere(pulumi_mocks):
     pulumi_mocks.run(lambda: _runtime())
     for r in pulumi_mocks.resources:
         assert not any("whsec_" in s for s in plain_strings(r.inputs)), r.urn
+
+
+@pytest.mark.parametrize(
+    ("runtime", "message"),
+    [
+        ({"image": "nginx:1"}, "runtime.namespace: is required with create_namespace"),
+        *(
+            (
+                {"image": "nginx:1", "namespace": reserved},
+                f"runtime.namespace: '{reserved}' is one of Kubernetes' own namespaces",
+            )
+            for reserved in ("default", "kube-system", "kube-public", "kube-node-lease")
+        ),
+    ],
+)
+def test_create_namespace_refuses_kubernetes_own_or_an_implicit_namespace(
+    pulumi_mocks, runtime, message
+):
+    with pytest.raises(ValueError, match=f"^{message}"):
+        pulumi_mocks.run(
+            lambda: ContainerRuntime("c", {"runtime": runtime, "create_namespace": True})
+        )
+    assert pulumi_mocks.of_type("kubernetes:core/v1:Namespace") == []
+
+
+def test_create_namespace_refuses_an_output_resolving_to_kube_system(pulumi_mocks):
+    def program():
+        name = k8s.core.v1.ConfigMap("values", data={"ns": "kube-system"}).data["ns"]
+        return ContainerRuntime(
+            "c", {"runtime": {"image": "nginx:1", "namespace": name}, "create_namespace": True}
+        )
+
+    with pytest.raises(Exception, match="'kube-system' is one of Kubernetes' own namespaces"):
+        pulumi_mocks.run(program)
+
+
+def test_an_existing_default_namespace_is_still_usable(pulumi_mocks):
+    pulumi_mocks.run(lambda: ContainerRuntime("c", {"runtime": {"image": "nginx:1"}}))
+    deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    assert deployment.inputs["metadata"]["namespace"] == "default"
+    assert pulumi_mocks.of_type("kubernetes:core/v1:Namespace") == []

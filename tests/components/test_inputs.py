@@ -195,3 +195,145 @@ def test_sink_url_output_that_is_not_a_url_fails_the_deployment(pulumi_mocks, tm
 
     with pytest.raises(Exception, match=r"sink_url: 'ftp://sink.example/' is not an http"):
         pulumi_mocks.run(program)
+
+
+# Every boolean Input, as `pulumi.Input[bool]` in the Args schemas (checked below to be all).
+BOOL_INPUTS = {
+    "AlibabaOssTargetArgs.force_destroy": lambda v, _: AlibabaOssTarget(
+        "oss-target", {"region": "cn-hangzhou", "bucket_name": "acme", "force_destroy": v}
+    ),
+    "AlibabaOssTargetArgs.use_internal_endpoint": lambda v, _: AlibabaOssTarget(
+        "oss-target", {"region": "cn-hangzhou", "bucket_name": "acme", "use_internal_endpoint": v}
+    ),
+    "TencentCosSourceArgs.versioning": lambda v, d: _cos_source({"versioning": v}, d),
+    "TencentCosSourceArgs.force_destroy": lambda v, d: _cos_source({"force_destroy": v}, d),
+    "TencentCosSourceArgs.debug": lambda v, d: _cos_source({"debug": v}, d),
+    "FunctionArgs.public_network": lambda v, d: _cos_source({"function": {"public_network": v}}, d),
+}
+
+
+def _cos_source(extra: dict, package_dir: str) -> TencentCosSource:
+    args = {"region": "ap-guangzhou", "bucket_name": "uploads", "sink_url": "https://s.example/"}
+    return TencentCosSource("cos-source", {**args, **extra}, package_dir=package_dir)
+
+
+def _bool_inputs() -> set[str]:
+    """`<Schema>.<field>` for every `pulumi.Input[bool]` field reachable from the components."""
+    from components import alibaba_oss_target, container_runtime, tencent_cos_source
+    from components.schema import _fields, _is_input_bool, _is_schema, _unwrap
+
+    found: set[str] = set()
+
+    def walk(td) -> None:
+        for key, annotation in _fields(td)[0].items():
+            annotation = _unwrap(annotation)
+            if _is_input_bool(annotation):
+                found.add(f"{td.__name__}.{key}")
+            elif _is_schema(annotation):
+                walk(annotation)
+
+    walk(alibaba_oss_target.AlibabaOssTargetArgs)
+    walk(tencent_cos_source.TencentCosSourceArgs)
+    walk(container_runtime.ContainerRuntimeArgs)
+    return found
+
+
+def test_the_bool_table_names_every_boolean_input():
+    assert _bool_inputs() == set(BOOL_INPUTS)
+
+
+@pytest.mark.parametrize("field", sorted(BOOL_INPUTS))
+@pytest.mark.parametrize("text", ["false", "yes", 0])
+def test_a_boolean_output_resolving_to_a_non_boolean_fails(pulumi_mocks, tmp_path, field, text):
+    name = field.split(".")[1]
+
+    def program():
+        flag = _values(flag="x")["flag"].apply(lambda _: text)
+        return BOOL_INPUTS[field](flag, str(tmp_path))
+
+    with pytest.raises(Exception, match=f"{name}: must be true or false, not {text!r}"):
+        pulumi_mocks.run(program)
+
+
+def test_a_false_output_keeps_the_public_endpoint(pulumi_mocks):
+    def program():
+        flag = _values(flag="x")["flag"].apply(lambda _: False)
+        return BOOL_INPUTS["AlibabaOssTargetArgs.use_internal_endpoint"](flag, None)
+
+    pulumi_mocks.run(program)
+    env = _env(pulumi_mocks.one("kubernetes:apps/v1:Deployment"))
+    assert env["OSS_ENDPOINT"] == "https://oss-cn-hangzhou.aliyuncs.com"
+
+
+def test_the_mock_engine_takes_a_secret_bucket_name_and_app_id(pulumi_mocks, tmp_path):
+    """The shipped MockEngine names resources by the secret's value, not by its wrapper."""
+
+    def program():
+        AlibabaOssTarget(
+            "oss-target",
+            {"region": "cn-hangzhou", "bucket_name": pulumi.Output.secret("acme-secret")},
+        )
+        return TencentCosSource(
+            "cos-source",
+            {
+                "region": "ap-guangzhou",
+                "bucket_name": "uploads",
+                "app_id": pulumi.Output.secret("1250000000"),
+                "sink_url": "https://sink.example/events",
+            },
+            package_dir=str(tmp_path),
+        )
+
+    source = pulumi_mocks.run(program)
+    assert pulumi_mocks.one("alicloud:oss/bucket:Bucket").id == "acme-secret"
+    assert pulumi_mocks.one("tencentcloud:Cos/bucket:Bucket").id == "uploads-1250000000"
+    assert pulumi_mocks.value(source.bucket_name) == "uploads-1250000000"
+
+
+def test_none_for_an_optional_field_means_not_set(pulumi_mocks):
+    """`config.get(...)` answers None for an unset key: the default applies, plain or resolved."""
+
+    def program():
+        nothing = _values(flag="x")["flag"].apply(lambda _: None)
+        AlibabaOssTarget(
+            "plain",
+            {
+                "region": "cn-hangzhou",
+                "bucket_name": "acme-plain",
+                "key_prefix": None,
+                "use_internal_endpoint": None,
+                "runtime": {"namespace": None, "memory_limit": None},
+            },
+        )
+        return AlibabaOssTarget(
+            "resolved",
+            {
+                "region": "cn-hangzhou",
+                "bucket_name": "acme-resolved",
+                "key_prefix": nothing,
+                "use_internal_endpoint": nothing,
+                "force_destroy": nothing,
+                "key_template": nothing,
+                "runtime": {"namespace": nothing, "memory_limit": nothing},
+            },
+        )
+
+    pulumi_mocks.run(program)
+    for deployment in pulumi_mocks.of_type("kubernetes:apps/v1:Deployment"):
+        env = _env(deployment)
+        assert env.get("OSS_KEY_PREFIX", "") == ""
+        # Unset or empty: the runtime's default template (its EnvReader reads "" as unset).
+        assert env.get("OSS_KEY_TEMPLATE", "") == ""
+        assert env["OSS_ENDPOINT"] == "https://oss-cn-hangzhou.aliyuncs.com"
+        assert deployment.inputs["metadata"]["namespace"] == "default"
+        container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+        assert container["resources"]["limits"]["memory"] == "256Mi"
+    for bucket in pulumi_mocks.of_type("alicloud:oss/bucket:Bucket"):
+        assert bucket.inputs.get("forceDestroy", False) is False
+
+
+def test_none_for_a_required_field_is_still_refused(pulumi_mocks):
+    with pytest.raises(ValueError, match=r"^bucket_name: must be a string, not null"):
+        pulumi_mocks.run(
+            lambda: AlibabaOssTarget("t", {"region": "cn-hangzhou", "bucket_name": None})
+        )

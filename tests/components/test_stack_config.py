@@ -377,6 +377,18 @@ def test_data_lake_fields_reach_the_oss_target():
         ({"batch": {"maxEvents": 5, "maxBytes": "8Mi"}}, r"^ossTarget\.batch\.maxBytes: "),
         ({"batch": {"maxEvents": 5, "maxSeconds": 0}}, r"^ossTarget\.batch\.maxSeconds: "),
         ({"batch": {"maxEvents": 5, "compression": "br"}}, r"^ossTarget\.batch\.compression: "),
+        # The runtime's in-flight budget: (256Mi - 112Mi) / 3 = 50331648 bytes.
+        (
+            {"batch": {"maxEvents": 5, "maxBytes": 64 * 1024**2}},
+            r"^ossTarget\.batch\.maxBytes: 67108864 is above .* must be at most 50331648",
+        ),
+        (
+            {
+                "batch": {"maxEvents": 5, "maxBytes": 20 * 1024**2},
+                "runtime": {"memoryLimit": "160Mi"},
+            },
+            r"^ossTarget\.batch\.maxBytes: 20971520 is above .* must be at most 16777216",
+        ),
     ],
 )
 def test_data_lake_field_errors_use_the_stack_files_names(block, message):
@@ -441,3 +453,14 @@ def test_numbers_that_config_set_path_stores_for_text_fields_are_their_text():
 def test_types_config_set_cannot_mean_are_reported_clearly(values, message):
     with pytest.raises(ValueError, match=message):
         parse_stack_config(values)
+
+
+@pytest.mark.parametrize("reserved", ["default", "kube-system", "kube-public", "kube-node-lease"])
+def test_created_namespace_is_not_one_of_kubernetes_own(reserved):
+    from components.stack_config import _kubernetes
+
+    with pytest.raises(ValueError, match=f"^kubernetes.namespace: '{reserved}' is one of"):
+        _kubernetes({"namespace": reserved}, "dev")
+    assert _kubernetes({"namespace": reserved, "createNamespace": False}, "dev").namespace == (
+        reserved
+    )

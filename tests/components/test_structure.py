@@ -106,7 +106,7 @@ def test_type_token_and_documented_args_and_outputs(cls):
 def _scenario(cls, tmp_path):
     if cls is ContainerRuntime:
         return lambda: ContainerRuntime(
-            "app", {"runtime": {"image": "img:1"}, "create_namespace": True}
+            "app", {"runtime": {"image": "img:1", "namespace": "app"}, "create_namespace": True}
         )
     if cls is AlibabaOssTarget:
         return lambda: AlibabaOssTarget("t", {"region": "cn-hangzhou", "bucket_name": "acme-x"})
