@@ -3,6 +3,7 @@ nothing top-level that a program's own `components/` or `runtime/` folder could 
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -69,6 +70,17 @@ PROGRAM = textwrap.dedent(
 
 def test_installed_package_works_beside_a_projects_own_components_and_runtime(tmp_path):
     site = tmp_path / "site"
+    # From a copy without what builds leave behind: setuptools reuses a stale `build/` folder, which
+    # would install an older layout than the tree under test.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            "build", "dist", "*.egg-info", ".venv", ".git", "__pycache__", "node_modules",
+            ".pulumi-state", ".pytest_cache", ".ruff_cache",
+        ),
+    )  # fmt: skip
     subprocess.run(
         [
             sys.executable,
@@ -79,7 +91,7 @@ def test_installed_package_works_beside_a_projects_own_components_and_runtime(tm
             "--no-deps",
             "--target",
             str(site),
-            ROOT,
+            str(source),
         ],
         check=True,
         capture_output=True,
