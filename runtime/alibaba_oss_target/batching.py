@@ -49,6 +49,15 @@ ZSTD_LEVEL = 3  # zstd's default
 COMPRESSING = 2  # objects compressed at once (the pods' CPU limit is about one core)
 
 
+def object_time(first: datetime) -> str:
+    """`first` (UTC) as `YYYYmmddTHHMMSS.ffffffZ`, the year always four digits (strftime's `%Y`
+    gives `1` for year 1 on glibc, which would break the sort order)."""
+    return f"{first.year:04d}{first:%m%dT%H%M%S.%f}Z"
+
+
+NAME_BYTES = len(object_time(datetime(2000, 1, 1))) + 1 + 16  # time, "-", 16 hex digits
+
+
 @dataclass(frozen=True)
 class Placed:
     """Where an event ended up: the object as written, its line (1-based) and the upload's
@@ -159,7 +168,7 @@ class Batcher:
 
     def _start(self, group: str, first: datetime) -> _Open:
         loop = asyncio.get_running_loop()
-        name = f"{first:%Y%m%dT%H%M%S.%f}Z-{secrets.token_hex(8)}"
+        name = f"{object_time(first)}-{secrets.token_hex(8)}"
         current = _Open(
             group=group,
             key=group + name + EXTENSIONS[self._limits.compression],

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
+from dateutil.parser import isoparse
 
 from ..receiver.errors import InvalidEvent
 from ..receiver.events import ReceivedEvent, dump_json, is_json_media_type, load_json
@@ -190,10 +191,41 @@ def render_key(template: KeyTemplate, received: ReceivedEvent, received_at: date
         raise MissingAttributeError(str(error)) from None
 
 
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
 def event_time(received: ReceivedEvent, received_at: datetime) -> datetime:
-    """The event's `time` in UTC, or `received_at` in UTC when it has none."""
-    sent = received.event.get_time() if "time" in received.attributes else None
-    return (sent or received_at).astimezone(timezone.utc)
+    """The event's `time` in UTC, or `received_at` in UTC when it has none.
+
+    RFC 3339 allows years 0000-9999 with any offset, Python's datetime only 0001-9999 in UTC:
+    a time whose UTC falls outside (`0000-...`, `0001-01-01T00:00:00+01:00`,
+    `9999-12-31T23:59:59-01:00`) is clamped to EARLIEST / LATEST, so it still has one stable key.
+    """
+    if "time" not in received.attributes:
+        return _utc(received_at)
+    sent = str(received.attributes["time"])
+    if sent.startswith("0000-"):
+        # The receiver keeps such a time as sent but builds the SDK event without it, and the
+        # SDK then fills in the current time: not the event's.
+        return _year_zero_utc(sent)
+    return _utc(received.event.get_time())
+
+
+def _utc(when: datetime) -> datetime:
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        return EARLIEST if when.year == 1 else LATEST
+
+
+def _year_zero_utc(value: str) -> datetime:
+    """A valid RFC 3339 time in year 0000 (checked by the receiver) in UTC: computed in 2000,
+    which has the same calendar (both leap years); a UTC time still in year 0000 is EARLIEST."""
+    if value[17:19] == "60":  # a leap second, as the receiver reads it
+        value = value[:17] + "59" + value[19:]
+    shifted = isoparse("2000" + value[4:]).astimezone(timezone.utc)
+    return shifted.replace(year=1) if shifted.year == 2001 else EARLIEST
 
 
 def ndjson_line(received: ReceivedEvent) -> bytes:

@@ -9,7 +9,8 @@ A template is literal text with two kinds of fields:
   made only of dots has them encoded too, so a value never adds a folder, a `.`/`..` segment or
   a control character. An attribute the event lacks (or sends empty) is a 400 naming it.
 - `%X`: the event's `time` in UTC (the time of receipt when the event has none; a redelivery of
-  such an event may then land under another key). Directives (their strftime meaning; none that
+  such an event may then land under another key; a time whose UTC is outside years 0001-9999 is
+  clamped to the first or last instant, see core.event_time). Directives (their strftime meaning; none that
   depends on the locale):
   `%Y %m %d %H %M %S %F (=%Y-%m-%d) %T (=%H:%M:%S) %j %y %G %V %u %w %s`, and `%%` for `%`.
 

@@ -10,7 +10,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from runtime.alibaba_oss_target.batching import object_time
 from runtime.alibaba_oss_target.core import (
+    PLAIN_ID,
     Line,
     MissingAttributeError,
     plan_lines,
@@ -251,3 +253,30 @@ def test_lines_refuse_a_missing_attribute_with_the_index():
             batch=True,
         )
     assert caught.value.index == 1 and caught.value.code == "missing-attribute"
+
+
+@pytest.mark.parametrize(
+    ("sent", "key"),
+    [
+        # RFC 3339 times whose UTC leaves Python's datetime range: clamped, never a 500.
+        ("0001-01-01T00:00:00+01:00", "0001-01-01/00:00:00"),
+        ("9999-12-31T23:59:59-01:00", "9999-12-31/23:59:59"),
+        # Year 0000 (valid RFC 3339): the event's own time, stable across redeliveries.
+        ("0000-06-01T00:00:00Z", "0001-01-01/00:00:00"),
+        ("0000-12-31T23:30:00-01:00", "0001-01-01/00:30:00"),
+        ("0000-12-31T23:59:60Z", "0001-01-01/00:00:00"),
+    ],
+)
+def test_times_outside_datetimes_range_are_clamped_to_a_stable_key(sent, key):
+    assert render("%F/%T", event(time=sent)) == key
+    later = datetime(2031, 1, 1, tzinfo=timezone.utc)
+    assert render_key(parse_template("%F/%T"), event(time=sent), later) == key
+
+
+@pytest.mark.parametrize(
+    "sent", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0000-06-01T00:00:00Z"]
+)
+def test_extreme_times_place_lines_with_a_four_digit_object_time(sent):
+    (line,) = plan_lines([event(time=sent)], prefix="", template=PLAIN_ID, batch=False)
+    name = object_time(line.time)
+    assert len(name) == len(object_time(RECEIVED_AT)) and name[:4] in {"0001", "9999"}
