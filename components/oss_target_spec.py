@@ -13,10 +13,10 @@ from .schema import checked, derived, is_output
 
 if __package__.count("."):  # installed: cloudevents_connectors.components
     from ..runtime.alibaba_oss_target.bucket_name import bucket_name_problem
-    from ..runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
+    from ..runtime.alibaba_oss_target.templates import InvalidTemplate, check_mode, parse_template
 else:  # the repository: `components` and `runtime` are top-level siblings
     from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
-    from runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
+    from runtime.alibaba_oss_target.templates import InvalidTemplate, check_mode, parse_template
 
 DEFAULT_IMAGE = "ghcr.io/cloudevents-connectors/alibaba-oss-target:0.1.0"
 ENCRYPTIONS = ("AES256", "KMS")
@@ -348,13 +348,19 @@ def oss_target_settings(
     )
     store = checked(args.get("store", "data"), _store)
     key_prefix = checked(args.get("key_prefix", ""), _key_prefix)
+    batch = _batch(args.get("batch"))
+    # Batching is on when the block sets maxEvents (at least 1); the template is checked for
+    # the mode it will run in, as the runtime does at start-up.
+    max_events = (batch or {}).get("max_events", 0)
     key_template = args.get("key_template")
     if key_template is not None:
-        key_template = checked(
-            key_template,
-            lambda template: _key_template(
-                template, key_prefix if isinstance(key_prefix, str) else ""
+        key_template = derived(
+            lambda template, prefix, events: _key_template(
+                template, prefix if isinstance(prefix, str) else "", batched=bool(events)
             ),
+            key_template,
+            key_prefix,
+            max_events,
         )
     return OssTargetSettings(
         region=region,
@@ -375,17 +381,17 @@ def oss_target_settings(
         rrsa=rrsa if mode == "rrsa" else None,
         internal_endpoint=args.get("use_internal_endpoint", False),
         key_template=key_template,
-        batch=_batch(args.get("batch")),
+        batch=batch,
     )
 
 
-def _key_template(template: Any, key_prefix: str) -> str:
-    """The runtime's own template parser, so a template the component accepts never makes the
-    pod exit 2 at start-up."""
+def _key_template(template: Any, key_prefix: str, *, batched: bool) -> str:
+    """The runtime's own template parser and mode check (`batched`: rolled objects), so a
+    template the component accepts never makes the pod exit 2 at start-up."""
     if not isinstance(template, str):
         raise ValueError("key_template: must be a string")
     try:
-        parse_template(template, key_prefix)
+        check_mode(parse_template(template, key_prefix), key_prefix, batched=batched)
     except InvalidTemplate as error:
         raise ValueError(f"key_template: {error}") from None
     return template

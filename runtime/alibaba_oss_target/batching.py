@@ -37,6 +37,7 @@ import zstandard
 
 from ..receiver import log_fields
 from .core import NDJSON_CONTENT_TYPE, Line, ObjectWrite
+from .key_rules import ROLLED_NAME_BYTES
 from .metrics import TargetMetrics
 from .settings import BatchLimits
 from .uploader import NotStored, Stored, Uploader
@@ -53,9 +54,6 @@ def object_time(first: datetime) -> str:
     """`first` (UTC) as `YYYYmmddTHHMMSS.ffffffZ`, the year always four digits (strftime's `%Y`
     gives `1` for year 1 on glibc, which would break the sort order)."""
     return f"{first.year:04d}{first:%m%dT%H%M%S.%f}Z"
-
-
-NAME_BYTES = len(object_time(datetime(2000, 1, 1))) + 1 + 16  # time, "-", 16 hex digits
 
 
 @dataclass(frozen=True)
@@ -120,6 +118,11 @@ class Batcher:
     @property
     def open_objects(self) -> int:
         return len(self._open)
+
+    @property
+    def name_bytes(self) -> int:
+        """The bytes an object's name adds to its group key (key_rules.ROLLED_NAME_BYTES)."""
+        return ROLLED_NAME_BYTES[self._limits.compression]
 
     def place(self, line: Line) -> asyncio.Future[Placed]:
         """Add `line` to its group's open object; the future resolves once that object is stored

@@ -16,6 +16,7 @@ from dateutil.parser import isoparse
 from ..receiver.errors import InvalidEvent
 from ..receiver.events import ReceivedEvent, dump_json, is_json_media_type, load_json
 from .errors import Failure
+from .key_rules import ROLLED_NAME_BYTES
 from .keys import InvalidKey, object_key
 from .templates import KeyTemplate, MissingAttribute, parse_template
 
@@ -26,6 +27,7 @@ META_PREFIX = "x-oss-meta-ce-"
 MAX_METADATA_BYTES = 8 * 1024
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
 PLAIN_ID = parse_template("{id}")
+ROLLED_KEY = "rolled object key (prefix + key template without {id} + object name)"
 OMITTED_HEADER = "x-oss-meta-omitted-attributes"
 # Printable ASCII except space, '"' and '%': what the CloudEvents HTTP binding leaves unencoded.
 _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
@@ -62,7 +64,10 @@ def plan_write(
     `x-oss-meta-ce-<name>` metadata, values as sent, percent-encoded like CloudEvents binary-mode
     headers (so they stay exact: decoding gives back the string that was sent).
     """
-    key = object_key(prefix, render_key(template, received, received_at or _now()))
+    what = (
+        "object key (prefix + id)" if template.is_plain_id else "object key (prefix + key template)"
+    )
+    key = object_key(prefix, render_key(template, received, received_at or _now()), what)
     headers = metadata_headers(received.attributes)
     if store == "event":
         body = event_document(received)
@@ -105,8 +110,9 @@ def plan_writes(
             earlier = by_key.setdefault(write.key, write)
             if earlier != write:
                 raise InvalidKey(
-                    "same object key as an earlier event of the batch with a different event "
-                    "(same id, different source or content)"
+                    "same object key as an earlier event of the batch but a different event "
+                    "(the same id from another source, or with other content); one would "
+                    "replace the other"
                 )
         except InvalidEvent as error:
             if batch:
@@ -136,9 +142,11 @@ def plan_lines(
     template: KeyTemplate,
     batch: bool,
     received_at: datetime | None = None,
+    name_bytes: int = max(ROLLED_NAME_BYTES.values()),
 ) -> list[Line | int]:
     """The NDJSON lines of one request's events, for rolled objects; InvalidEvent (400) if any
-    event cannot be placed (missing attribute, a group key that breaks the key rules).
+    event cannot be placed (missing attribute, a group key that breaks the key rules once the
+    object's name, `name_bytes` of ASCII, completes it: the whole final key is checked).
 
     Each entry is a Line, or the index of an earlier identical event of the request (the same
     source and id: the receiver has already refused copies that differ), which shares its line.
@@ -157,7 +165,7 @@ def plan_lines(
         try:
             group = prefix + render_key(group_template, received, received_at)
             # The object name (time + random + extension, ASCII) completes the last segment.
-            object_key(group, "0")
+            object_key(group, "0" * name_bytes, ROLLED_KEY)
         except InvalidEvent as error:
             if batch:
                 error.index = index
