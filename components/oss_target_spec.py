@@ -16,7 +16,7 @@ from .schema import checked, derived, is_output, setting
 if __package__.count("."):  # installed: cloudevents_connectors.components
     from ..runtime.alibaba_oss_target.bucket_name import bucket_name_problem
     from ..runtime.alibaba_oss_target.settings import batch_limits
-    from ..runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
+    from ..runtime.alibaba_oss_target.templates import InvalidTemplate, check_mode, parse_template
     from ..runtime.receiver.settings import (
         EnvReader,
         ServerSettings,
@@ -26,7 +26,7 @@ if __package__.count("."):  # installed: cloudevents_connectors.components
 else:  # the repository: `components` and `runtime` are top-level siblings
     from runtime.alibaba_oss_target.bucket_name import bucket_name_problem
     from runtime.alibaba_oss_target.settings import batch_limits
-    from runtime.alibaba_oss_target.templates import InvalidTemplate, parse_template
+    from runtime.alibaba_oss_target.templates import InvalidTemplate, check_mode, parse_template
     from runtime.receiver.settings import EnvReader, ServerSettings, SettingError, in_flight_budget
 
 DEFAULT_IMAGE = "ghcr.io/cloudevents-connectors/alibaba-oss-target:0.1.0"
@@ -359,13 +359,19 @@ def oss_target_settings(
     )
     store = checked(setting(args, "store", "data"), _store)
     key_prefix = checked(setting(args, "key_prefix", ""), _key_prefix)
+    batch = _batch(args.get("batch"))
+    # Batching is on when the block sets maxEvents (at least 1); the template is checked for
+    # the mode it will run in, as the runtime does at start-up.
+    max_events = (batch or {}).get("max_events", 0)
     key_template = args.get("key_template")
     if key_template is not None:
-        key_template = checked(
-            key_template,
-            lambda template: _key_template(
-                template, key_prefix if isinstance(key_prefix, str) else ""
+        key_template = derived(
+            lambda template, prefix, events: _key_template(
+                template, prefix if isinstance(prefix, str) else "", batched=bool(events)
             ),
+            key_template,
+            key_prefix,
+            max_events,
         )
     return OssTargetSettings(
         region=region,
@@ -386,20 +392,21 @@ def oss_target_settings(
         rrsa=rrsa if mode == "rrsa" else None,
         internal_endpoint=setting(args, "use_internal_endpoint", False),
         key_template=key_template,
-        batch=_batch(args.get("batch")),
+        batch=batch,
     )
 
 
-def _key_template(template: Any, key_prefix: str) -> str:
-    """The runtime's own template parser, so a template the component accepts never makes the
-    pod exit 2 at start-up. None (an Output of an unset value) is "": the runtime reads an empty
-    OSS_KEY_TEMPLATE as unset and uses its default template."""
+def _key_template(template: Any, key_prefix: str, *, batched: bool) -> str:
+    """The runtime's own template parser and mode check (`batched`: rolled objects), so a
+    template the component accepts never makes the pod exit 2 at start-up. None (an Output of an
+    unset value) is "": the runtime reads an empty OSS_KEY_TEMPLATE as unset and uses its default
+    template."""
     if template is None:
         return ""
     if not isinstance(template, str):
         raise ValueError("key_template: must be a string")
     try:
-        parse_template(template, key_prefix)
+        check_mode(parse_template(template, key_prefix), key_prefix, batched=batched)
     except InvalidTemplate as error:
         raise ValueError(f"key_template: {error}") from None
     return template

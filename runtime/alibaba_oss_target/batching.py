@@ -37,6 +37,7 @@ import zstandard
 
 from ..receiver import log_fields
 from .core import NDJSON_CONTENT_TYPE, Line, ObjectWrite
+from .key_rules import ROLLED_NAME_BYTES
 from .metrics import TargetMetrics
 from .settings import BatchLimits
 from .uploader import NotStored, Stored, Uploader
@@ -47,6 +48,12 @@ CONTENT_ENCODINGS = {"gzip": "gzip", "zstd": "zstd"}
 GZIP_LEVEL = 6  # zlib's default: most of level 9's ratio at a fraction of its CPU
 ZSTD_LEVEL = 3  # zstd's default
 COMPRESSING = 2  # objects compressed at once (the pods' CPU limit is about one core)
+
+
+def object_time(first: datetime) -> str:
+    """`first` (UTC) as `YYYYmmddTHHMMSS.ffffffZ`, the year always four digits (strftime's `%Y`
+    gives `1` for year 1 on glibc, which would break the sort order)."""
+    return f"{first.year:04d}{first:%m%dT%H%M%S.%f}Z"
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,11 @@ class Batcher:
     def open_objects(self) -> int:
         return len(self._open)
 
+    @property
+    def name_bytes(self) -> int:
+        """The bytes an object's name adds to its group key (key_rules.ROLLED_NAME_BYTES)."""
+        return ROLLED_NAME_BYTES[self._limits.compression]
+
     def place(self, line: Line) -> asyncio.Future[Placed]:
         """Add `line` to its group's open object; the future resolves once that object is stored
         (or has failed for good)."""
@@ -159,7 +171,7 @@ class Batcher:
 
     def _start(self, group: str, first: datetime) -> _Open:
         loop = asyncio.get_running_loop()
-        name = f"{first:%Y%m%dT%H%M%S.%f}Z-{secrets.token_hex(8)}"
+        name = f"{object_time(first)}-{secrets.token_hex(8)}"
         current = _Open(
             group=group,
             key=group + name + EXTENSIONS[self._limits.compression],

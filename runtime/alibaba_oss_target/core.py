@@ -11,10 +11,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
+from dateutil.parser import isoparse
 
 from ..receiver.errors import InvalidEvent
 from ..receiver.events import ReceivedEvent, dump_json, is_json_media_type, load_json
 from .errors import Failure
+from .key_rules import ROLLED_NAME_BYTES
 from .keys import InvalidKey, object_key
 from .templates import KeyTemplate, MissingAttribute, parse_template
 
@@ -25,6 +27,7 @@ META_PREFIX = "x-oss-meta-ce-"
 MAX_METADATA_BYTES = 8 * 1024
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
 PLAIN_ID = parse_template("{id}")
+ROLLED_KEY = "rolled object key (prefix + key template without {id} + object name)"
 OMITTED_HEADER = "x-oss-meta-omitted-attributes"
 # Printable ASCII except space, '"' and '%': what the CloudEvents HTTP binding leaves unencoded.
 _SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
@@ -61,7 +64,10 @@ def plan_write(
     `x-oss-meta-ce-<name>` metadata, values as sent, percent-encoded like CloudEvents binary-mode
     headers (so they stay exact: decoding gives back the string that was sent).
     """
-    key = object_key(prefix, render_key(template, received, received_at or _now()))
+    what = (
+        "object key (prefix + id)" if template.is_plain_id else "object key (prefix + key template)"
+    )
+    key = object_key(prefix, render_key(template, received, received_at or _now()), what)
     headers = metadata_headers(received.attributes)
     if store == "event":
         body = event_document(received)
@@ -104,8 +110,9 @@ def plan_writes(
             earlier = by_key.setdefault(write.key, write)
             if earlier != write:
                 raise InvalidKey(
-                    "same object key as an earlier event of the batch with a different event "
-                    "(same id, different source or content)"
+                    "same object key as an earlier event of the batch but a different event "
+                    "(the same id from another source, or with other content); one would "
+                    "replace the other"
                 )
         except InvalidEvent as error:
             if batch:
@@ -135,9 +142,11 @@ def plan_lines(
     template: KeyTemplate,
     batch: bool,
     received_at: datetime | None = None,
+    name_bytes: int = max(ROLLED_NAME_BYTES.values()),
 ) -> list[Line | int]:
     """The NDJSON lines of one request's events, for rolled objects; InvalidEvent (400) if any
-    event cannot be placed (missing attribute, a group key that breaks the key rules).
+    event cannot be placed (missing attribute, a group key that breaks the key rules once the
+    object's name, `name_bytes` of ASCII, completes it: the whole final key is checked).
 
     Each entry is a Line, or the index of an earlier identical event of the request (the same
     source and id: the receiver has already refused copies that differ), which shares its line.
@@ -156,7 +165,7 @@ def plan_lines(
         try:
             group = prefix + render_key(group_template, received, received_at)
             # The object name (time + random + extension, ASCII) completes the last segment.
-            object_key(group, "0")
+            object_key(group, "0" * name_bytes, ROLLED_KEY)
         except InvalidEvent as error:
             if batch:
                 error.index = index
@@ -190,10 +199,41 @@ def render_key(template: KeyTemplate, received: ReceivedEvent, received_at: date
         raise MissingAttributeError(str(error)) from None
 
 
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
 def event_time(received: ReceivedEvent, received_at: datetime) -> datetime:
-    """The event's `time` in UTC, or `received_at` in UTC when it has none."""
-    sent = received.event.get_time() if "time" in received.attributes else None
-    return (sent or received_at).astimezone(timezone.utc)
+    """The event's `time` in UTC, or `received_at` in UTC when it has none.
+
+    RFC 3339 allows years 0000-9999 with any offset, Python's datetime only 0001-9999 in UTC:
+    a time whose UTC falls outside (`0000-...`, `0001-01-01T00:00:00+01:00`,
+    `9999-12-31T23:59:59-01:00`) is clamped to EARLIEST / LATEST, so it still has one stable key.
+    """
+    if "time" not in received.attributes:
+        return _utc(received_at)
+    sent = str(received.attributes["time"])
+    if sent.startswith("0000-"):
+        # The receiver keeps such a time as sent but builds the SDK event without it, and the
+        # SDK then fills in the current time: not the event's.
+        return _year_zero_utc(sent)
+    return _utc(received.event.get_time())
+
+
+def _utc(when: datetime) -> datetime:
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        return EARLIEST if when.year == 1 else LATEST
+
+
+def _year_zero_utc(value: str) -> datetime:
+    """A valid RFC 3339 time in year 0000 (checked by the receiver) in UTC: computed in 2000,
+    which has the same calendar (both leap years); a UTC time still in year 0000 is EARLIEST."""
+    if value[17:19] == "60":  # a leap second, as the receiver reads it
+        value = value[:17] + "59" + value[19:]
+    shifted = isoparse("2000" + value[4:]).astimezone(timezone.utc)
+    return shifted.replace(year=1) if shifted.year == 2001 else EARLIEST
 
 
 def ndjson_line(received: ReceivedEvent) -> bytes:

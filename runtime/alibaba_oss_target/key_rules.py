@@ -20,6 +20,9 @@ SDKs nor their HTTP layers rewrite them, and OSS stores them as named.
 import re
 
 MAX_KEY_BYTES = 1023
+# A rolled object's name after its group key (batching.py): `YYYYmmddTHHMMSS.ffffffZ` (23), `-`,
+# 16 hex digits, then `.ndjson` plus `.gz` / `.zst` when compressed.
+ROLLED_NAME_BYTES = {"none": 47, "gzip": 50, "zstd": 51}
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _DOT_SEGMENTS = frozenset({".", ".."})
 

@@ -29,11 +29,11 @@ def check_prefix(prefix: str) -> None:
         )
 
 
-def object_key(prefix: str, rendered: str) -> str:
+def object_key(prefix: str, rendered: str, what: str = "object key (prefix + id)") -> str:
     """The key for an event (`rendered`: its id, or its rendered key template); raises
-    InvalidKey with a reason that does not echo the id."""
+    InvalidKey (naming `what`) with a reason that does not echo the id."""
     key = prefix + rendered
-    check_key(key, "object key (prefix + id)")
+    check_key(key, what)
     return key
 
 

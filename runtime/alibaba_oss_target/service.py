@@ -95,6 +95,7 @@ class OssTarget:
                 prefix=self._prefix,
                 template=self._template,
                 batch=delivery.mode == "batch",
+                name_bytes=batcher.name_bytes,
             )
         except InvalidEvent as error:
             return self._reject(error)

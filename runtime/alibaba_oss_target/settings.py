@@ -15,7 +15,8 @@ Environment variables (defaults in brackets):
                ALIBABA_CLOUD_STS_REGION / ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED, sts.aliyuncs.com),
                OSS_CREDENTIALS_DURATION_SECONDS [3600] (900-43200). The process also checks
                the STS file and the OIDC token file at start-up (check_credential_files);
-  OSS_KEY_PREFIX [""], OSS_KEY_TEMPLATE [{id}] (see templates.py), STORE [data] (data|event),
+  OSS_KEY_PREFIX [""], OSS_KEY_TEMPLATE [{id}] (see templates.py; must hold {id} unless batching
+  is on), STORE [data] (data|event),
   RESPONSE_SOURCE [alibabaoss/<bucket>], OSS_MAX_CONCURRENCY [16], OSS_RETRY_BUDGET_SECONDS [10],
   OSS_TIMEOUT_SECONDS [10], plus the receiver's PORT [8080], MAX_BODY_BYTES [16 MiB],
   DRAIN_TIMEOUT_SECONDS [20], MAX_IN_FLIGHT [64], LOG_LEVEL [INFO].
@@ -45,6 +46,7 @@ from .templates import (
     DEFAULT_TEMPLATE,
     InvalidTemplate,
     KeyTemplate,
+    check_mode,
     parse_template,
 )
 
@@ -152,6 +154,10 @@ def read_settings(env: EnvReader) -> TargetSettings:
         raise SettingError("OSS_KEY_TEMPLATE", str(error)) from None
     server = read_server_settings(env)
     batch = batch_limits(env, server)
+    try:
+        check_mode(template, prefix, batched=batch is not None)
+    except InvalidTemplate as error:
+        raise SettingError("OSS_KEY_TEMPLATE", str(error)) from None
     if batch is not None and env.raw("MAX_IN_FLIGHT") is None:
         server = dataclasses.replace(
             server, max_in_flight=max(server.max_in_flight, 2 * batch.max_events)

@@ -9,8 +9,9 @@ A template is literal text with two kinds of fields:
   made only of dots has them encoded too, so a value never adds a folder, a `.`/`..` segment or
   a control character. An attribute the event lacks (or sends empty) is a 400 naming it.
 - `%X`: the event's `time` in UTC (the time of receipt when the event has none; a redelivery of
-  such an event may then land under another key). Directives (their strftime meaning; none that
-  depends on the locale):
+  such an event may then land under another key; a time whose UTC is outside years 0001-9999 is
+  clamped to the first or last instant, see core.event_time). Directives (their strftime
+  meaning; none that depends on the locale):
   `%Y %m %d %H %M %S %F (=%Y-%m-%d) %T (=%H:%M:%S) %j %y %G %V %u %w %s`, and `%%` for `%`.
 
 Special case: the template `{id}` alone (the default) keeps the id as sent, exactly as before
@@ -31,11 +32,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .key_rules import key_problem
+from .key_rules import ROLLED_NAME_BYTES, key_problem
 
 DEFAULT_TEMPLATE = "{id}"
 # CloudEvents core 1.0.2, "Attribute Naming Convention": lowercase ASCII letters and digits.
 _NAME = re.compile(r"[a-z0-9]+", re.ASCII)
+# Names the event format uses for the payload, not context attributes (JSON event format 1.0.2,
+# section 3.1): never an attribute, so a template naming them would refuse every event.
+_NOT_ATTRIBUTES = frozenset({"data"})
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _FIELD = re.compile(r"\{([^{}]*)\}|%(.)|([{}])", re.DOTALL)
 
@@ -174,6 +178,8 @@ def parse_template(text: str, prefix: str = "") -> KeyTemplate:
                 raise InvalidTemplate(
                     f"'{{{name}}}' is not an attribute name (lowercase letters and digits)"
                 )
+            if name in _NOT_ATTRIBUTES:
+                raise InvalidTemplate(f"'{{{name}}}' is the event's payload, not an attribute")
             parts.append(_Attribute(name))
         elif directive not in _DIRECTIVES:
             raise InvalidTemplate(
@@ -194,11 +200,36 @@ def parse_template(text: str, prefix: str = "") -> KeyTemplate:
     return template
 
 
-def _check_literals(template: KeyTemplate, prefix: str) -> None:
-    """Render with harmless values (`x`, a fixed time) and apply the key rules: what fails then
-    fails for every event, so it is a configuration error, not a 400 per event."""
+def check_mode(template: KeyTemplate, prefix: str = "", *, batched: bool) -> None:
+    """Check `template` for the mode it is used in; raises InvalidTemplate (exit 2 at start-up).
+
+    - One object per event (`batched` False): the template must hold `{id}`. Without it two
+      events (of one type, say) get the same key, both are acknowledged and the second silently
+      replaces the first.
+    - Rolled objects (`batched` True): the key is the template without `{id}` + the object name
+      (key_rules.ROLLED_NAME_BYTES), so that is what must form a valid key (`{id}/x` would start
+      with `/`, `.{id}/x` would have a `.` segment).
+    """
+    if not batched:
+        if not any(part == _Attribute("id") for part in template.parts):
+            raise InvalidTemplate(
+                "must contain {id} when each event is its own object (BATCH_MAX_EVENTS 0): "
+                "otherwise distinct events get the same key and the last replaces the others"
+            )
+        return
+    name = "0" * max(ROLLED_NAME_BYTES.values())
+    problem = key_problem(
+        prefix + _sample(template.without_id()) + name,
+        "the key it forms for rolled objects (OSS_KEY_PREFIX + template without {id} + name)",
+    )
+    if problem is not None:
+        raise InvalidTemplate(problem)
+
+
+def _sample(template: KeyTemplate) -> str:
+    """`template` rendered with harmless values (`x`, a fixed time)."""
     sample = datetime(2000, 1, 1, tzinfo=timezone.utc)
-    rendered = "".join(
+    return "".join(
         part.text
         if isinstance(part, _Literal)
         else "x"
@@ -206,6 +237,11 @@ def _check_literals(template: KeyTemplate, prefix: str) -> None:
         else _DIRECTIVES[part.directive](sample)
         for part in template.parts
     )
-    problem = key_problem(prefix + rendered, "the key it forms (after OSS_KEY_PREFIX)")
+
+
+def _check_literals(template: KeyTemplate, prefix: str) -> None:
+    """Render with harmless values and apply the key rules: what fails then fails for every
+    event, so it is a configuration error, not a 400 per event."""
+    problem = key_problem(prefix + _sample(template), "the key it forms (after OSS_KEY_PREFIX)")
     if problem is not None:
         raise InvalidTemplate(problem)

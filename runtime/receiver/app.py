@@ -75,6 +75,10 @@ PARSE_IN_THREAD_BYTES = 64 * 1024
 CHUNKED_FIRST_BYTES = 64 * 1024
 # While a request waits for the budget, how often it checks that its sender is still there.
 DISCONNECT_POLL_SECONDS = 0.1
+# The probes' paths. Connections accepted beyond MAX_CONNECTIONS (server.py keeps
+# settings.PROBE_CONNECTIONS more) serve only these, so requests waiting for their objects can
+# fill the cap without the liveness probe failing and the pod being restarted.
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class Receiver:
@@ -127,13 +131,30 @@ class Receiver:
         self._aborting = False
         self.max_batch_events = max_batch_events
         self._configure(max_body_bytes, max_in_flight, in_flight_bytes, body_timeout)
-        self.app = web.Application()
+        # The connections (aiohttp RequestHandlers) over MAX_CONNECTIONS: server.py fills it.
+        self.probe_only: set[object] = set()
+        self.app = web.Application(middlewares=[self._probe_reserve])
         self.app[RECEIVER_KEY] = self
         # `100 Continue` is sent by `_receive` itself, once the headers and the size have passed.
         self.app.router.add_post("/", self._receive, expect_handler=_defer_continue)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
+
+    @web.middleware
+    async def _probe_reserve(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """On a connection over MAX_CONNECTIONS (`probe_only`), anything but a probe is 503 `busy`,
+        as the connection itself would have been, and the connection is closed."""
+        if request.protocol in self.probe_only and request.path not in PROBE_PATHS:
+            self.metrics.rejected.labels("too-many-connections").inc()
+            response = error_response(
+                503, "busy", "too many connections; retry", headers={"Retry-After": "1"}
+            )
+            response.force_close()
+            return response
+        return await handler(request)
 
     def apply(self, settings: ServerSettings) -> None:
         """Take the limits from a runtime's ServerSettings (the process entry point does this, so

@@ -14,8 +14,10 @@ connection costs a file descriptor for a bounded time, never a request slot.
 
 Header memory: a request head is at most MAX_HEADERS lines of MAX_HEADER_FIELD_BYTES (longer:
 aiohttp's plain-text 400), and at most `max_connections` connections are open at once (those
-beyond are answered 503 `busy` and closed as soon as they are accepted), so unfinished heads
-cost at most max_connections x HEADER_MEMORY_PER_CONNECTION. aiohttp's own decompression is off:
+beyond are answered 503 `busy` and closed as soon as they are accepted; PROBE_CONNECTIONS more
+are accepted but serve only the probes, so requests waiting for their objects never make the
+liveness probe fail), so unfinished heads cost at most (max_connections + PROBE_CONNECTIONS) x
+the measured 480 KB. aiohttp's own decompression is off:
 a compressed body is refused 415 by the receiver before it is read.
 """
 
@@ -38,6 +40,7 @@ from .logs import configure_logging, log_fields
 from .settings import (
     MAX_HEADER_FIELD_BYTES,
     MAX_HEADERS,
+    PROBE_CONNECTIONS,
     EnvReader,
     ServerSettings,
     load_or_exit,
@@ -81,6 +84,7 @@ async def serve(
         auto_decompress=False,
     )
     runner.on_refuse = receiver.metrics.rejected.labels("too-many-connections").inc
+    runner.probe_only = receiver.probe_only
     await runner.setup()
     protocol_errors = _ProtocolErrors(receiver)
     logging.getLogger("aiohttp.server").addFilter(protocol_errors)
@@ -129,15 +133,18 @@ class _Refuse(asyncio.Protocol):
 
 
 class _CappedRunner(web.AppRunner):
-    """An AppRunner whose sites accept at most `limit` open connections. aiohttp's Server lists
-    the connections it has (`connections`); those accepted in the same burst are not listed yet
-    (their `connection_made` runs a loop iteration later), so they are counted for one second."""
+    """An AppRunner whose sites accept at most `limit` open connections, plus PROBE_CONNECTIONS
+    that serve only /healthz and /readyz (`probe_only`, shared with the Receiver). aiohttp's
+    Server lists the connections it has (`connections`); those accepted in the same burst are not
+    listed yet (their `connection_made` runs a loop iteration later), so they are counted for one
+    second."""
 
     def __init__(self, limit: int, app: web.Application, **kwargs: object) -> None:
         super().__init__(app, **kwargs)  # type: ignore[arg-type]
         self.limit = limit
         self._fresh: list[tuple[float, object]] = []
         self.on_refuse: Callable[[], None] = lambda: None
+        self.probe_only: set[object] = set()
 
     @property
     def server(self):  # type: ignore[override]
@@ -151,10 +158,15 @@ class _CappedRunner(web.AppRunner):
         now = loop.time()
         listed = set(inner.connections)
         self._fresh = [(t, h) for t, h in self._fresh if now - t < 1.0 and h not in listed]
-        if len(listed) + len(self._fresh) >= self.limit:
+        open_now = len(listed) + len(self._fresh)
+        # Forget closed connections (a handler is listed, or fresh, while its connection is open).
+        self.probe_only.intersection_update(listed.union(h for _, h in self._fresh))
+        if open_now >= self.limit + PROBE_CONNECTIONS:
             self.on_refuse()
             return _Refuse()
         handler = inner()
+        if open_now >= self.limit:
+            self.probe_only.add(handler)
         self._fresh.append((now, handler))
         return handler
 

@@ -131,6 +131,11 @@ HEADER_MEMORY_PER_CONNECTION = 512 * 1024
 # Open connections are capped (MAX_CONNECTIONS, default 64) so that their unfinished heads fit in
 # this share of the reserve.
 HEADER_MEMORY_BYTES = 32 * MIB
+# Connections accepted beyond MAX_CONNECTIONS that serve only /healthz and /readyz: requests
+# waiting for their objects (lake mode) may hold every capped connection, and a liveness probe
+# answered 503 would get a healthy pod restarted. 64 + 4 heads at the measured 480 KB (31.1 MiB)
+# still fit HEADER_MEMORY_BYTES.
+PROBE_CONNECTIONS = 4
 CGROUP_V2_LIMIT = "/sys/fs/cgroup/memory.max"
 CGROUP_V1_LIMIT = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
 # cgroup v1 reports "no limit" as a page-rounded 2**63 - 1.

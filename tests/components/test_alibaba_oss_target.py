@@ -430,3 +430,25 @@ def test_batch_max_bytes_output_beyond_the_budget_fails_the_deployment(pulumi_mo
 
     with pytest.raises(Exception, match=r"batch\.max_bytes: 67108864 is above"):
         pulumi_mocks.run(program)
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        # One object per event: without {id} distinct events would replace each other.
+        ({"key_template": "{type}"}, "must contain {id}"),
+        # Rolled objects: the template without {id} + the object name must be a valid key.
+        ({"key_template": "{id}/events", "batch": {"max_events": 100}}, "must not start"),
+        ({"key_template": ".{id}/x", "batch": {"max_events": 100}}, r"'\.'"),
+        ({"key_template": "{data}/{id}"}, "payload, not an attribute"),
+    ],
+)
+def test_a_key_template_is_checked_in_its_mode(pulumi_mocks, args, problem):
+    with pytest.raises(ValueError, match=rf"key_template: .*{problem}"):
+        pulumi_mocks.run(lambda: _target(**args))
+    assert pulumi_mocks.resources == []
+
+
+def test_a_batched_template_may_leave_out_id(pulumi_mocks):
+    pulumi_mocks.run(lambda: _target(key_template="dt=%F/{type}/", batch={"max_events": 100}))
+    assert pulumi_mocks.resources

@@ -63,7 +63,11 @@ def start_target(store):
         policy = RetryPolicy(budget=settings.retry_budget_seconds, base=0.005, cap=0.05)
         receiver, uploader = build_target(settings, policy=policy)
         receiver.apply(settings.server)
-        server = BackgroundServer(receiver, on_shutdown=[uploader.close]).start()
+        server = BackgroundServer(
+            receiver,
+            on_shutdown=[uploader.close],
+            max_connections=settings.server.max_connections,
+        ).start()
         servers.append(server)
         return server
 
@@ -391,3 +395,18 @@ def test_a_missing_attribute_is_a_400_and_nothing_of_the_request_is_placed(start
     assert [r.json()["line"] for r in responses] in ([1, 2], [2, 1])
     (key,) = store.keys(BUCKET)
     assert key.startswith("a/") and len(lines(store.get(BUCKET, key))) == 2
+
+
+def test_requests_waiting_for_objects_never_starve_the_probes(start_target, store):
+    # Every capped connection is held by a request waiting for its object; the liveness and
+    # readiness probes are still answered (a 503 would get a healthy pod restarted), and
+    # another sender gets 503 busy.
+    server = start_target(MAX_CONNECTIONS="4", BATCH_MAX_SECONDS="3")
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(post, server, event(n)) for n in range(4)]
+        pending(server, 4)
+        for path in ("healthz", "readyz", "healthz"):
+            assert requests.get(server.url + path, timeout=5).status_code == 200
+        extra = post(server, event(9))
+        assert extra.status_code == 503 and extra.json()["error"] == "busy"
+        assert [f.result().status_code for f in futures] == [200] * 4

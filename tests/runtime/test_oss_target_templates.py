@@ -10,7 +10,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from runtime.alibaba_oss_target.batching import EXTENSIONS, object_time
 from runtime.alibaba_oss_target.core import (
+    PLAIN_ID,
     Line,
     MissingAttributeError,
     plan_lines,
@@ -18,9 +20,15 @@ from runtime.alibaba_oss_target.core import (
     plan_writes,
     render_key,
 )
+from runtime.alibaba_oss_target.key_rules import ROLLED_NAME_BYTES
 from runtime.alibaba_oss_target.keys import InvalidKey
 from runtime.alibaba_oss_target.settings import read_settings
-from runtime.alibaba_oss_target.templates import InvalidTemplate, encode_segment, parse_template
+from runtime.alibaba_oss_target.templates import (
+    InvalidTemplate,
+    check_mode,
+    encode_segment,
+    parse_template,
+)
 from runtime.receiver.errors import InvalidEvent
 from runtime.receiver.events import parse_events
 from runtime.receiver.settings import EnvReader, SettingError
@@ -251,3 +259,110 @@ def test_lines_refuse_a_missing_attribute_with_the_index():
             batch=True,
         )
     assert caught.value.index == 1 and caught.value.code == "missing-attribute"
+
+
+@pytest.mark.parametrize(
+    ("sent", "key"),
+    [
+        # RFC 3339 times whose UTC leaves Python's datetime range: clamped, never a 500.
+        ("0001-01-01T00:00:00+01:00", "0001-01-01/00:00:00"),
+        ("9999-12-31T23:59:59-01:00", "9999-12-31/23:59:59"),
+        # Year 0000 (valid RFC 3339): the event's own time, stable across redeliveries.
+        ("0000-06-01T00:00:00Z", "0001-01-01/00:00:00"),
+        ("0000-12-31T23:30:00-01:00", "0001-01-01/00:30:00"),
+        ("0000-12-31T23:59:60Z", "0001-01-01/00:00:00"),
+    ],
+)
+def test_times_outside_datetimes_range_are_clamped_to_a_stable_key(sent, key):
+    assert render("%F/%T", event(time=sent)) == key
+    later = datetime(2031, 1, 1, tzinfo=timezone.utc)
+    assert render_key(parse_template("%F/%T"), event(time=sent), later) == key
+
+
+@pytest.mark.parametrize(
+    "sent", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0000-06-01T00:00:00Z"]
+)
+def test_extreme_times_place_lines_with_a_four_digit_object_time(sent):
+    (line,) = plan_lines([event(time=sent)], prefix="", template=PLAIN_ID, batch=False)
+    name = object_time(line.time)
+    assert len(name) == len(object_time(RECEIVED_AT)) and name[:4] in {"0001", "9999"}
+
+
+@pytest.mark.parametrize(
+    ("template", "batched", "problem"),
+    [
+        ("{type}", False, "must contain {id}"),
+        ("dt=%F/{type}.json", False, "must contain {id}"),
+        ("{id}/events", True, "must not start"),  # batching removes {id}: '/events' + name
+        (".{id}/x", True, r"'\.'"),
+        ("x" * 980 + "/{id}", True, "1023"),  # the object name (51 bytes) goes past 1023
+    ],
+)
+def test_templates_are_checked_in_the_mode_they_run_in(template, batched, problem):
+    with pytest.raises(InvalidTemplate, match=problem):
+        check_mode(parse_template(template), batched=batched)
+    env = {**REQUIRED, "OSS_KEY_TEMPLATE": template, "BATCH_MAX_EVENTS": "10" if batched else "0"}
+    with pytest.raises(SettingError) as caught:
+        read_settings(EnvReader(env))
+    assert caught.value.name == "OSS_KEY_TEMPLATE"
+
+
+@pytest.mark.parametrize(
+    ("template", "batched"),
+    [("{id}", False), ("{id}", True), ("dt=%F/{type}/", True), ("{type}/{id}", True)],
+)
+def test_templates_valid_in_their_mode_pass(template, batched):
+    check_mode(parse_template(template), batched=batched)
+
+
+def test_data_is_not_an_attribute_name():
+    with pytest.raises(InvalidTemplate, match="payload"):
+        parse_template("{data}/{id}")
+
+
+def test_a_template_without_id_exits_2_when_each_event_is_its_own_object():
+    env = {**REQUIRED, "OSS_KEY_TEMPLATE": "{type}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.alibaba_oss_target"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "{id}" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
+def test_the_rolled_name_size_matches_the_names_the_batcher_makes(compression):
+    name = object_time(RECEIVED_AT) + "-" + "0" * 16 + EXTENSIONS[compression]
+    assert len(name) == ROLLED_NAME_BYTES[compression]
+
+
+def test_a_rolled_key_is_checked_whole_group_name_and_extension():
+    # The group alone (and group + "0") fits in 1023 bytes, the final key would not: 400 now,
+    # not a 503 on every retry.
+    group = "a" * (1023 - 30)
+    with pytest.raises(InvalidKey, match="1023") as caught:
+        plan_lines(
+            [event(subject=group)],
+            prefix="",
+            template=parse_template("{subject}/{id}"),
+            batch=False,
+            name_bytes=ROLLED_NAME_BYTES["gzip"],
+        )
+    assert "template" in caught.value.message
+    plan_lines(
+        [event(subject="a" * (1023 - 1 - 51))],
+        prefix="",
+        template=parse_template("{subject}/{id}"),
+        batch=False,
+        name_bytes=ROLLED_NAME_BYTES["zstd"],
+    )
+
+
+def test_a_key_error_names_the_template_not_the_id_when_a_template_is_used():
+    with pytest.raises(InvalidKey, match=r"prefix \+ key template"):
+        plan_write(
+            event(subject="/" * 400), prefix="", store="data", template=parse_template("{subject}")
+        )

@@ -21,6 +21,7 @@ from runtime.receiver.settings import (
     HEADER_MEMORY_PER_CONNECTION,
     JSON_MEMORY_FACTOR,
     MAX_HEADERS,
+    PROBE_CONNECTIONS,
 )
 
 STRUCTURED = "application/cloudevents+json"
@@ -199,9 +200,10 @@ def test_identity_coding_is_accepted_and_stored_as_sent():
 
 
 def test_connections_over_the_cap_get_503_and_unfinished_heads_are_bounded():
-    """Five connections hold unfinished heads (MAX_HEADERS - 2 lines of 8000 bytes each); the
-    sixth is answered 503 busy at once; once they go, requests are served again. Each held head
-    costs less than HEADER_MEMORY_PER_CONNECTION (tracemalloc)."""
+    """Five connections hold unfinished heads (MAX_HEADERS - 2 lines of 8000 bytes each); over
+    the cap a probe is still answered (a POST there is 503 busy), and past PROBE_CONNECTIONS more
+    a connection is answered 503 busy at once; once they go, requests are served again. Each held
+    head costs less than HEADER_MEMORY_PER_CONNECTION (tracemalloc)."""
     receiver = Receiver(accept, name="conns", max_body_bytes=4096)
     head = b"POST / HTTP/1.1\r\nHost: x\r\n" + b"".join(
         b"x-h%d: %s\r\n" % (i, b"a" * 8000) for i in range(MAX_HEADERS - 2)
@@ -219,6 +221,12 @@ def test_connections_over_the_cap_get_503_and_unfinished_heads_are_bounded():
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
+        # Over the cap, PROBE_CONNECTIONS more connections serve the probes only.
+        probe = raw(srv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        posted = raw(srv.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        for _ in range(PROBE_CONNECTIONS):
+            held.append(socket.create_connection(("127.0.0.1", srv.port), timeout=10))
+        time.sleep(0.3)
         refused = raw(srv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         for sock in held:
             sock.close()
@@ -232,6 +240,9 @@ def test_connections_over_the_cap_get_503_and_unfinished_heads_are_bounded():
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.05)
+    assert probe.startswith(b"HTTP/1.1 200"), probe[:200]
+    assert posted.startswith(b"HTTP/1.1 503"), posted[:200]
+    assert json.loads(posted.partition(b"\r\n\r\n")[2])["error"] == "busy"
     assert refused.startswith(b"HTTP/1.1 503"), refused[:200]
     assert json.loads(refused.partition(b"\r\n\r\n")[2])["error"] == "busy"
     assert answer.status_code == 200
