@@ -256,6 +256,19 @@ def _policy_description(bucket: str) -> str:
     return f"PutObject only, on oss bucket {bucket}"
 
 
+def _put_only_policy(
+    name: str, s: spec.OssTargetSettings, child: pulumi.ResourceOptions
+) -> alicloud.ram.Policy:
+    """The writer's one permission (`spec.put_only_policy`), whether a user or a role holds it."""
+    return alicloud.ram.Policy(
+        f"{name}-writer-policy",
+        policy_name=s.ram_policy_name,
+        policy_document=derived(spec.put_only_policy, s.bucket_name, s.kms_key_id, s.region),
+        description=derived(_policy_description, s.bucket_name),
+        opts=child,
+    )
+
+
 def _writer_identity(
     name: str, s: spec.OssTargetSettings, parent: pulumi.Resource
 ) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Resource]:
@@ -268,13 +281,7 @@ def _writer_identity(
         comments="Writes CloudEvents into OSS; may only PutObject into one bucket.",
         opts=child,
     )
-    policy = alicloud.ram.Policy(
-        f"{name}-writer-policy",
-        policy_name=s.ram_policy_name,
-        policy_document=derived(spec.put_only_policy, s.bucket_name, s.kms_key_id, s.region),
-        description=derived(_policy_description, s.bucket_name),
-        opts=child,
-    )
+    policy = _put_only_policy(name, s, child)
     attachment = alicloud.ram.UserPolicyAttachment(
         f"{name}-writer-policy-attachment",
         policy_name=policy.policy_name,
@@ -317,13 +324,7 @@ def _rrsa_identity(
         ),
         opts=child,
     )
-    policy = alicloud.ram.Policy(
-        f"{name}-writer-policy",
-        policy_name=s.ram_policy_name,
-        policy_document=derived(spec.put_only_policy, s.bucket_name, s.kms_key_id, s.region),
-        description=derived(_policy_description, s.bucket_name),
-        opts=child,
-    )
+    policy = _put_only_policy(name, s, child)
     attachment = alicloud.ram.RolePolicyAttachment(
         f"{name}-writer-policy-attachment",
         policy_name=policy.policy_name,
