@@ -94,15 +94,36 @@ def test_stalled_bodies_hold_no_slot_and_are_cut_off_by_the_read_deadline():
     assert b'"request-timeout"' in answers[0]
 
 
-def test_a_connection_that_never_completes_its_headers_is_closed():
+@pytest.mark.parametrize(
+    "sent",
+    [b"POST / HTTP/1.1\r\nHost: x\r\n", b"POST / HT", b""],
+    ids=["partial-head", "partial-line", "nothing"],
+)
+def test_a_connection_that_never_completes_its_headers_is_answered_408_and_closed(sent):
     with (
         serve() as server,
         socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
     ):
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")  # and nothing more
-        started = time.monotonic()
-        assert read_all(sock) == b""
-        assert time.monotonic() - started < 5
+        sock.sendall(sent)  # and nothing more
+        answer = read_all(sock)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+        assert b'"error":"header-timeout"' in answer
+        assert metric(server, 'limits_requests_rejected_total{reason="header-timeout"}') >= 1
+
+
+def test_an_idle_keep_alive_connection_after_an_answer_is_closed_without_a_408():
+    with (
+        serve() as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+    ):
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-id: k\r\n"
+            b"ce-source: s\r\nce-type: t\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 2\r\n\r\nhi"
+        )
+        answer = read_all(sock)
+        assert answer.startswith(b"HTTP/1.1 202"), answer[:80]
+        assert b"HTTP/1.1 408" not in answer
 
 
 def test_a_trickling_body_is_cut_off_at_the_deadline_even_while_bytes_arrive():
