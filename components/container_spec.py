@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import image_build
-from .schema import checked, derived, setting, whole
+from .schema import checked, derived, matching, setting, whole
 
 # The runtimes' own start-up rule (stdlib only, importable without the runtimes' dependencies).
 if __package__.count("."):  # installed: cloudevents_connectors.components
@@ -191,15 +191,6 @@ def _choice(field: str, value: Any, choices: tuple[str, ...]) -> Any:
     return checked(value, rule)
 
 
-def _match(field: str, value: Any, pattern: re.Pattern, what: str) -> Any:
-    def rule(v: Any) -> str:
-        if not isinstance(v, str) or not pattern.match(v):
-            raise _fail(field, f"{v!r} is not {what}")
-        return v
-
-    return checked(value, rule)
-
-
 # Each runtime's default MAX_BODY_BYTES: the body its memory limit must admit to start at all.
 RUNTIME_MAX_BODY_BYTES = {
     "alibaba-oss-target": ServerSettings.max_body_bytes,
@@ -294,21 +285,21 @@ def runtime_settings(
     elif image is None or image == "":
         raise _fail(f"{at}image", "is required (or build)")
     else:
-        image = _match(f"{at}image", image, _IMAGE, "a container image reference")
+        image = matching(f"{at}image", image, _IMAGE, "a container image reference")
     env = dict(args.get("env") or {})
     for env_name, env_value in env.items():
-        _match("env", env_name, _ENV_NAME, "an environment variable name")
+        matching("env", env_name, _ENV_NAME, "an environment variable name")
         env[env_name] = checked(env_value, functools.partial(_env_value, env_name))
     secret_env = []
     for env_name, ref in dict(args.get("secret_env") or {}).items():
-        _match("secret_env", env_name, _ENV_NAME, "an environment variable name")
+        matching("secret_env", env_name, _ENV_NAME, "an environment variable name")
         if env_name in env:
             raise _fail(f"secret_env.{env_name}", "is also set in env")
         secret_name = ref.get("secret_name") if isinstance(ref, Mapping) else None
         key = ref.get("key") if isinstance(ref, Mapping) else None
         if secret_name is None or (isinstance(secret_name, str) and not secret_name):
             raise _fail(f"secret_env.{env_name}.secret_name", "must name a Secret")
-        _match(f"secret_env.{env_name}.key", key, _SECRET_KEY, "a Secret key")
+        matching(f"secret_env.{env_name}.key", key, _SECRET_KEY, "a Secret key")
         secret_env.append(SecretRef(env_name, secret_name, key))
     min_replicas = _int(f"{at}min_replicas", setting(args, "min_replicas", 1), 1, 100)
     max_replicas = derived(
@@ -317,8 +308,10 @@ def runtime_settings(
         min_replicas,
     )
     command = tuple(args.get("command") or ())
-    cpu_limit = _match(f"{at}cpu_limit", setting(args, "cpu_limit", "500m"), _CPU, "a CPU quantity")
-    memory_limit = _match(
+    cpu_limit = matching(
+        f"{at}cpu_limit", setting(args, "cpu_limit", "500m"), _CPU, "a CPU quantity"
+    )
+    memory_limit = matching(
         f"{at}memory_limit",
         setting(args, "memory_limit", DEFAULT_MEMORY_LIMIT),
         _MEMORY,
@@ -355,7 +348,7 @@ def runtime_settings(
         ),
         cpu_request=derived(
             functools.partial(_not_above, f"{at}cpu_request", cpu_millicores),
-            _match(
+            matching(
                 f"{at}cpu_request", setting(args, "cpu_request", "100m"), _CPU, "a CPU quantity"
             ),
             cpu_limit,
@@ -363,7 +356,7 @@ def runtime_settings(
         cpu_limit=cpu_limit,
         memory_request=derived(
             functools.partial(_not_above, f"{at}memory_request", memory_bytes),
-            _match(
+            matching(
                 f"{at}memory_request",
                 setting(args, "memory_request", "128Mi"),
                 _MEMORY,

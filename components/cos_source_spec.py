@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from .container_spec import validate_runtime_options
 from .regions import check_region
-from .schema import checked, derived, setting, whole
+from .schema import checked, derived, matching, setting, whole
 
 if __package__.count("."):  # installed: cloudevents_connectors.components
     from ..runtime.relay.settings import relay_signing_key
@@ -128,15 +128,6 @@ def _int(field: str, value: Any, low: int, high: int) -> Any:
         v = whole(v)
         if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
             raise _fail(field, f"{v!r} must be an integer from {low} to {high}")
-        return v
-
-    return checked(value, rule)
-
-
-def _pattern(field: str, value: Any, pattern: re.Pattern, what: str) -> Any:
-    def rule(v: Any) -> str:
-        if not isinstance(v, str) or not pattern.match(v):
-            raise _fail(field, f"{v!r} is not {what}")
         return v
 
     return checked(value, rule)
@@ -264,11 +255,11 @@ def _gateway_target(target: Any) -> str:
 
 def _gateway(value: Mapping[str, Any]) -> GatewaySettings:
     target = checked(value["target"], _gateway_target)
-    eventbus = _pattern("gateway.eventbus", value["eventbus"], _EVENTBUS, "an eventbus name")
+    eventbus = matching("gateway.eventbus", value["eventbus"], _EVENTBUS, "an eventbus name")
     api = setting(value, "api", "gateway")
     if api not in VANUS_APIS:
         raise _fail("gateway.api", f"{api!r} must be one of {', '.join(VANUS_APIS)}")
-    namespace = _pattern(
+    namespace = matching(
         "gateway.namespace", setting(value, "namespace", "default"), _EVENTBUS, "a Vanus namespace"
     )
     if "namespace" in value and api != "namespaces":
@@ -295,8 +286,8 @@ def _vpc(value: Mapping[str, Any] | None) -> VpcSettings | None:
     if value is None:
         return None
     return VpcSettings(
-        _pattern("function.vpc.vpc_id", value["vpc_id"], _VPC_ID, "an id like vpc-1a2b3c4d"),
-        _pattern(
+        matching("function.vpc.vpc_id", value["vpc_id"], _VPC_ID, "an id like vpc-1a2b3c4d"),
+        matching(
             "function.vpc.subnet_id", value["subnet_id"], _SUBNET_ID, "an id like subnet-1a2b3c4d"
         ),
     )
@@ -372,14 +363,14 @@ def cos_source_settings(
             if field in args:
                 raise _fail(field, "applies only to a bucket this component creates")
     function = args.get("function") or {}
-    function_name = _pattern(
+    function_name = matching(
         "function.name",
         function["name"] if "name" in function else default_function_name(project, stack, name),
         _FUNCTION_NAME,
         "an SCF function name (2-60 letters, digits, '-' or '_', starting with a letter, not "
         "ending with '-' or '_')",
     )
-    namespace = _pattern(
+    namespace = matching(
         "function.namespace",
         setting(function, "namespace", "default"),
         _FUNCTION_NAMESPACE,

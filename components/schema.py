@@ -20,6 +20,7 @@ import collections.abc
 import dataclasses
 import functools
 import inspect
+import re
 import typing
 from collections.abc import Callable
 from typing import Any, ForwardRef, Union
@@ -73,6 +74,18 @@ def setting(args: Any, key: str, default: Any) -> Any:
     if is_output(value):
         return pulumi.Output.from_input(value).apply(lambda v: default if v is None else v)
     return default if value is None else value
+
+
+def matching(field: str, value: Any, pattern: re.Pattern, what: str) -> Any:
+    """`value` when it is a string `pattern` matches (an Output: checked when it resolves), else
+    ValueError `<field>: <value> is not <what>`."""
+
+    def rule(v: Any) -> str:
+        if not isinstance(v, str) or not pattern.match(v):
+            raise ValueError(f"{field}: {v!r} is not {what}")
+        return v
+
+    return checked(value, rule)
 
 
 def derived(fn: Callable[..., Any], *values: Any) -> Any:
