@@ -17,32 +17,7 @@ if not (_Path(__file__).parent / "components").is_dir():
     # A checkout: the subpackages are the repository's own top-level folders.
     __path__.append(str(_Path(__file__).resolve().parent.parent))
 
-from .components import (
-    AlibabaOssTarget,
-    AlibabaOssTargetArgs,
-    ContainerRuntime,
-    ContainerRuntimeArgs,
-    CredentialsArgs,
-    FunctionArgs,
-    FunctionVpcArgs,
-    GatewayArgs,
-    RelayArgs,
-    RuntimeOptions,
-    TencentCosSource,
-    TencentCosSourceArgs,
-)
-
-__all__ = [
-    "AlibabaOssTarget",
-    "AlibabaOssTargetArgs",
-    "ContainerRuntime",
-    "ContainerRuntimeArgs",
-    "CredentialsArgs",
-    "FunctionArgs",
-    "FunctionVpcArgs",
-    "GatewayArgs",
-    "RelayArgs",
-    "RuntimeOptions",
-    "TencentCosSource",
-    "TencentCosSourceArgs",
-]
+# The components package's own export list, so the two can never drift apart (this copy had
+# lost ImageBuild, PodIdentityArgs and SecretKeyRef).
+from .components import *  # noqa: F403
+from .components import __all__ as __all__
