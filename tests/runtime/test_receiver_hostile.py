@@ -23,6 +23,7 @@ from runtime.receiver.settings import (
     MAX_HEADERS,
     PROBE_CONNECTIONS,
 )
+from tests.runtime.test_receiver_limits import read_all
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -130,16 +131,7 @@ def test_a_batch_over_the_event_limit_is_413():
 def raw(port: int, request: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request)
-        answer = b""
-        while True:
-            try:
-                data = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not data:
-                break
-            answer += data
-    return answer
+        return read_all(sock)
 
 
 BOMB = gzip.compress(b"\0" * (4 * 1024 * 1024), 9)
