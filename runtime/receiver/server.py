@@ -150,15 +150,19 @@ class _Refuse(asyncio.Protocol):
 
 class _CappedRunner(web.AppRunner):
     """An AppRunner whose sites accept at most `limit` open connections, plus PROBE_CONNECTIONS
-    that serve only /healthz and /readyz (`probe_only`, shared with the Receiver). aiohttp's
-    Server lists the connections it has (`connections`); those accepted in the same burst are not
-    listed yet (their `connection_made` runs a loop iteration later), so they are counted for one
-    second."""
+    that serve only /healthz and /readyz (`probe_only`, shared with the Receiver).
+
+    Open connections are counted exactly: a connection counts from the moment it is accepted
+    (aiohttp lists it only at `connection_made`, a loop iteration later) until its connection is
+    lost and its request task has finished (when aiohttp unlists it). Counting the accepted ones
+    for a fixed second instead kept connections that had already closed in the count, so a sender
+    opening a connection per request was refused with far fewer than `limit` open."""
 
     def __init__(self, limit: int, app: web.Application, **kwargs: object) -> None:
         super().__init__(app, **kwargs)  # type: ignore[arg-type]
         self.limit = limit
-        self._fresh: list[tuple[float, object]] = []
+        # Accepted, and not yet listed by aiohttp's Server (see _accept).
+        self._pending: set[object] = set()
         self.on_refuse: Callable[[], None] = lambda: None
         self.probe_only: set[object] = set()
         self.header_timeout = 10.0
@@ -173,19 +177,23 @@ class _CappedRunner(web.AppRunner):
         inner = super().server
         assert inner is not None
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        listed = set(inner.connections)
-        self._fresh = [(t, h) for t, h in self._fresh if now - t < 1.0 and h not in listed]
-        open_now = len(listed) + len(self._fresh)
-        # Forget closed connections (a handler is listed, or fresh, while its connection is open).
-        self.probe_only.intersection_update(listed.union(h for _, h in self._fresh))
-        if open_now >= self.limit + PROBE_CONNECTIONS:
+        # Listed: made and not finished (a lost connection whose request still runs holds its
+        # memory, so it still counts); pending: accepted, not made yet.
+        counted = self._pending.union(inner.connections)
+        # Forget closed connections.
+        self.probe_only.intersection_update(counted)
+        if len(counted) >= self.limit + PROBE_CONNECTIONS:
             self.on_refuse()
             return _Refuse()
         handler = inner()
-        if open_now >= self.limit:
+        if len(counted) >= self.limit:
             self.probe_only.add(handler)
-        self._fresh.append((now, handler))
+        self._pending.add(handler)
+        # The transport asyncio builds for this protocol schedules `connection_made` (where
+        # aiohttp lists the handler) with call_soon right after this returns; a call_soon
+        # scheduled from a call_soon runs after it. By then the handler is listed, or its
+        # transport never came and it is not a connection.
+        loop.call_soon(loop.call_soon, self._pending.discard, handler)
         loop.call_later(self.header_timeout, self._first_head_deadline, handler)
         return handler
 

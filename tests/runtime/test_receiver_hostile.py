@@ -5,6 +5,7 @@ small; memory is measured with tracemalloc (process-wide), never with timings.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import socket
@@ -324,3 +325,45 @@ def test_trickling_chunked_senders_hold_what_they_sent_not_the_limit():
     assert real.startswith(b"HTTP/1.1 202"), real[:200]
     assert big.status_code == 202
     assert len(seen[-1].body) == 600_000
+
+
+def test_connections_that_closed_are_not_counted_against_the_cap():
+    """A sender that opens a connection per request (Connection: close, HTTP/1.0 clients, a
+    client reconnecting after a 503) is refused nothing while it has fewer open than the cap.
+    Connections that opened and closed within a second used to stay counted for that second:
+    40 requests in a row on fresh connections against a cap of 5 got 503 `busy` from the sixth
+    on."""
+    receiver = Receiver(accept, name="churn", max_body_bytes=4096)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    post = (
+        b"POST / HTTP/1.1\r\nHost: x\r\n" + CE + b"Content-Type: text/plain\r\n"
+        b"Content-Length: 2\r\nConnection: close\r\n\r\nhi"
+    )
+    with BackgroundServer(receiver, drain_timeout=2, max_connections=5) as server:
+        answers = [raw(server.port, post if i % 2 else request) for i in range(40)]
+    statuses = [answer.split(b" ", 2)[1] for answer in answers]
+    assert statuses == [b"200", b"202"] * 20, statuses
+
+
+def test_a_burst_of_connections_is_counted_as_it_is_accepted():
+    """Twelve connections opened at once against a cap of 5: aiohttp lists a connection only a
+    loop iteration after accepting it, so the count includes the ones accepted but not listed
+    yet. Five serve requests, PROBE_CONNECTIONS serve only the probes, the rest are refused."""
+    receiver = Receiver(accept, name="burst", max_body_bytes=4096)
+    post = (
+        b"POST / HTTP/1.1\r\nHost: x\r\n" + CE + b"Content-Type: text/plain\r\n"
+        b"Content-Length: 2\r\nConnection: close\r\n\r\nhi"
+    )
+    with BackgroundServer(receiver, drain_timeout=2, header_timeout=30, max_connections=5) as srv:
+        sockets = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(12)]
+        time.sleep(0.3)
+        for sock in sockets:
+            with contextlib.suppress(OSError):  # refused and closed already
+                sock.sendall(post)
+        answers = []
+        for sock in sockets:
+            with sock:
+                answers.append(read_all(sock))
+    accepted = [a for a in answers if a.startswith(b"HTTP/1.1 202")]
+    busy = [a for a in answers if a.startswith(b"HTTP/1.1 503") and b'"busy"' in a]
+    assert (len(accepted), len(busy)) == (5, 12 - 5), answers
