@@ -126,6 +126,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         try:
             body = self._read_body(headers)
         except RequestBodyError as exc:
+            emulator.counters.count("incomplete")
             self._send(400, {"Content-Type": "text/plain"}, str(exc).encode())
             self.close_connection = True
             return
