@@ -202,9 +202,9 @@ def role_null_oss() -> None:
 # ---------------------------------------------------------------- orchestration
 
 
-def start_emulator() -> tuple[subprocess.Popen, str]:
+def start_emulator(port: int = 0) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.objectstore", "--port", "0", "--bucket", BUCKET,
+        [sys.executable, "-m", "tests.fakes.objectstore", "--port", str(port), "--bucket", BUCKET,
          "--credentials", f"{AK}:{SK}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
@@ -233,10 +233,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_target(endpoint: str) -> tuple[subprocess.Popen, str]:
+def start_target(
+    endpoint: str, extra: dict[str, str] | None = None, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
     """The target with its default settings (INFO logs to /dev/null) and the pod's memory limit
-    (`MEMORY_LIMIT_MIB`, the component's default unless --memory-limit-mib says otherwise)."""
-    port = free_port()
+    (`MEMORY_LIMIT_MIB`, the component's default unless --memory-limit-mib says otherwise),
+    plus `extra` settings; on `port`, else a free one."""
+    port = port or free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "OSS_ENDPOINT": endpoint,
@@ -248,6 +251,7 @@ def start_target(endpoint: str) -> tuple[subprocess.Popen, str]:
         # What the component sets in the pod (its default 256 Mi limit): the receiving core
         # derives its in-flight byte budget from it, as it would from the cgroup.
         "MEMORY_LIMIT_BYTES": str(MEMORY_LIMIT_MIB * MIB),
+        **(extra or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "runtime.alibaba_oss_target"],

@@ -86,6 +86,8 @@ def build_target(
         logger=logger,
         template=settings.key_template,
         batcher=batcher,
+        head_starts=max(1, settings.max_concurrency // 2),
+        head_start_bytes=settings.head_start_bytes,
     )
     receiver = Receiver(
         handler,
@@ -95,6 +97,7 @@ def build_target(
         registry=registry,
         logger=logger,
         is_ready=lambda: credentials.ready,
+        head_start=handler.head_start,
     )
     if batcher is not None:
         # Requests waiting for an open object are answered before the drain deadline: on

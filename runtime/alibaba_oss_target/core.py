@@ -8,7 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudevents.core.v1.event import CloudEvent
 from dateutil.parser import isoparse
@@ -19,6 +19,9 @@ from .errors import Failure
 from .key_rules import ROLLED_NAME_BYTES
 from .keys import InvalidKey, object_key
 from .templates import KeyTemplate, MissingAttribute, parse_template
+
+if TYPE_CHECKING:
+    from ..receiver.body import ArrivingBody
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 EVENT_CONTENT_TYPE = "application/cloudevents+json"
@@ -37,8 +40,10 @@ _HEADER_TEXT = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?", re.ASCII
 
 @dataclass(frozen=True)
 class ObjectWrite:
+    """One PUT: `body` is bytes-like, or an ArrivingBody while a head start uploads it."""
+
     key: str
-    body: bytes
+    body: bytes | bytearray | ArrivingBody
     headers: dict[str, str]
 
     @property

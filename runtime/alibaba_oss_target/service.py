@@ -8,18 +8,35 @@ A batch answers with a batch of per-event responses, so the sender sees which on
 With rolled objects (a `Batcher`), each event becomes a line of an NDJSON object and the request
 is answered only once every object holding its events is stored: 200 with the key, etag and the
 event's line; 503 + Retry-After (or 502) when that object's upload failed, for every event in it.
+
+Head start (one object per event, STORE=data): a binary-mode event of at least
+OSS_HEAD_START_BYTES with a Content-Length is uploaded while its body arrives (the receiver's
+HeadStart), so the two hops, sender to target and target to OSS, overlap instead of following
+one another. The PUT carries the body's Content-Length and sends only bytes that have arrived:
+if the body never arrives whole, the PUT is cut short and OSS stores nothing. The answer still
+waits for the whole body and OSS's CRC-64; a failed attempt is retried as any other (re-sent
+from the buffer the body arrives in). At most half of OSS_MAX_CONCURRENCY uploads run ahead of
+their bodies at once, so senders that trickle cannot hold every connection to OSS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 
 from aiohttp import web
 from cloudevents.core.v1.event import CloudEvent
 
-from ..receiver import Delivery, InvalidEvent, batch_response, binary_response, log_fields
+from ..receiver import (
+    ArrivingBody,
+    Delivery,
+    InvalidEvent,
+    batch_response,
+    binary_response,
+    log_fields,
+)
 from ..receiver.events import ReceivedEvent
 from ..receiver.responses import rejection_response
 from .batching import Batcher, Placed
@@ -29,6 +46,7 @@ from .core import (
     ObjectWrite,
     error_event,
     plan_lines,
+    plan_write,
     plan_writes,
     success_event,
 )
@@ -59,7 +77,11 @@ class OssTarget:
         logger: logging.Logger,
         template: KeyTemplate = PLAIN_ID,
         batcher: Batcher | None = None,
+        head_starts: int = 0,
+        head_start_bytes: int = 0,
     ) -> None:
+        """`head_starts`: how many uploads may run ahead of their bodies at once, for bodies of
+        at least `head_start_bytes` (either 0: none)."""
         self._uploader = uploader
         self._metrics = metrics
         self._bucket = bucket
@@ -69,8 +91,38 @@ class OssTarget:
         self._logger = logger
         self._template = template
         self._batcher = batcher
+        ahead = batcher is None and store == "data" and head_start_bytes > 0
+        self._head_starts = head_starts if ahead else 0
+        self._head_start_bytes = head_start_bytes
+        self._running_ahead = 0
+
+    def head_start(
+        self, event: ReceivedEvent, body: ArrivingBody
+    ) -> asyncio.Future[Outcome] | None:
+        """The receiver's HeadStart: the event's upload, begun while its body arrives, or None
+        (a small body, all head starts taken, or an event that will be refused: it is refused
+        once its body is read, as without a head start)."""
+        if len(body) < self._head_start_bytes or self._running_ahead >= self._head_starts:
+            return None
+        try:
+            write = plan_write(
+                event, prefix=self._prefix, store=self._store, template=self._template
+            )
+        except InvalidEvent:
+            return None
+        self._running_ahead += 1
+        task = asyncio.ensure_future(self._store_one(event, dataclasses.replace(write, body=body)))
+        task.add_done_callback(self._finished_ahead)
+        return task
+
+    def _finished_ahead(self, task: asyncio.Future[Outcome]) -> None:
+        self._running_ahead -= 1
 
     async def __call__(self, delivery: Delivery) -> web.StreamResponse:
+        if delivery.head_start is not None:
+            # The key was planned from the headers when the upload began (a template's time
+            # included); the body it sent is the one the receiver read and checked.
+            return self._answer(delivery, [await delivery.head_start])
         if self._batcher is not None:
             return await self._roll_in(delivery, self._batcher)
         try:

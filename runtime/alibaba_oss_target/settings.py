@@ -18,7 +18,9 @@ Environment variables (defaults in brackets):
   OSS_KEY_PREFIX [""], OSS_KEY_TEMPLATE [{id}] (see templates.py; must hold {id} unless batching
   is on), STORE [data] (data|event),
   RESPONSE_SOURCE [alibabaoss/<bucket>], OSS_MAX_CONCURRENCY [16], OSS_RETRY_BUDGET_SECONDS [10],
-  OSS_TIMEOUT_SECONDS [10], plus the receiver's PORT [8080], MAX_BODY_BYTES [16 MiB],
+  OSS_TIMEOUT_SECONDS [10], OSS_HEAD_START_BYTES [1048576] (a binary-mode body with a
+  Content-Length at least this large is uploaded while it arrives, see service.py; 0: never),
+  plus the receiver's PORT [8080], MAX_BODY_BYTES [16 MiB],
   DRAIN_TIMEOUT_SECONDS [20], MAX_IN_FLIGHT [64], LOG_LEVEL [INFO].
   Rolled objects (batching.py): BATCH_MAX_EVENTS [0 = off, one object per event],
   BATCH_MAX_BYTES [8 MiB, uncompressed; at most the in-flight byte budget], BATCH_MAX_SECONDS [5],
@@ -53,6 +55,8 @@ from .templates import (
 STORE_CHOICES = ("data", "event")
 COMPRESSIONS = ("none", "gzip", "zstd")
 MIB = 1024 * 1024
+# Smaller bodies arrive in a few reads: overlapping their two hops gains little (measured).
+DEFAULT_HEAD_START_BYTES = MIB
 # OSS PutObject takes at most 5 GiB; far beyond what an in-memory object should hold anyway.
 MAX_OBJECT_BYTES = 5 * 1024 * MIB
 # oss2's own endpoint rule (host[:port] with an optional scheme), restricted to http/https.
@@ -114,6 +118,7 @@ class TargetSettings:
     max_concurrency: int = 16
     retry_budget_seconds: float = 10.0
     timeout_seconds: float = 10.0
+    head_start_bytes: int = DEFAULT_HEAD_START_BYTES
     server: ServerSettings = field(default_factory=ServerSettings)
 
     @property
@@ -196,6 +201,9 @@ def read_settings(env: EnvReader) -> TargetSettings:
         max_concurrency=env.integer("OSS_MAX_CONCURRENCY", 16, minimum=1, maximum=512),
         retry_budget_seconds=env.number("OSS_RETRY_BUDGET_SECONDS", 10.0, minimum=0, maximum=600),
         timeout_seconds=env.number("OSS_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=600),
+        head_start_bytes=env.integer(
+            "OSS_HEAD_START_BYTES", DEFAULT_HEAD_START_BYTES, minimum=0, maximum=MAX_OBJECT_BYTES
+        ),
         server=server,
     )
 

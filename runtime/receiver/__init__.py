@@ -22,11 +22,12 @@ What the core guarantees before the handler runs:
   of the body is read or reserved and before `100 Continue` is sent;
 - 413 when the body exceeds `max_body_bytes` (decided from Content-Length before reading, or while
   streaming; the rest is never read);
-- memory bounded by bytes: a request reserves its size (1.5 times for a JSON body) in an
-  `in_flight_bytes` budget before its body is read (503 `busy` + Retry-After when the budget stays
-  full for `body_timeout`); the body is read into one buffer (a bytearray) and must arrive
-  within `body_timeout` seconds (408 and close); a sender that disconnects mid-body is counted
-  (`<name>_client_disconnects_total`), not logged as an error;
+- memory bounded by bytes: a request reserves its size in an `in_flight_bytes` budget before
+  its body is read (a structured or batch body, once read, JSON_MEMORY_FACTOR times its size;
+  503 `busy` + Retry-After when the budget stays full for `body_timeout`); the body is read into
+  one buffer (a bytearray) and must arrive within `body_timeout` seconds (408 and close); a
+  sender that disconnects mid-body is counted (`<name>_client_disconnects_total`), not logged as
+  an error;
 - an optional `authenticate(request, raw_body)` hook runs after the size limit and before parsing
   (raise `Unauthorized` for 401);
 - 400 + JSON `{"error": "invalid-event", "message", "index"?}` for anything that breaks CloudEvents
@@ -35,6 +36,10 @@ What the core guarantees before the handler runs:
   RFC 3339 time, header bytes that are not UTF-8, non-strict JSON (NaN, deep nesting, numbers
   beyond the int() limit) or base64; 415 for anything that is not a CloudEvent;
 - at most `max_in_flight` handlers at once (a request takes a slot only once its body is complete);
+- an optional `head_start(event, arriving_body)` hook may begin acting on a binary-mode event
+  whose headers are valid while its body (with a Content-Length, no `authenticate`) arrives; the
+  task it returns reaches the handler as `Delivery.head_start`, or is cancelled when the request
+  ends without reaching it (the body aborted, the drain);
 - 503 + `Retry-After` while draining, and for requests still unfinished when the drain times out
   (their handlers are cancelled); 500 if the handler raises (logged by exception type only);
 - `GET /healthz` 200, `GET /readyz` 200 or 503 (draining / `is_ready()` false), `GET /metrics`
@@ -49,7 +54,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import Authenticator, Delivery, EventHandler, HeaderCheck, Receiver
+    from .app import Authenticator, Delivery, EventHandler, HeaderCheck, HeadStart, Receiver
+    from .body import ArrivingBody, BodyAborted
     from .errors import (
         BodyTooLarge,
         Busy,
@@ -85,7 +91,10 @@ _SUBMODULES = {
     "Delivery": "app",
     "EventHandler": "app",
     "HeaderCheck": "app",
+    "HeadStart": "app",
     "Receiver": "app",
+    "ArrivingBody": "body",
+    "BodyAborted": "body",
     "BodyTooLarge": "errors",
     "Busy": "errors",
     "InvalidEvent": "errors",
@@ -128,13 +137,16 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BATCH_MEDIA_TYPE",
     "STRUCTURED_MEDIA_TYPE",
+    "ArrivingBody",
     "Authenticator",
     "BackgroundServer",
+    "BodyAborted",
     "BodyTooLarge",
     "Busy",
     "Delivery",
     "EnvReader",
     "EventHandler",
+    "HeadStart",
     "HeaderCheck",
     "InvalidEvent",
     "InvalidHeader",

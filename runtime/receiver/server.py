@@ -24,6 +24,7 @@ a compressed body is refused 415 by the receiver before it is read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -366,9 +367,11 @@ class BackgroundServer:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Drain and stop (the same path as SIGTERM); returns when the server has stopped."""
+        """Drain and stop (the same path as SIGTERM); returns when the server has stopped. A
+        second call (a test's teardown after the test stopped it) does nothing."""
         if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: stopped already
+                self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout)
 

@@ -72,6 +72,7 @@ def test_optional_values():
         RESPONSE_SOURCE="my/source",
         OSS_MAX_CONCURRENCY="4",
         OSS_RETRY_BUDGET_SECONDS="2.5",
+        OSS_HEAD_START_BYTES="0",
         PORT="9090",
     )
     assert (settings.security_token, settings.region, settings.key_prefix) == (
@@ -83,7 +84,9 @@ def test_optional_values():
     assert settings.response_source == "my/source"
     assert settings.max_concurrency == 4
     assert settings.retry_budget_seconds == 2.5
+    assert settings.head_start_bytes == 0
     assert settings.server.port == 9090
+    assert read().head_start_bytes == 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -105,6 +108,8 @@ def test_optional_values():
         ({"OSS_MAX_CONCURRENCY": "0"}, "OSS_MAX_CONCURRENCY"),
         ({"OSS_RETRY_BUDGET_SECONDS": "-1"}, "OSS_RETRY_BUDGET_SECONDS"),
         ({"OSS_TIMEOUT_SECONDS": "0"}, "OSS_TIMEOUT_SECONDS"),
+        ({"OSS_HEAD_START_BYTES": "-1"}, "OSS_HEAD_START_BYTES"),
+        ({"OSS_HEAD_START_BYTES": "1MiB"}, "OSS_HEAD_START_BYTES"),
         ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
         ({"DRAIN_TIMEOUT_SECONDS": "x"}, "DRAIN_TIMEOUT_SECONDS"),
         ({"OSS_SECURITY_TOKEN": "tok"}, "OSS_REGION"),  # STS is signed with V4 only

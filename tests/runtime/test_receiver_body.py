@@ -4,13 +4,14 @@ a pipelined request right after a body (nothing read past Content-Length)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import time
 
 import pytest
 
-from runtime.receiver import BackgroundServer, Receiver
+from runtime.receiver import ArrivingBody, BackgroundServer, BodyAborted, BodyTooLarge, Receiver
 from runtime.receiver.settings import JSON_MEMORY_FACTOR
 from tests.runtime.test_receiver_limits import Accepting, metric, read_all
 
@@ -197,3 +198,156 @@ def test_a_read_body_holds_its_length_and_a_json_body_its_parsing_cost(
             assert status_of(read_all(sock)) == 202
         assert receiver.budget.used == 0  # all given back
     assert handler.used == [reserved]
+
+
+# ---- head start: acting on a binary-mode event while its body arrives
+
+
+class Streaming(Accepting):
+    """A HeadStart that reads the arriving body slice by slice; notes what it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started_at: list[int] = []  # bytes arrived when each head start began
+        self.outcomes: list[object] = []  # bytes read, or the exception that ended the read
+
+    def head_start(self, event, arriving: ArrivingBody):
+        self.started_at.append(arriving.filled)
+
+        async def read() -> bytes:
+            got = bytearray()
+            try:
+                async for piece in arriving.slices(1000):
+                    got += piece
+            except BaseException as error:
+                self.outcomes.append(error)
+                raise
+            self.outcomes.append(bytes(got))
+            return bytes(got)
+
+        return asyncio.ensure_future(read())
+
+    async def __call__(self, delivery):
+        if delivery.head_start is not None:
+            assert await delivery.head_start == bytes(delivery.body)
+        return await super().__call__(delivery)
+
+
+def serve_streaming(handler: Streaming, **options):
+    receiver = Receiver(
+        handler,
+        name="ahead",
+        max_body_bytes=LIMIT,
+        body_timeout=options.pop("body_timeout", 2.0),
+        head_start=handler.head_start,
+        **options,
+    )
+    return BackgroundServer(receiver, drain_timeout=2, header_timeout=2.0)
+
+
+def test_a_head_start_reads_the_body_as_it_arrives_and_reaches_the_handler():
+    body = random.Random(3).randbytes(10_000)
+    handler = Streaming()
+    with serve_streaming(handler) as server, connect(server) as sock:
+        sock.sendall(head("ahead", f"Content-Length: {len(body)}\r\nConnection: close\r\n"))
+        send_in_pieces(sock, body, [700])
+        assert status_of(read_all(sock)) == 202
+    assert handler.started_at == [0]  # before any of the body
+    assert handler.outcomes == [body]
+    assert bytes(handler.deliveries[0].body) == body
+
+
+@pytest.mark.parametrize("how", ["disconnect", "deadline"])
+def test_a_body_that_does_not_arrive_whole_ends_the_head_start(how):
+    handler = Streaming()
+    with serve_streaming(handler, body_timeout=0.5) as server:
+        with connect(server) as sock:
+            sock.sendall(head("cut", "Content-Length: 5000\r\nConnection: close\r\n") + b"x" * 2500)
+            if how == "deadline":
+                assert status_of(read_all(sock)) == 408
+        deadline = time.monotonic() + 5
+        while not handler.outcomes:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    assert handler.deliveries == []
+    [ended] = handler.outcomes
+    assert isinstance(ended, (BodyAborted, asyncio.CancelledError)), ended
+
+
+@pytest.mark.parametrize(
+    ("request_head", "payload", "status"),
+    [
+        # chunked: no Content-Length to send on
+        (
+            head("c", "Transfer-Encoding: chunked\r\nConnection: close\r\n"),
+            chunked(b"x" * 3000, [1000]),
+            202,
+        ),
+        # structured mode: the event is in the body
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\n"
+            b"Content-Length: 55\r\nConnection: close\r\n\r\n",
+            b'{"specversion":"1.0","id":"s","source":"s","type":"tt"}',
+            202,
+        ),
+        # headers that are not a valid event: answered 400 once the body is read, as always
+        (
+            f"POST / HTTP/1.1\r\nHost: x\r\n{BINARY}Content-Length: 3000\r\n"
+            "Connection: close\r\n\r\n".encode(),
+            b"x" * 3000,
+            400,
+        ),
+    ],
+    ids=["chunked", "structured", "no-id"],
+)
+def test_no_head_start_without_a_binary_event_and_a_content_length(request_head, payload, status):
+    handler = Streaming()
+    with serve_streaming(handler) as server, connect(server) as sock:
+        sock.sendall(request_head + payload)
+        answer = read_all(sock)
+    assert handler.started_at == []
+    assert status_of(answer) == status, answer[:200]
+
+
+def test_no_head_start_when_requests_are_authenticated():
+    handler = Streaming()
+    receiver = Receiver(
+        handler,
+        name="signed",
+        max_body_bytes=LIMIT,
+        head_start=handler.head_start,
+        authenticate=lambda request, body: None,
+    )
+    with BackgroundServer(receiver, drain_timeout=2) as server, connect(server) as sock:
+        sock.sendall(head("a", "Content-Length: 3000\r\nConnection: close\r\n") + b"x" * 3000)
+        assert status_of(read_all(sock)) == 202
+    assert handler.started_at == []
+
+
+def test_arriving_body_slices_wait_for_their_bytes_and_abort_with_the_cause():
+    async def scenario():
+        arriving = ArrivingBody(10)
+        seen: list[bytes] = []
+
+        async def consume():
+            async for piece in arriving.slices(4):
+                seen.append(bytes(piece))
+
+        consumer = asyncio.ensure_future(consume())
+        await asyncio.sleep(0)
+        arriving.append(b"abc")
+        await asyncio.sleep(0)
+        assert seen == []  # 3 of the 4 bytes the first slice needs
+        arriving.append(b"defgh")
+        await asyncio.sleep(0)
+        assert seen == [b"abcd", b"efgh"]  # both have arrived; "i" waits for "j"
+        with pytest.raises(BodyTooLarge):
+            arriving.append(b"ijk")  # one byte over the declared 10
+        arriving.abort(ConnectionResetError("gone"))
+        with pytest.raises(BodyAborted) as caught:
+            await consumer
+        assert isinstance(caught.value.__cause__, ConnectionResetError)
+        assert seen == [b"abcd", b"efgh"]
+        assert not arriving.complete
+
+    asyncio.run(scenario())
