@@ -20,6 +20,7 @@ from runtime.alibaba_oss_target.settings import TargetSettings
 from runtime.alibaba_oss_target.writer import (
     UPLOAD_SLICE_BYTES,
     OssWriter,
+    arriving_slice_bytes,
     crc64_ecma,
     make_config,
     proxy_for,
@@ -311,3 +312,11 @@ def test_a_sliced_body_goes_out_with_its_content_length_not_chunked():
     assert seen["body"] == data
     assert seen["headers"]["Content-Length"] == str(len(data))
     assert "Transfer-Encoding" not in seen["headers"]
+
+
+@pytest.mark.parametrize(
+    ("size", "slice_bytes"),
+    [(1, SLICE), (1 << 20, SLICE), (4 << 20, 512 * 1024), (8 << 20, 1 << 20), (64 << 20, 1 << 20)],
+)
+def test_an_arriving_body_goes_out_in_eighths_between_256_kib_and_1_mib(size, slice_bytes):
+    assert arriving_slice_bytes(size) == slice_bytes
