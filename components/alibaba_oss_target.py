@@ -226,7 +226,8 @@ class AlibabaOssTarget(pulumi.ComponentResource):
 
 def _bucket(name: str, s: spec.OssTargetSettings, parent: pulumi.Resource) -> alicloud.oss.Bucket:
     encryption: dict = {"sse_algorithm": s.encryption}
-    if s.kms_key_id:
+    if s.kms_key_id is not None:
+        # An Output resolving to None leaves the key out, as the provider's null does.
         encryption["kms_master_key_id"] = s.kms_key_id
     lifecycle = None
     if s.expiration_days:

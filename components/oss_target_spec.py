@@ -226,6 +226,16 @@ def _service_account(value: Any) -> str:
     return value
 
 
+def _kms_key_for(encryption: str, value: Any) -> str | None:
+    """The KMS key id for `encryption`, None for no key; ValueError when a key is given with
+    another encryption or is not a key id."""
+    if value is None:
+        return None
+    if encryption != "KMS":
+        raise ValueError("kms_key_id: needs encryption KMS")
+    return _kms_key_id(value)
+
+
 def _kms_key_id(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,128}", value):
         raise ValueError(f"kms_key_id: {value!r} is not a KMS key id")
@@ -319,9 +329,8 @@ def oss_target_settings(
         raise ValueError(f"encryption: {encryption!r} must be one of {', '.join(ENCRYPTIONS)}")
     kms_key_id = args.get("kms_key_id")
     if kms_key_id is not None:
-        if encryption != "KMS":
-            raise ValueError("kms_key_id: needs encryption KMS")
-        kms_key_id = checked(kms_key_id, _kms_key_id)
+        # An Output may resolve to None (an unset config value): no key, as a plain None.
+        kms_key_id = checked(kms_key_id, lambda key: _kms_key_for(encryption, key))
     expiration_days = args.get("expiration_days")
     if expiration_days is not None and not 1 <= expiration_days <= 36500:
         raise ValueError(

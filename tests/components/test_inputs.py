@@ -337,3 +337,36 @@ def test_none_for_a_required_field_is_still_refused(pulumi_mocks):
         pulumi_mocks.run(
             lambda: AlibabaOssTarget("t", {"region": "cn-hangzhou", "bucket_name": None})
         )
+
+
+@pytest.mark.parametrize(
+    ("encryption", "key", "error"),
+    [
+        (None, None, None),  # an unset key known only as an Output: the OSS-managed key
+        ("KMS", None, None),
+        ("KMS", "key-123", None),
+        (None, "key-123", "kms_key_id: needs encryption KMS"),
+        ("KMS", "not a key!", "kms_key_id: 'not a key!' is not a KMS key id"),
+    ],
+)
+def test_kms_key_id_output_is_checked_when_it_resolves(pulumi_mocks, encryption, key, error):
+    """A `config.get(...)` that may be unset arrives as an Output of None: it means no key, as a
+    plain None does (it used to fail at once with "needs encryption KMS")."""
+
+    def program():
+        kms = _values(key="x")["key"].apply(lambda _: key)
+        args = {"region": "cn-hangzhou", "bucket_name": "acme", "kms_key_id": kms}
+        if encryption:
+            args["encryption"] = encryption
+        return AlibabaOssTarget("oss-target", args)
+
+    if error:
+        with pytest.raises(Exception, match=error):
+            pulumi_mocks.run(program)
+        return
+    pulumi_mocks.run(program)
+    rule = pulumi_mocks.one("alicloud:oss/bucket:Bucket").inputs["serverSideEncryptionRule"]
+    assert rule.get("kmsMasterKeyId") == key
+    assert rule["sseAlgorithm"] == (encryption or "AES256")
+    policy = pulumi_mocks.one("alicloud:ram/policy:Policy").inputs["policyDocument"]
+    assert ("acs:kms:" in policy) == (key is not None)
