@@ -86,7 +86,8 @@ def build_target(
         logger=logger,
         template=settings.key_template,
         batcher=batcher,
-        head_starts=max(1, settings.max_concurrency // 2),
+        # At most half the upload slots wait on bodies still arriving (none with one slot).
+        head_starts=settings.max_concurrency // 2,
         head_start_bytes=settings.head_start_bytes,
     )
     receiver = Receiver(

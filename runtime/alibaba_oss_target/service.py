@@ -15,8 +15,9 @@ HeadStart), so the two hops, sender to target and target to OSS, overlap instead
 one another. The PUT carries the body's Content-Length and sends only bytes that have arrived:
 if the body never arrives whole, the PUT is cut short and OSS stores nothing. The answer still
 waits for the whole body and OSS's CRC-64; a failed attempt is retried as any other (re-sent
-from the buffer the body arrives in). At most half of OSS_MAX_CONCURRENCY uploads run ahead of
-their bodies at once, so senders that trickle cannot hold every connection to OSS.
+from the buffer the body arrives in), the retry budget counting from the moment the body is
+complete. At most half of OSS_MAX_CONCURRENCY uploads run ahead of their bodies at once (none
+with one), so senders that trickle cannot hold every connection to OSS.
 """
 
 from __future__ import annotations

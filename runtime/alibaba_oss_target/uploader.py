@@ -2,9 +2,11 @@
 
 Time bounds: an event waits at most QUEUE_BUDGET_FACTOR x the retry budget for its first upload
 slot (then: not stored, 503, the sender redelivers); its retry budget starts when its first attempt
-starts (time queued behind the other events of a large batch is not spent from it), and retries
-take free slots before first attempts, so an event that has started finishes first. An event is
-therefore answered within (QUEUE_BUDGET_FACTOR + 1) x budget + one attempt's timeout.
+starts (time queued behind the other events of a large batch is not spent from it), or, for a body
+still arriving (a head start), once the whole body is there (the time a sender takes to send is
+not spent from it either), and retries take free slots before first attempts, so an event that
+has started finishes first. An event is therefore answered within (QUEUE_BUDGET_FACTOR + 1) x
+budget + one attempt's timeout after its body is complete.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import itertools
 import time
 from dataclasses import dataclass
 
+from ..receiver.body import ArrivingBody
 from ..receiver.retry import RetryPolicy
 from .core import ObjectWrite
 from .credentials import AUTH_ERROR_CODES, RefreshingCredentials
@@ -143,7 +146,7 @@ class Uploader:
                         # Answered 503 at once: retrying here would only be refused again.
                         failure = dataclasses.replace(failure, retryable=True)
                         return NotStored(failure, attempt, time.monotonic() - queued)
-                elapsed = time.monotonic() - started
+                elapsed = time.monotonic() - _budget_start(write, started)
                 delay = self._policy.next_delay(attempt - 1, elapsed) if failure.retryable else None
                 if delay is None:
                     return NotStored(failure, attempt, time.monotonic() - queued)
@@ -157,3 +160,14 @@ class Uploader:
     async def close(self) -> None:
         """Close the writer's connections (the server has drained its requests by then)."""
         await self._writer.close()
+
+
+def _budget_start(write: ObjectWrite, first_attempt: float) -> float:
+    """When the write's retry budget started: its first attempt, or, for a body still arriving,
+    the moment it was complete (now, while it is not: nothing is spent yet)."""
+    body = write.body
+    if isinstance(body, ArrivingBody):
+        if body.completed_at is None:
+            return time.monotonic()
+        return max(first_attempt, body.completed_at)
+    return first_attempt

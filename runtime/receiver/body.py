@@ -10,6 +10,7 @@ go on the event loop; the profile of the OSS target under 8 MiB events had that 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import StreamReader, web
@@ -37,6 +38,8 @@ class ArrivingBody:
         self._buffer: bytearray | None = None
         self._view: memoryview | None = None
         self.filled = 0
+        # time.monotonic() when the last byte arrived (None until then).
+        self.completed_at: float | None = None
         self._size = size
         self._error: BaseException | None = None
         # (bytes wanted, future): woken once that much has arrived, or the body aborts.
@@ -67,6 +70,8 @@ class ArrivingBody:
             raise BodyTooLarge(f"body exceeds its declared {self._size} bytes")
         self._memory()[self.filled : end] = piece
         self.filled = end
+        if end == self._size:
+            self.completed_at = time.monotonic()
         if self._waiters:
             self._wake(end)
 

@@ -215,3 +215,31 @@ def test_a_drain_cuts_an_unfinished_body_short_and_stores_nothing(start_target, 
     assert answer.startswith(b"HTTP/1.1 503"), answer[:300]
     wait_for(lambda: store.stats.incomplete == 1)
     assert store.keys(BUCKET) == []
+
+
+def test_the_retry_budget_counts_from_the_whole_body_not_the_head(start_target, store):
+    """A head-started upload begins with the request head; a sender that takes longer than the
+    retry budget to send its body must still get its retries once the body is there (the budget
+    used to count from the first attempt: one 503 from OSS after a slow body was final)."""
+    target = start_target(OSS_RETRY_BUDGET_SECONDS="1")
+    store.fail_next(1, status=503, code="SlowDown")
+    body = os.urandom(SIZE)
+    with half_sent(target, "slow-sender", body) as sock:
+        wait_for(lambda: uploading(target) == 1)
+        time.sleep(1.5)
+        sock.sendall(body[len(body) // 2 :])
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert store.get(BUCKET, "slow-sender").body == body
+    assert store.stats.requests == 2
+
+
+def test_no_head_start_when_oss_concurrency_is_one(start_target, store):
+    """At most half the upload slots run ahead of their bodies: with one slot, none."""
+    target = start_target(OSS_MAX_CONCURRENCY="1")
+    body = os.urandom(SIZE)
+    with half_sent(target, "one-slot", body) as sock:
+        time.sleep(0.3)
+        assert uploading(target) == 0
+        sock.sendall(body[len(body) // 2 :])
+        assert read_all(sock).startswith(b"HTTP/1.1 200")
