@@ -90,6 +90,8 @@ DISCONNECT_POLL_SECONDS = 0.1
 # settings.PROBE_CONNECTIONS more) serve only these, so requests waiting for their objects can
 # fill the cap without the liveness probe failing and the pod being restarted.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+# Marks an answer nobody is left to receive.
+_SENDER_GONE: web.ResponseKey[bool] = web.ResponseKey("sender_gone", bool)
 
 
 class Receiver:
@@ -162,15 +164,20 @@ class Receiver:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         """On a connection over MAX_CONNECTIONS (`probe_only`), anything but a probe is 503 `busy`,
-        as the connection itself would have been, and the connection is closed."""
-        if request.protocol in self.probe_only and request.path not in PROBE_PATHS:
+        as the connection itself would have been; either way the connection is closed after its
+        one answer."""
+        if request.protocol not in self.probe_only:
+            return await handler(request)
+        if request.path not in PROBE_PATHS:
             self.metrics.rejected.labels("too-many-connections").inc()
             response = error_response(
                 503, "busy", "too many connections; retry", headers={"Retry-After": "1"}
             )
-            response.force_close()
-            return response
-        return await handler(request)
+        else:
+            response = await handler(request)
+        # One request per connection over the cap: keep-alive would let a client keep the slot.
+        response.force_close()
+        return response
 
     def apply(self, settings: ServerSettings) -> None:
         """Take the limits from a runtime's ServerSettings (the process entry point does this, so
@@ -247,7 +254,10 @@ class Receiver:
             self._tasks.discard(task)  # type: ignore[arg-type]
             self.metrics.in_flight.dec()
         self.metrics.duration.observe(time.perf_counter() - started)
-        self.metrics.requests.labels(str(response.status)).inc()
+        if not response.get(_SENDER_GONE, False):
+            # A sender that went away mid-body is counted as a disconnect, not as a 4xx it
+            # never received.
+            self.metrics.requests.labels(str(response.status)).inc()
         return response
 
     async def _admit_read_and_handle(
@@ -352,6 +362,8 @@ class Receiver:
             )
             response = error_response(400, "client-disconnected", "the request body was cut off")
             response.force_close()
+            transport = request.transport
+            response[_SENDER_GONE] = transport is None or transport.is_closing()
             return response
         except BaseException:
             self.budget.release(reserved)

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -138,6 +139,8 @@ _HEADER_TIMEOUT = (
 # aiohttp's own idle close is set this much later than the header deadline, so a connection whose
 # first head is incomplete gets its 408 first.
 HEADER_408_LEAD_SECONDS = 0.5
+# A connection over the cap serves one probe; the kubelet sends its request as it connects.
+PROBE_HEAD_SECONDS = 1.0
 
 
 class _Refuse(asyncio.Protocol):
@@ -154,10 +157,12 @@ class _CappedRunner(web.AppRunner):
     that serve only /healthz and /readyz (`probe_only`, shared with the Receiver).
 
     Open connections are counted exactly: a connection counts from the moment it is accepted
-    (aiohttp lists it only at `connection_made`, a loop iteration later) until its connection is
-    lost and its request task has finished (when aiohttp unlists it). Counting the accepted ones
-    for a fixed second instead kept connections that had already closed in the count, so a sender
-    opening a connection per request was refused with far fewer than `limit` open."""
+    (aiohttp lists it only at `connection_made`, a loop iteration later) until it is lost, and at
+    the cap a connection whose sender has gone (its end not yet read by this loop) does not count.
+    Counting the accepted ones for a fixed second instead kept connections that had already
+    closed in the count, so a sender opening a connection per request was refused with far fewer
+    than `limit` open. A connection over the cap serves one probe (then it is closed) and is closed
+    if its head is not complete within PROBE_HEAD_SECONDS, so clients cannot keep those slots."""
 
     def __init__(self, limit: int, app: web.Application, **kwargs: object) -> None:
         super().__init__(app, **kwargs)  # type: ignore[arg-type]
@@ -178,16 +183,19 @@ class _CappedRunner(web.AppRunner):
         inner = super().server
         assert inner is not None
         loop = asyncio.get_running_loop()
-        # Listed: made and not finished (a lost connection whose request still runs holds its
-        # memory, so it still counts); pending: accepted, not made yet.
-        counted = self._pending.union(inner.connections)
+        counted = self._open_connections(inner.connections)
+        if len(counted) >= self.limit:
+            # At the cap, and only there: leave out connections whose sender has gone but whose
+            # end this loop has not read yet (a pool closed and reopened at once).
+            counted = {handler for handler in counted if not _peer_gone(handler)}
         # Forget closed connections.
         self.probe_only.intersection_update(counted)
         if len(counted) >= self.limit + PROBE_CONNECTIONS:
             self.on_refuse()
             return _Refuse()
         handler = inner()
-        if len(counted) >= self.limit:
+        probe_only = len(counted) >= self.limit
+        if probe_only:
             self.probe_only.add(handler)
         self._pending.add(handler)
         # The transport asyncio builds for this protocol schedules `connection_made` (where
@@ -195,8 +203,15 @@ class _CappedRunner(web.AppRunner):
         # scheduled from a call_soon runs after it. By then the handler is listed, or its
         # transport never came and it is not a connection.
         loop.call_soon(loop.call_soon, self._pending.discard, handler)
-        loop.call_later(self.header_timeout, self._first_head_deadline, handler)
+        head_seconds = PROBE_HEAD_SECONDS if probe_only else self.header_timeout
+        loop.call_later(head_seconds, self._first_head_deadline, handler)
         return handler
+
+    def _open_connections(self, listed: list[object]) -> set[object]:
+        """Accepted and not made yet (`_pending`), or made and not lost: aiohttp lists a handler
+        until its request task ends, also after its connection is lost; such a request's memory
+        is the byte budget's and MAX_IN_FLIGHT's to bound, not the connection cap's."""
+        return self._pending.union(h for h in listed if getattr(h, "transport", None) is not None)
 
     def _first_head_deadline(self, handler: object) -> None:
         """408 and close when the connection's first request head is still incomplete.
@@ -213,6 +228,27 @@ class _CappedRunner(web.AppRunner):
         self.on_header_timeout()
         transport.write(_HEADER_TIMEOUT)
         transport.close()
+
+
+def _peer_gone(handler: object) -> bool:
+    """Whether the sender of a made connection has closed or reset it, though this loop has not
+    read that yet: a non-blocking MSG_PEEK of one byte on a duplicate of its socket (EOF: b"";
+    a reset: an error). A connection accepted but not made yet has no transport: not gone."""
+    transport = getattr(handler, "transport", None)
+    if transport is None:
+        return False
+    if transport.is_closing():
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as peek:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
 
 
 class _ProtocolErrors(logging.Filter):

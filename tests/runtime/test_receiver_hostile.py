@@ -18,6 +18,7 @@ import requests
 
 from runtime.receiver import BackgroundServer, Delivery, Receiver, error_response
 from runtime.receiver.events import parse_events
+from runtime.receiver.server import PROBE_HEAD_SECONDS
 from runtime.receiver.settings import (
     HEADER_MEMORY_PER_CONNECTION,
     JSON_MEMORY_FACTOR,
@@ -367,3 +368,118 @@ def test_a_burst_of_connections_is_counted_as_it_is_accepted():
     accepted = [a for a in answers if a.startswith(b"HTTP/1.1 202")]
     busy = [a for a in answers if a.startswith(b"HTTP/1.1 503") and b'"busy"' in a]
     assert (len(accepted), len(busy)) == (5, 12 - 5), answers
+
+
+def _one_request(sock: socket.socket, request: bytes) -> bytes:
+    """Send `request` on a keep-alive connection and read its one answer (Content-Length)."""
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        if not piece:
+            return data
+        data += piece
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(rest) < length:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        rest += piece
+    return head + b"\r\n\r\n" + rest
+
+
+def test_connections_a_sender_closed_are_not_counted_while_new_ones_are_accepted():
+    """A sender with a pool of connections closes them all and opens as many new ones at once:
+    never more open than the cap, yet the new ones were refused 503 `busy` when asyncio accepted
+    them before it had read the old ones' end (the attack review: 33-64 of 64 refused per
+    round)."""
+    receiver = Receiver(accept, name="recycle", max_body_bytes=4096)
+    post = (
+        b"POST / HTTP/1.1\r\nHost: x\r\n" + CE + b"Content-Type: text/plain\r\n"
+        b"Content-Length: 2\r\n\r\nhi"
+    )
+    statuses = []
+    with BackgroundServer(receiver, drain_timeout=2, max_connections=8) as server:
+        for _ in range(15):
+            pool = [socket.create_connection(("127.0.0.1", server.port), timeout=10)]
+            pool += [
+                socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(7)
+            ]
+            statuses += [_one_request(sock, post).split(b" ", 2)[1] for sock in pool]
+            for sock in pool:
+                sock.close()
+    assert statuses == [b"202"] * len(statuses), statuses
+
+
+def test_a_connection_closed_while_its_request_runs_no_longer_counts():
+    """Senders that sent a whole event and hung up while it is handled hold no connection: new
+    senders are served (the handler's work and its bytes are bounded by MAX_IN_FLIGHT and the
+    byte budget, not by the connection cap)."""
+    release = threading.Event()
+
+    async def slow_for_gone(delivery: Delivery):
+        if delivery.events[0].id.startswith("gone"):
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+        return error_response(202, "accepted", "ok")
+
+    receiver = Receiver(slow_for_gone, name="gone", max_body_bytes=4096)
+
+    def post(event_id: bytes) -> bytes:
+        return (
+            b"POST / HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-type: t\r\nce-source: s\r\n"
+            b"ce-id: " + event_id + b"\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+            b"Connection: close\r\n\r\nhi"
+        )
+
+    with BackgroundServer(receiver, drain_timeout=2, max_connections=4) as server:
+        for index in range(4):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(post(b"gone-%d" % index))
+        wait_until(lambda: receiver.in_flight == 4)
+        time.sleep(0.2)
+        answers = [raw(server.port, post(b"new-%d" % i)) for i in range(4)]
+        release.set()
+    assert [a.split(b" ", 2)[1] for a in answers] == [b"202"] * 4, answers
+
+
+def test_a_probe_only_connection_answers_one_probe_and_closes():
+    """Connections over the cap serve the probes only, one request each: a client cannot keep
+    them with keep-alive requests (68 clients polling /healthz took every slot, so the kubelet's
+    own probes were refused). One that sends nothing gets its 408 after PROBE_HEAD_SECONDS."""
+    receiver = Receiver(accept, name="probes", max_body_bytes=4096)
+    with BackgroundServer(receiver, drain_timeout=2, header_timeout=30, max_connections=1) as srv:
+        held = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        time.sleep(0.2)
+        probe = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        answer = read_all(probe)  # returns once the server closed it
+        idle = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        started = time.monotonic()
+        timed_out = read_all(idle)
+        idle_for = time.monotonic() - started
+        for sock in (held, probe, idle):
+            sock.close()
+    assert answer.count(b"HTTP/1.1 200") == 1, answer
+    assert b"Connection: close" in answer
+    assert timed_out.startswith(b"HTTP/1.1 408"), timed_out
+    assert idle_for < PROBE_HEAD_SECONDS + 1.0, idle_for
+
+
+def test_a_sender_gone_mid_body_is_a_disconnect_not_a_400_in_the_request_counts():
+    receiver = Receiver(accept, name="gonebody", max_body_bytes=4096, body_timeout=5)
+    with BackgroundServer(receiver, drain_timeout=2) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST / HTTP/1.1\r\nHost: x\r\n" + CE + b"Content-Type: text/plain\r\n"
+                b"Content-Length: 100\r\n\r\nhalf"
+            )
+            time.sleep(0.2)
+        wait_until(lambda: "gonebody_client_disconnects_total 1.0" in metrics_text(server))
+        text = metrics_text(server)
+    assert 'gonebody_requests_total{status="400"}' not in text, text
+
+
+def metrics_text(server) -> str:
+    return requests.get(server.url + "metrics", timeout=5).text
