@@ -37,9 +37,9 @@ from bench.oss_target import (  # noqa: E402
     BUCKET,
     SK,
     cpu_seconds,
-    endpoint_line,
     free_port,
     reset_emulator,
+    start_emulator,
 )
 
 LAKE_ENV = {
@@ -91,15 +91,6 @@ def role_load(url: str, concurrency: int, count: int, prefix: str) -> None:
     result = asyncio.run(main())
     result["elapsed"] = time.perf_counter() - started
     print(json.dumps(result))
-
-
-def start_emulator() -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.objectstore", "--port", "0", "--bucket", BUCKET,
-         "--credentials", f"{AK}:{SK}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    return process, endpoint_line(process)
 
 
 def start_target(endpoint: str, extra: dict[str, str]) -> tuple[subprocess.Popen, str]:
