@@ -151,6 +151,10 @@ class Receiver:
         self._configure(max_body_bytes, max_in_flight, in_flight_bytes, body_timeout)
         # The connections (aiohttp RequestHandlers) over MAX_CONNECTIONS: server.py fills it.
         self.probe_only: set[object] = set()
+        # The connections with a POST in progress (read, waiting or handled): server.py counts
+        # them against MAX_CONNECTIONS even after their sender hung up, since the request's
+        # memory is still held.
+        self.busy: set[object] = set()
         self.app = web.Application(middlewares=[self._probe_reserve])
         self.app[RECEIVER_KEY] = self
         # `100 Continue` is sent by `_receive` itself, once the headers and the size have passed.
@@ -241,6 +245,7 @@ class Receiver:
         if task is not None:
             self._tasks.add(task)
         self.metrics.in_flight.inc()
+        self.busy.add(request.protocol)
         try:
             response = await self._admit_read_and_handle(request, started)
         except asyncio.CancelledError:
@@ -252,6 +257,7 @@ class Receiver:
             response = _draining_response()
         finally:
             self._tasks.discard(task)  # type: ignore[arg-type]
+            self.busy.discard(request.protocol)
             self.metrics.in_flight.dec()
         self.metrics.duration.observe(time.perf_counter() - started)
         if not response.get(_SENDER_GONE, False):

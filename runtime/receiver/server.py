@@ -90,6 +90,7 @@ async def serve(
     runner.header_timeout = header_timeout
     runner.on_header_timeout = receiver.metrics.rejected.labels("header-timeout").inc
     runner.probe_only = receiver.probe_only
+    runner.busy = receiver.busy
     await runner.setup()
     protocol_errors = _ProtocolErrors(receiver)
     logging.getLogger("aiohttp.server").addFilter(protocol_errors)
@@ -157,8 +158,9 @@ class _CappedRunner(web.AppRunner):
     that serve only /healthz and /readyz (`probe_only`, shared with the Receiver).
 
     Open connections are counted exactly: a connection counts from the moment it is accepted
-    (aiohttp lists it only at `connection_made`, a loop iteration later) until it is lost, and at
-    the cap a connection whose sender has gone (its end not yet read by this loop) does not count.
+    (aiohttp lists it only at `connection_made`, a loop iteration later) until it is lost and no
+    POST of it is in progress, and at the cap an idle connection whose sender has gone (its end not
+    yet read by this loop) does not count.
     Counting the accepted ones for a fixed second instead kept connections that had already
     closed in the count, so a sender opening a connection per request was refused with far fewer
     than `limit` open. A connection over the cap serves one probe (then it is closed) and is closed
@@ -171,6 +173,7 @@ class _CappedRunner(web.AppRunner):
         self._pending: set[object] = set()
         self.on_refuse: Callable[[], None] = lambda: None
         self.probe_only: set[object] = set()
+        self.busy: set[object] = set()
         self.header_timeout = 10.0
         self.on_header_timeout: Callable[[], None] = lambda: None
 
@@ -185,9 +188,9 @@ class _CappedRunner(web.AppRunner):
         loop = asyncio.get_running_loop()
         counted = self._open_connections(inner.connections)
         if len(counted) >= self.limit:
-            # At the cap, and only there: leave out connections whose sender has gone but whose
-            # end this loop has not read yet (a pool closed and reopened at once).
-            counted = {handler for handler in counted if not _peer_gone(handler)}
+            # At the cap, and only there: leave out idle connections whose sender has gone but
+            # whose end this loop has not read yet (a pool closed and reopened at once).
+            counted = {h for h in counted if h in self.busy or not _peer_gone(h)}
         # Forget closed connections.
         self.probe_only.intersection_update(counted)
         if len(counted) >= self.limit + PROBE_CONNECTIONS:
@@ -208,10 +211,14 @@ class _CappedRunner(web.AppRunner):
         return handler
 
     def _open_connections(self, listed: list[object]) -> set[object]:
-        """Accepted and not made yet (`_pending`), or made and not lost: aiohttp lists a handler
-        until its request task ends, also after its connection is lost; such a request's memory
-        is the byte budget's and MAX_IN_FLIGHT's to bound, not the connection cap's."""
-        return self._pending.union(h for h in listed if getattr(h, "transport", None) is not None)
+        """Accepted and not made yet (`_pending`), made and not lost, or lost with a POST still
+        in progress (`busy`): what such a request holds is still held, and without counting it
+        a sender could pile up requests by sending them and hanging up (the attack review:
+        thousands of hung-up requests queued for handler slots). aiohttp lists a handler until
+        its task ends, also once its connection is lost and its request is done."""
+        return self._pending.union(
+            h for h in listed if h in self.busy or getattr(h, "transport", None) is not None
+        )
 
     def _first_head_deadline(self, handler: object) -> None:
         """408 and close when the connection's first request head is still incomplete.

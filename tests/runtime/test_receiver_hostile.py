@@ -412,10 +412,11 @@ def test_connections_a_sender_closed_are_not_counted_while_new_ones_are_accepted
     assert statuses == [b"202"] * len(statuses), statuses
 
 
-def test_a_connection_closed_while_its_request_runs_no_longer_counts():
-    """Senders that sent a whole event and hung up while it is handled hold no connection: new
-    senders are served (the handler's work and its bytes are bounded by MAX_IN_FLIGHT and the
-    byte budget, not by the connection cap)."""
+def test_requests_whose_senders_hung_up_keep_their_connection_slot():
+    """A sender that sends a whole event and hangs up while it is handled keeps its place under
+    the cap until the handler is done: else senders could pile up requests without bound by
+    sending and hanging up (the attack review queued thousands behind the handler slots). Once
+    the handlers finish, the slots are free again."""
     release = threading.Event()
 
     async def slow_for_gone(delivery: Delivery):
@@ -439,9 +440,13 @@ def test_a_connection_closed_while_its_request_runs_no_longer_counts():
                 sock.sendall(post(b"gone-%d" % index))
         wait_until(lambda: receiver.in_flight == 4)
         time.sleep(0.2)
-        answers = [raw(server.port, post(b"new-%d" % i)) for i in range(4)]
+        while_held = raw(server.port, post(b"new-held"))
         release.set()
-    assert [a.split(b" ", 2)[1] for a in answers] == [b"202"] * 4, answers
+        wait_until(lambda: receiver.in_flight == 0)
+        after = [raw(server.port, post(b"new-%d" % i)) for i in range(4)]
+    # Over the cap: the connection is probe-only, a POST there is 503 busy.
+    assert while_held.startswith(b"HTTP/1.1 503"), while_held[:200]
+    assert [a.split(b" ", 2)[1] for a in after] == [b"202"] * 4, after
 
 
 def test_a_probe_only_connection_answers_one_probe_and_closes():
