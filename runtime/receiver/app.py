@@ -151,6 +151,8 @@ class Receiver:
         self._configure(max_body_bytes, max_in_flight, in_flight_bytes, body_timeout)
         # The connections (aiohttp RequestHandlers) over MAX_CONNECTIONS: server.py fills it.
         self.probe_only: set[object] = set()
+        # Those of them that have sent a request (the others may give way to a new connection).
+        self.probe_started: set[object] = set()
         # The connections with a POST in progress (read, waiting or handled): server.py counts
         # them against MAX_CONNECTIONS even after their sender hung up, since the request's
         # memory is still held.
@@ -172,6 +174,7 @@ class Receiver:
         one answer."""
         if request.protocol not in self.probe_only:
             return await handler(request)
+        self.probe_started.add(request.protocol)
         if request.path not in PROBE_PATHS:
             self.metrics.rejected.labels("too-many-connections").inc()
             response = error_response(

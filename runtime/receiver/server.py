@@ -90,8 +90,10 @@ async def serve(
     runner.header_timeout = header_timeout
     runner.on_header_timeout = receiver.metrics.rejected.labels("header-timeout").inc
     runner.probe_only = receiver.probe_only
+    runner.probe_started = receiver.probe_started
     runner.busy = receiver.busy
     await runner.setup()
+    stall_watch = asyncio.ensure_future(runner.abort_stalled_writers())
     protocol_errors = _ProtocolErrors(receiver)
     logging.getLogger("aiohttp.server").addFilter(protocol_errors)
     site = web.TCPSite(runner, host, port, backlog=1024)
@@ -106,6 +108,7 @@ async def serve(
         receiver.start_draining()
         log_fields(receiver.logger, logging.INFO, "draining", timeout_seconds=drain_timeout)
         await site.stop()
+        stall_watch.cancel()
         cut_short = await receiver.drain(drain_timeout)
         await runner.cleanup()
         for hook in on_shutdown or ():
@@ -142,6 +145,10 @@ _HEADER_TIMEOUT = (
 HEADER_408_LEAD_SECONDS = 0.5
 # A connection over the cap serves one probe; the kubelet sends its request as it connects.
 PROBE_HEAD_SECONDS = 1.0
+# A connection whose answers make no progress this long (its reader stopped reading) is aborted:
+# it would hold its place under the cap, and the kernel's buffers, for as long as it liked.
+WRITE_STALL_SECONDS = 10.0
+WRITE_STALL_CHECK_SECONDS = 1.0
 
 
 class _Refuse(asyncio.Protocol):
@@ -173,7 +180,12 @@ class _CappedRunner(web.AppRunner):
         self._pending: set[object] = set()
         self.on_refuse: Callable[[], None] = lambda: None
         self.probe_only: set[object] = set()
+        self.probe_started: set[object] = set()
         self.busy: set[object] = set()
+        # Probe-only connections in the order they were accepted (oldest first).
+        self._probe_order: dict[object, None] = {}
+        # Connections with unsent answers: (bytes unsent, since when that has not shrunk).
+        self._unsent: dict[object, tuple[int, float]] = {}
         self.header_timeout = 10.0
         self.on_header_timeout: Callable[[], None] = lambda: None
 
@@ -193,13 +205,17 @@ class _CappedRunner(web.AppRunner):
             counted = {h for h in counted if h in self.busy or not _peer_gone(h)}
         # Forget closed connections.
         self.probe_only.intersection_update(counted)
-        if len(counted) >= self.limit + PROBE_CONNECTIONS:
+        self.probe_started.intersection_update(counted)
+        for gone in [h for h in self._probe_order if h not in self.probe_only]:
+            del self._probe_order[gone]
+        if len(counted) >= self.limit + PROBE_CONNECTIONS and not self._evict_idle_probe_only():
             self.on_refuse()
             return _Refuse()
         handler = inner()
         probe_only = len(counted) >= self.limit
         if probe_only:
             self.probe_only.add(handler)
+            self._probe_order[handler] = None
         self._pending.add(handler)
         # The transport asyncio builds for this protocol schedules `connection_made` (where
         # aiohttp lists the handler) with call_soon right after this returns; a call_soon
@@ -209,6 +225,46 @@ class _CappedRunner(web.AppRunner):
         head_seconds = PROBE_HEAD_SECONDS if probe_only else self.header_timeout
         loop.call_later(head_seconds, self._first_head_deadline, handler)
         return handler
+
+    def _evict_idle_probe_only(self) -> bool:
+        """Close the oldest probe-only connection that has not sent a request yet, so a new one
+        (the kubelet's probe) takes its place: connections that send nothing cannot keep the
+        probe slots however fast they reconnect. False when every probe slot is in use."""
+        for handler in self._probe_order:
+            transport = getattr(handler, "transport", None)
+            if handler in self.probe_started or transport is None:
+                continue
+            del self._probe_order[handler]
+            self.probe_only.discard(handler)
+            transport.close()
+            return True
+        return False
+
+    async def abort_stalled_writers(self) -> None:
+        """Every WRITE_STALL_CHECK_SECONDS: abort connections whose unsent answers have not
+        shrunk for WRITE_STALL_SECONDS (a reader that stopped reading: aiohttp has no deadline
+        for writing an answer, and such a connection kept its place under the cap for good)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WRITE_STALL_CHECK_SECONDS)
+            inner = super().server
+            if inner is None:
+                continue
+            now = loop.time()
+            unsent: dict[object, tuple[int, float]] = {}
+            for handler in inner.connections:
+                transport = getattr(handler, "transport", None)
+                size = transport.get_write_buffer_size() if transport is not None else 0
+                if not size:
+                    continue
+                before, since = self._unsent.get(handler, (size + 1, now))
+                if size < before:
+                    since = now  # progress
+                if now - since >= WRITE_STALL_SECONDS:
+                    transport.abort()
+                    continue
+                unsent[handler] = (size, since)
+            self._unsent = unsent
 
     def _open_connections(self, listed: list[object]) -> set[object]:
         """Accepted and not made yet (`_pending`), made and not lost, or lost with a POST still
@@ -245,7 +301,8 @@ def _peer_gone(handler: object) -> bool:
     if transport is None:
         return False
     if transport.is_closing():
-        return True
+        # Closing, but still open while it has an answer to flush (bounded by the write stall).
+        return not transport.get_write_buffer_size()
     sock = transport.get_extra_info("socket")
     if sock is None:
         return False
