@@ -11,6 +11,7 @@ in preview mode those computed outputs are left out, so they stay unknown exactl
 `pulumi preview`.
 """
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -193,6 +194,7 @@ class MockEngine(pulumi.runtime.Mocks):
         self._root: Any = None
 
     def install(self) -> "MockEngine":
+        _ensure_event_loop()
         pulumi.runtime.set_mocks(
             self,
             project=self.project,
@@ -419,3 +421,12 @@ __all__ = [
     "secret",
     "unwrap",
 ]
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's mocks take the thread's current event loop; `asyncio.run` leaves none set when it
+    returns, so a test suite that ran asyncio code first could not install the engine."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
