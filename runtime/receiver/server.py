@@ -156,8 +156,13 @@ class _Refuse(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(_REFUSED)
-        transport.close()
+        _refuse(transport)
+
+
+def _refuse(transport: asyncio.WriteTransport) -> None:
+    """503 `busy` and close: a connection over the cap, or one that gave way to a newer one."""
+    transport.write(_REFUSED)
+    transport.close()
 
 
 class _CappedRunner(web.AppRunner):
@@ -184,6 +189,8 @@ class _CappedRunner(web.AppRunner):
         self.busy: set[object] = set()
         # Probe-only connections in the order they were accepted (oldest first).
         self._probe_order: dict[object, None] = {}
+        # Evicted before they were made: closed when they are.
+        self._doomed: set[object] = set()
         # Connections with unsent answers: (bytes unsent, since when that has not shrunk).
         self._unsent: dict[object, tuple[int, float]] = {}
         self.header_timeout = 10.0
@@ -221,7 +228,7 @@ class _CappedRunner(web.AppRunner):
         # aiohttp lists the handler) with call_soon right after this returns; a call_soon
         # scheduled from a call_soon runs after it. By then the handler is listed, or its
         # transport never came and it is not a connection.
-        loop.call_soon(loop.call_soon, self._pending.discard, handler)
+        loop.call_soon(loop.call_soon, self._made, handler)
         head_seconds = PROBE_HEAD_SECONDS if probe_only else self.header_timeout
         loop.call_later(head_seconds, self._first_head_deadline, handler)
         return handler
@@ -231,14 +238,27 @@ class _CappedRunner(web.AppRunner):
         (the kubelet's probe) takes its place: connections that send nothing cannot keep the
         probe slots however fast they reconnect. False when every probe slot is in use."""
         for handler in self._probe_order:
-            transport = getattr(handler, "transport", None)
-            if handler in self.probe_started or transport is None:
+            if handler in self.probe_started:
                 continue
             del self._probe_order[handler]
             self.probe_only.discard(handler)
-            transport.close()
+            transport = getattr(handler, "transport", None)
+            if transport is None:
+                # Accepted in this burst, not made yet: closed as soon as it is (`_made`).
+                self._doomed.add(handler)
+            else:
+                _refuse(transport)
             return True
         return False
+
+    def _made(self, handler: object) -> None:
+        """Two loop turns after the accept: the handler is made (listed), or never will be."""
+        self._pending.discard(handler)
+        if handler in self._doomed:
+            self._doomed.discard(handler)
+            transport = getattr(handler, "transport", None)
+            if transport is not None:
+                _refuse(transport)
 
     async def abort_stalled_writers(self) -> None:
         """Every WRITE_STALL_CHECK_SECONDS: abort connections whose unsent answers have not
@@ -251,6 +271,13 @@ class _CappedRunner(web.AppRunner):
             if inner is None:
                 continue
             now = loop.time()
+            # Forget closed connections here too, not only at the next accept (they would keep
+            # their handlers alive until then).
+            open_now = self._open_connections(inner.connections)
+            self.probe_only.intersection_update(open_now)
+            self.probe_started.intersection_update(open_now)
+            for gone in [h for h in self._probe_order if h not in self.probe_only]:
+                del self._probe_order[gone]
             unsent: dict[object, tuple[int, float]] = {}
             for handler in inner.connections:
                 transport = getattr(handler, "transport", None)
@@ -272,9 +299,10 @@ class _CappedRunner(web.AppRunner):
         a sender could pile up requests by sending them and hanging up (the attack review:
         thousands of hung-up requests queued for handler slots). aiohttp lists a handler until
         its task ends, also once its connection is lost and its request is done."""
-        return self._pending.union(
+        counted = self._pending.union(
             h for h in listed if h in self.busy or getattr(h, "transport", None) is not None
         )
+        return counted - self._doomed
 
     def _first_head_deadline(self, handler: object) -> None:
         """408 and close when the connection's first request head is still incomplete.
