@@ -150,6 +150,9 @@ async def read_body(
 
 
 async def _read_into(stream: StreamReader, arriving: ArrivingBody) -> bytearray:
+    # An empty piece is the end of an HTTP chunk, not of the body, unless the stream is at EOF;
+    # more than the declared size is refused by `append` (aiohttp's parser stops at
+    # Content-Length, so that would be a framing bug).
     while True:
         piece, _ = await stream.readchunk()
         if piece:
@@ -169,25 +172,9 @@ async def _read_declared(stream: StreamReader, size: int) -> bytes | bytearray:
     piece, _ = await stream.readchunk()
     if len(piece) == size:
         return piece
-    body = bytearray(size)
-    filled = 0
-    with memoryview(body) as view:
-        while True:
-            if not piece:
-                if stream.at_eof():
-                    break
-                piece, _ = await stream.readchunk()
-                continue  # the end of an HTTP chunk, not of the body
-            end = filled + len(piece)
-            if end > size:
-                # aiohttp's parser stops at Content-Length; more would be a framing bug.
-                raise BodyTooLarge(f"body exceeds its declared {size} bytes")
-            view[filled:end] = piece
-            filled = end
-            piece, _ = await stream.readchunk()
-    if filled != size:
-        raise ConnectionResetError(f"the body ended after {filled} of its {size} bytes")
-    return body
+    arriving = ArrivingBody(size)
+    arriving.append(piece)
+    return await _read_into(stream, arriving)
 
 
 async def _read_chunked(

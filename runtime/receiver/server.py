@@ -210,11 +210,7 @@ class _CappedRunner(web.AppRunner):
             # At the cap, and only there: leave out idle connections whose sender has gone but
             # whose end this loop has not read yet (a pool closed and reopened at once).
             counted = {h for h in counted if h in self.busy or not _peer_gone(h)}
-        # Forget closed connections.
-        self.probe_only.intersection_update(counted)
-        self.probe_started.intersection_update(counted)
-        for gone in [h for h in self._probe_order if h not in self.probe_only]:
-            del self._probe_order[gone]
+        self._forget_closed(counted)
         if len(counted) >= self.limit + PROBE_CONNECTIONS and not self._evict_idle_probe_only():
             self.on_refuse()
             return _Refuse()
@@ -232,6 +228,13 @@ class _CappedRunner(web.AppRunner):
         head_seconds = PROBE_HEAD_SECONDS if probe_only else self.header_timeout
         loop.call_later(head_seconds, self._first_head_deadline, handler)
         return handler
+
+    def _forget_closed(self, counted: set[object]) -> None:
+        """Drop the probe-only bookkeeping of connections no longer `counted` (closed)."""
+        self.probe_only.intersection_update(counted)
+        self.probe_started.intersection_update(counted)
+        for gone in [h for h in self._probe_order if h not in self.probe_only]:
+            del self._probe_order[gone]
 
     def _evict_idle_probe_only(self) -> bool:
         """Close the oldest probe-only connection that has not sent a request yet, so a new one
@@ -271,13 +274,8 @@ class _CappedRunner(web.AppRunner):
             if inner is None:
                 continue
             now = loop.time()
-            # Forget closed connections here too, not only at the next accept (they would keep
-            # their handlers alive until then).
-            open_now = self._open_connections(inner.connections)
-            self.probe_only.intersection_update(open_now)
-            self.probe_started.intersection_update(open_now)
-            for gone in [h for h in self._probe_order if h not in self.probe_only]:
-                del self._probe_order[gone]
+            # Here too, not only at the next accept (closed handlers would stay alive until then).
+            self._forget_closed(self._open_connections(inner.connections))
             unsent: dict[object, tuple[int, float]] = {}
             for handler in inner.connections:
                 transport = getattr(handler, "transport", None)
