@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -145,13 +146,11 @@ def main() -> None:
         shaping = (
             ShapedLoopback(args.link_mbit, [ports["on"], ports["off"]], ports["oss"])
             if args.link_mbit
-            else None
+            else contextlib.nullcontext()
         )
         results = {}
         started = time.monotonic()
-        if shaping is not None:
-            shaping.__enter__()
-        try:
+        with shaping:
             for size in SIZES:
                 body = os.urandom(size)
                 medians: dict[str, list[float]] = {name: [] for name in (*urls, "plain oss2")}
@@ -168,9 +167,6 @@ def main() -> None:
                         medians[name].append(statistics.median(latencies) * 1000)
                     reset_emulator(endpoint)
                 results[size] = medians
-        finally:
-            if shaping is not None:
-                shaping.__exit__()
     finally:
         for process in processes:
             process.terminate()

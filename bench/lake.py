@@ -38,6 +38,7 @@ from bench.oss_target import (  # noqa: E402
     SK,
     cpu_seconds,
     free_port,
+    launch_target,
     reset_emulator,
     start_emulator,
 )
@@ -109,21 +110,7 @@ def start_target(endpoint: str, extra: dict[str, str]) -> tuple[subprocess.Popen
         "MAX_CONNECTIONS": "256",
         **extra,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runtime.alibaba_oss_target"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "readyz", timeout=1) as response:
-                if response.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("target did not become ready")
+    return launch_target(env, port)
 
 
 def emulator_json(endpoint: str, path: str) -> object:

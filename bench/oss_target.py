@@ -253,6 +253,12 @@ def start_target(
         "MEMORY_LIMIT_BYTES": str(MEMORY_LIMIT_MIB * MIB),
         **(extra or {}),
     }
+    return launch_target(env, port)
+
+
+def launch_target(env: dict[str, str], port: int) -> tuple[subprocess.Popen, str]:
+    """`python -m runtime.alibaba_oss_target` with exactly `env` (logs to /dev/null), once its
+    /readyz on `port` answers 200 (SystemExit after 20 s)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "runtime.alibaba_oss_target"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
