@@ -62,6 +62,12 @@ def half_sent(server, event_id: str, body: bytes) -> socket.socket:
     return sock
 
 
+def rest_and_answer(sock: socket.socket, body: bytes) -> bytes:
+    """Send the half of `body` that `half_sent` held back; the whole answer."""
+    sock.sendall(body[len(body) // 2 :])
+    return read_all(sock)
+
+
 def test_the_upload_runs_while_the_body_arrives_and_stores_the_whole_body(start_target, store):
     target = start_target()
     body = os.urandom(SIZE)
@@ -70,8 +76,7 @@ def test_the_upload_runs_while_the_body_arrives_and_stores_the_whole_body(start_
         time.sleep(0.2)
         # OSS has not stored anything from half a body, and the request is not answered.
         assert store.keys(BUCKET) == []
-        sock.sendall(body[len(body) // 2 :])
-        answer = read_all(sock)
+        answer = rest_and_answer(sock, body)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
     stored = store.get(BUCKET, "ahead")
     assert stored.body == body
@@ -117,8 +122,7 @@ def test_failed_attempts_are_retried_from_the_arrived_body(start_target, store):
     body = os.urandom(SIZE)
     with half_sent(target, "retried", body) as sock:
         wait_for(lambda: uploading(target) == 1)
-        sock.sendall(body[len(body) // 2 :])
-        answer = read_all(sock)
+        answer = rest_and_answer(sock, body)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
     assert store.get(BUCKET, "retried").body == body
     # 503, dropped, CRC mismatch (stored, then replaced by the same bytes), stored.
@@ -149,8 +153,7 @@ def test_trickling_senders_hold_at_most_half_the_oss_connections(start_target, s
     def finish(event_id: str) -> None:
         sock = senders[event_id]
         body = bodies[event_id]
-        sock.sendall(body[len(body) // 2 :])
-        answers[event_id] = read_all(sock)
+        answers[event_id] = rest_and_answer(sock, body)
         sock.close()
 
     threads = [threading.Thread(target=finish, args=(event_id,)) for event_id in bodies]
@@ -168,16 +171,14 @@ def test_the_threshold_is_a_setting_and_zero_turns_it_off(start_target, store):
     eager = start_target(OSS_HEAD_START_BYTES=str(len(small)))
     with half_sent(eager, "eager", small) as sock:
         wait_for(lambda: uploading(eager) == 1)
-        sock.sendall(small[len(small) // 2 :])
-        assert read_all(sock).startswith(b"HTTP/1.1 200")
+        assert rest_and_answer(sock, small).startswith(b"HTTP/1.1 200")
     assert store.get(BUCKET, "eager").body == small
     off = start_target(OSS_HEAD_START_BYTES="0")
     body = os.urandom(SIZE)
     with half_sent(off, "off", body) as sock:
         time.sleep(0.3)
         assert uploading(off) == 0
-        sock.sendall(body[len(body) // 2 :])
-        assert read_all(sock).startswith(b"HTTP/1.1 200")
+        assert rest_and_answer(sock, body).startswith(b"HTTP/1.1 200")
     assert store.get(BUCKET, "off").body == body
 
 
@@ -190,15 +191,13 @@ def test_no_head_start_where_the_object_is_not_the_body_as_sent(start_target, st
     with half_sent(target, "whole-event", body) as sock:
         time.sleep(0.3)
         assert uploading(target) == 0
-        sock.sendall(body[len(body) // 2 :])
-        assert read_all(sock).startswith(b"HTTP/1.1 200")
+        assert rest_and_answer(sock, body).startswith(b"HTTP/1.1 200")
     assert store.get(BUCKET, "whole-event").body.startswith(b"{")
     plain = start_target()
     with half_sent(plain, "..", body) as sock:
         time.sleep(0.3)
         assert uploading(plain) == 0
-        sock.sendall(body[len(body) // 2 :])
-        answer = read_all(sock)
+        answer = rest_and_answer(sock, body)
     assert answer.startswith(b"HTTP/1.1 400") and b"invalid-key" in answer, answer[:300]
 
 
@@ -227,8 +226,7 @@ def test_the_retry_budget_counts_from_the_whole_body_not_the_head(start_target, 
     with half_sent(target, "slow-sender", body) as sock:
         wait_for(lambda: uploading(target) == 1)
         time.sleep(1.5)
-        sock.sendall(body[len(body) // 2 :])
-        answer = read_all(sock)
+        answer = rest_and_answer(sock, body)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
     assert store.get(BUCKET, "slow-sender").body == body
     assert store.stats.requests == 2
@@ -241,5 +239,4 @@ def test_no_head_start_when_oss_concurrency_is_one(start_target, store):
     with half_sent(target, "one-slot", body) as sock:
         time.sleep(0.3)
         assert uploading(target) == 0
-        sock.sendall(body[len(body) // 2 :])
-        assert read_all(sock).startswith(b"HTTP/1.1 200")
+        assert rest_and_answer(sock, body).startswith(b"HTTP/1.1 200")
